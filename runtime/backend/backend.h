@@ -1,0 +1,76 @@
+/* backend.h - the one interface every executor implements (cpu, ane).
+ *
+ * A backend turns a checked, weight-resolved MIL program into a kernel for one function, loads
+ * it, evaluates it on tensors, and unloads and frees it. Kernels describe their inputs and
+ * outputs; a backend may supply the storage for them (IOSurfaces on the ANE) through alloc_io so
+ * that Lua writes inputs and reads outputs without copies. */
+#ifndef ANE_BACKEND_H
+#define ANE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/error.h"
+#include "../core/tensor.h"
+#include "../mil/ir.h"
+
+typedef enum { PREC_FP16 = 0, PREC_FP32 = 1 } precision_mode;
+
+typedef struct compile_opts {
+    const char *function;   /* NULL -> "main" */
+    precision_mode precision;/* default fp16 (ANE numerics); ANE_PRECISION overrides the default */
+    int strict;             /* refuse/flag what the ANE refuses (ANE_STRICT=1 sets the default) */
+    const char *chip;       /* strict mode: chip family ("m1".."m5", NULL = newest) */
+    unsigned qos;           /* ANE: QoS (default 21) */
+    int threads;            /* CPU: worker threads, 0 = auto */
+} compile_opts;
+
+void compile_opts_default(compile_opts *o); /* reads ANE_PRECISION / ANE_STRICT */
+
+typedef struct kernel_io {
+    const char *name;
+    dtype dt;
+    int rank;
+    int64_t shape[TENSOR_MAX_RANK];
+} kernel_io;
+
+typedef struct backend backend;
+
+typedef struct kernel {
+    const backend *be;
+    mil_program *prog;      /* retained */
+    int nin, nout;
+    kernel_io *in, *out;
+    int loaded;
+    void *impl;             /* backend-private state */
+} kernel;
+
+struct backend {
+    const char *name;                       /* "cpu", "ane" */
+    const char *description;
+    /* 1 if usable here; else 0 and why (e.g. "framework not found: ..."). */
+    int (*available)(char *why, size_t n);
+    int (*compile)(mil_program *p, const compile_opts *o, kernel **out, ane_error *e);
+    int (*load)(kernel *k, ane_error *e);
+    /* in[i]/out[i] follow k->in/k->out order; shapes and dtypes must match exactly. */
+    int (*eval)(kernel *k, tensor *const *in, tensor *const *out, ane_error *e);
+    int (*unload)(kernel *k, ane_error *e);
+    void (*free)(kernel *k);                /* also unloads; NULL-safe */
+    /* Optional: give t storage suited to k's input (is_output = 0) or output number idx. */
+    int (*alloc_io)(kernel *k, int is_output, int idx, tensor *t, ane_error *e);
+    /* Optional: facts for `ane info` as "key=value\n" lines. */
+    int (*info)(char *buf, size_t n);
+};
+
+int backend_register(const backend *b);        /* at most 16; later names replace earlier ones */
+const backend *backend_get(const char *name);  /* NULL if unknown */
+int backend_count(void);
+const backend *backend_at(int i);
+/* The default: $ANE_BACKEND if set, else "ane" when available, else "cpu". */
+const backend *backend_default(void);
+void backend_register_builtin(void);          /* cpu (+ ane where built); idempotent */
+
+/* Generic helpers over the vtable (check kernel state, shapes and dtypes of eval arguments). */
+int kernel_check_io(const kernel *k, tensor *const *in, tensor *const *out, ane_error *e);
+
+#endif

@@ -1,0 +1,21 @@
+/* l_ane.c - luaopen_ane_core: the C half of `require "ane"` (lua/ane/init.lua wraps it). */
+#include "lane.h"
+
+#define ANE_VERSION "0.1.0"
+
+static void open_version(lua_State *L) {
+    lua_pushliteral(L, ANE_VERSION);
+    lua_setfield(L, -2, "version");
+}
+
+/* One line per binding file; each adds its functions to the module table. */
+static void (*const openers[])(lua_State *) = {
+    open_version,
+};
+
+int luaopen_ane_core(lua_State *L) {
+    luaL_checkversion(L);
+    lua_newtable(L);
+    for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++) openers[i](L);
+    return 1;
+}

@@ -1,0 +1,48 @@
+/* lane.h - helpers shared by the Lua bindings (the only C code besides the host that sees lua.h).
+ *
+ * Each binding file registers its functions into the module table through one lane_open_* call
+ * listed in l_ane.c, and owns one or more userdata types named "ane.Xxx" (luaL_newmetatable
+ * records __name, so type errors read "ane.Tensor expected, got number"). */
+#ifndef ANE_LUA_LANE_H
+#define ANE_LUA_LANE_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "../core/error.h"
+#include "../core/tensor.h"
+
+/* Raise e's message as a Lua error at the caller's level. Never returns. */
+int lane_error(lua_State *L, const ane_error *e);
+/* Expected failure convention: push nil, message; returns 2. */
+int lane_fail(lua_State *L, const ane_error *e);
+
+/* Create metatable `tname` with methods (reached through __index) and metamethods; leaves nothing
+ * on the stack. */
+void lane_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, const luaL_Reg *meta);
+
+/* Options tables: reject unknown keys (error names the key and the argument position). */
+void lane_checkopts(lua_State *L, int idx, const char *const *known);
+
+/* Tell the collector about C memory it cannot see (storage bytes); call after big allocations. */
+void lane_gcstep(lua_State *L);
+
+/* ---- ane.Tensor (l_tensor.c) ---- */
+#define LANE_TENSOR "ane.Tensor"
+typedef struct lane_tensor {
+    tensor t;      /* empty (t.st == NULL) after close */
+} lane_tensor;
+tensor *lane_checktensor(lua_State *L, int idx);   /* raises on a closed tensor */
+tensor *lane_totensor(lua_State *L, int idx);      /* NULL if not an open ane.Tensor */
+/* Push a new empty ane.Tensor userdata; the caller fills ->t. */
+lane_tensor *lane_pushtensor(lua_State *L);
+
+/* ---- module openers: each adds its functions to the table on top of the stack ---- */
+void lane_open_tensor(lua_State *L);   /* l_tensor.c */
+void lane_open_mil(lua_State *L);      /* l_mil.c */
+void lane_open_backend(lua_State *L);  /* l_backend.c: compile, kernels, backends */
+void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
+
+int luaopen_ane_core(lua_State *L);
+
+#endif

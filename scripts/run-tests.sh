@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the whole suite: C unit tests, the busted specs under stock lua5.4 and under the `ane`
+# host, and a short fuzz run. Prints one closing line "N passed, N failed".
+# Usage: scripts/run-tests.sh BUILD_DIR LUA_BIN "LUA_RUN_PREFIX" SANITIZE
+set -u
+build=${1:-build}; lua=${2:-lua5.4}; lua_run=${3:-}; sanitize=${4:-}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export ANE_ROOT="$root" ANE_BUILD="$root/$build"
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;"
+export LUA_CPATH="$root/$build/lua/?.so;;"
+export ANE_HISTORY_FILE="$(mktemp -u /tmp/ane-test-history.XXXXXX)"
+[ "$sanitize" = 1 ] && export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+passed=0; failed=0
+
+note() { printf '\n== %s\n' "$*"; }
+
+note "C unit tests"
+for t in "$build"/test/test_*; do
+  [ -x "$t" ] || continue
+  if out=$("$t" 2>&1); then
+    passed=$((passed + 1)); printf 'ok   %s\n' "$(basename "$t")"
+  else
+    failed=$((failed + 1)); printf 'FAIL %s\n%s\n' "$(basename "$t")" "$out"
+  fi
+done
+
+run_busted() { # label, interpreter command...
+  local label=$1; shift
+  note "busted specs under $label"
+  local log; log=$(mktemp)
+  "$@" /usr/bin/env busted --lua="$BUSTED_LUA" -o utfTerminal spec 2>&1 | tee "$log"
+  local summary; summary=$(grep -aE '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -1)
+  if [ -z "$summary" ]; then failed=$((failed + 1)); echo "busted under $label printed no summary"; rm -f "$log"; return; fi
+  local s f e
+  s=$(echo "$summary" | sed -E 's/.*\b([0-9]+) successes?.*/\1/')
+  f=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
+  e=$(echo "$summary" | sed -E 's/.* ([0-9]+) errors?.*/\1/')
+  passed=$((passed + s)); failed=$((failed + f + e))
+  rm -f "$log"
+}
+
+BUSTED_LUA=$(command -v "$lua") run_busted "stock $lua" env $lua_run
+BUSTED_LUA="$root/$build/ane" run_busted "the ane host" env
+
+if [ -x "$build/fuzz/mil_fuzz" ]; then
+  note "fuzz: MIL parser+checker, ${FUZZ_SECONDS:-5} s"
+  if "$build/fuzz/mil_fuzz" -max_total_time="${FUZZ_SECONDS:-5}" -rss_limit_mb=2048 "$build/fuzz/corpus" spec/fixtures/fuzz >/tmp/ane-fuzz.log 2>&1; then
+    passed=$((passed + 1)); tail -1 /tmp/ane-fuzz.log
+  else
+    failed=$((failed + 1)); tail -40 /tmp/ane-fuzz.log
+  fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
