@@ -15,6 +15,9 @@ TSAN_LUA_ENV := ANE_ROOT=$(CURDIR) ANE_BUILD=$(CURDIR)/build-tsan \
   LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;' \
   LUA_CPATH='$(CURDIR)/build-tsan/lua/?.so;;' TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
+# This fragment is included before `all` is defined: keep `all` the default goal.
+.DEFAULT_GOAL := all
+
 .PHONY: test-queue-tsan
 test-queue-tsan:
 	$(MAKE) SANITIZE=thread all build-tsan/test/test_queue
