@@ -47,6 +47,8 @@ lane_tensor *lane_pushtensor(lua_State *L);
 void lane_pushkernel(lua_State *L, kernel *k);
 /* The kernel behind the open ane.Kernel at idx; raises on anything else or a closed kernel. */
 kernel *lane_checkkernel(lua_State *L, int idx);
+/* Same without raising: NULL if idx is not an open ane.Kernel. */
+kernel *lane_tokernel(lua_State *L, int idx);
 /* The program argument at idx (whatever ane.compile accepts: a program object, a builder, MIL
  * text) as a checked, weight-resolved mil_program. Returns a NEW reference (the caller
  * releases it); raises with the program's own message on parse/check errors. */
