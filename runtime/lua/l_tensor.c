@@ -564,7 +564,9 @@ static void checkfloat(lua_State *L, int idx, const tensor *t) {
 }
 
 /* Run a binary core op with src locked for reading and dst for writing (one lock if shared). */
-static void locked2(lua_State *L, tensor *dst, const tensor *src, int (*op)(tensor *, const tensor *, ane_error *)) {
+typedef enum { OP_COPY, OP_ADD, OP_AXPY } binop;
+
+static void locked2(lua_State *L, tensor *dst, const tensor *src, binop op, double a) {
     ane_error e;
     int same = dst->st == src->st;
     lockt(L, dst, 0);
@@ -572,22 +574,18 @@ static void locked2(lua_State *L, tensor *dst, const tensor *src, int (*op)(tens
         storage_unlock(dst->st, 0);
         lane_error(L, &e);
     }
-    int rc = op(dst, src, &e);
+    int rc = op == OP_COPY ? tensor_copy(dst, src, &e) : op == OP_ADD ? tensor_add(dst, dst, src, &e)
+                                                                      : tensor_axpy(dst, a, src, &e);
     if (!same) storage_unlock(src->st, 1);
     storage_unlock(dst->st, 0);
     if (rc) lane_error(L, &e);
 }
 
-static int op_copy(tensor *d, const tensor *s, ane_error *e) { return tensor_copy(d, s, e); }
-static int op_add(tensor *d, const tensor *s, ane_error *e) { return tensor_add(d, d, s, e); }
-static double axpy_a;
-static int op_axpy(tensor *d, const tensor *s, ane_error *e) { return tensor_axpy(d, axpy_a, s, e); }
-
 /* t:copy(src) -> t; any dtypes, equal element counts, converting. */
 static int m_copy(lua_State *L) {
     tensor *t = lane_checktensor(L, 1), *s = lane_checktensor(L, 2);
     checksamenumel(L, 2, t, s);
-    locked2(L, t, s, op_copy);
+    locked2(L, t, s, OP_COPY, 0);
     lua_settop(L, 1);
     return 1;
 }
@@ -597,7 +595,7 @@ static int m_clone(lua_State *L) {
     tensor *t = lane_checktensor(L, 1);
     dtype dt = optdtype(L, 2, t->dt);
     tensor *c = newtensor(L, dt, t->rank, t->shape);
-    locked2(L, c, t, op_copy);
+    locked2(L, c, t, OP_COPY, 0);
     return 1;
 }
 
@@ -620,7 +618,7 @@ static int m_add(lua_State *L) {
     checkfloat(L, 1, t);
     checkfloat(L, 2, b);
     checksamenumel(L, 2, t, b);
-    locked2(L, t, b, op_add);
+    locked2(L, t, b, OP_ADD, 0);
     lua_settop(L, 1);
     return 1;
 }
@@ -633,8 +631,7 @@ static int m_axpy(lua_State *L) {
     checkfloat(L, 1, y);
     checkfloat(L, 3, x);
     checksamenumel(L, 3, y, x);
-    axpy_a = a; /* one lua_State, one thread: a file static is enough to pass the scalar */
-    locked2(L, y, x, op_axpy);
+    locked2(L, y, x, OP_AXPY, a);
     lua_settop(L, 1);
     return 1;
 }
