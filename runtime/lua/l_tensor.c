@@ -314,7 +314,13 @@ static int t_fp16_from_bits(lua_State *L) {
     return 1;
 }
 
+/* ane.fp16_simd([on]) -> "f16c" | "neon" | "scalar": the conversion path; a boolean switches the
+ * vector path on or off first (for benchmarks and cross-checks). */
 static int t_fp16_simd(lua_State *L) {
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TBOOLEAN);
+        fp16_set_simd(lua_toboolean(L, 1));
+    }
     lua_pushstring(L, fp16_simd());
     return 1;
 }
