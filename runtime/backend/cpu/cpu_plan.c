@@ -526,7 +526,8 @@ static int memory_plan(cpu_planner *P) {
     for (int i = 0; i < pl->nnodes; i++) {
         cpu_node *nd = &pl->nodes[i];
         int start = 0;
-        if (is_elementwise_inplace(pl, nd) && V[V[nd->in[0]].root].last == i) {
+        /* strict mode compares results with inputs after each node: no in-place writes then */
+        if (!pl->opts.strict && is_elementwise_inplace(pl, nd) && V[V[nd->in[0]].root].last == i) {
             int r = V[nd->in[0]].root;
             V[nd->out[0]].arena_off = V[r].arena_off;
             V[r].last = -2; /* storage handed over: do not free it */
