@@ -118,6 +118,9 @@ static int read_line(const char *prompt, char **out) {
     got_sigint = 0;
     if (use_editline) {
         cancel_step = 0;
+        /* Raw mode before the prompt shows: readline would print it first, and a ^D typed in
+         * that gap reaches the cooked line discipline, which turns it into a NUL byte. */
+        rl_prep_terminal(1);
         char *line = readline(prompt);
         if (cancel_step || got_sigint) {
             free(line);
