@@ -39,7 +39,8 @@ static int checkshape_ex(lua_State *L, int idx, int64_t *shape, int *infer) {
         int isint = 0;
         lua_geti(L, idx, i + 1);
         lua_Integer d = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
-        if (isint && d == -1 && infer && *infer < 0) {
+        if (isint && d == -1 && infer) {
+            if (*infer >= 0) luaL_argerror(L, idx, lua_pushfstring(L, "shape[%d]: only one dimension may be -1", i + 1));
             *infer = i;
         } else if (!isint || d < 1) {
             const char *got = lua_type(L, -1) == LUA_TNUMBER ? lua_pushfstring(L, "%s", luaL_tolstring(L, -1, NULL))
@@ -689,9 +690,8 @@ static int m_reshape(lua_State *L) {
     int rank = checkshape_ex(L, 2, shape, &infer);
     int64_t n = tensor_numel(t);
     if (infer >= 0) {
-        int64_t rest = 1;
-        for (int i = 0; i < rank; i++)
-            if (i != infer) rest *= shape[i]; /* cannot overflow past n unless the shape is wrong anyway */
+        shape[infer] = 1;
+        int64_t rest = shape_numel(rank, shape); /* -1 if the other dims overflow */
         if (rest <= 0 || n % rest != 0)
             luaL_argerror(L, 2, lua_pushfstring(L, "cannot infer shape[%d]: %I elements", infer + 1, (lua_Integer)n));
         shape[infer] = n / rest;
