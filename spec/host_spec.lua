@@ -134,8 +134,8 @@ describe("ane host", function()
     local f = H.tmpfile("local function spin() while true do end end\nprint('ready')\nspin()\n")
     local out, code, err = P.drive({ { "expect", "ready\n" }, { "send", "\3" }, { "wait" } }, { H.ane_bin, f })
     assert.equal(1, code, err .. out)
-    assert.matches("ane: " .. H.escape(f) .. ":1: interrupted!\nstack traceback:", out)
-    assert.matches("in local 'spin'", out)
+    -- ^C may land in the loop or as print returns: either way a line of the script is named
+    assert.matches("ane: " .. H.escape(f) .. ":[12]: interrupted!\nstack traceback:\n", out)
   end)
 end)
 

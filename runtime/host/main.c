@@ -27,11 +27,15 @@ static lua_State *globalL = NULL;
  * Protected calls, interruption, error reports
  * =================================================================== */
 
-/* Runs inside the interrupted function, so level 0 is where the user's code was. */
+/* Runs inside the interrupted function; the message names the innermost Lua line (the hook
+ * may fire as a C function such as print returns, which has no line of its own). */
 static void lstop(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_where(L, 0);
+    lua_Debug d;
+    int level = 0;
+    while (lua_getstack(L, level, &d) && lua_getinfo(L, "l", &d) && d.currentline <= 0) level++;
+    luaL_where(L, level);
     lua_pushliteral(L, "interrupted!");
     lua_concat(L, 2);
     lua_error(L);
