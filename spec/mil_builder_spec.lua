@@ -388,6 +388,19 @@ program(1.3)
     roundtrip(p)
   end)
 
+  it("hands a checked ane.Program with its blobs to compile (p:program), and parses text (mil.parse)", function()
+    local p = mil.program {}
+    local f = p:func()
+    local x = f:input("x", "fp16", { 1, 4, 1, 2 })
+    f:output(f:linear_conv(x, ane.full({ 3, 4 }, 0.5), { name = "y" }))
+    local prog = p:program()
+    assert.truthy(tostring(prog):find("ane.Program", 1, true))
+    assert.truthy(tostring(prog):find("checked", 1, true))
+    local q = mil.parse(p:text(), "built.mil")
+    assert.truthy(tostring(q):find("1 function", 1, true))
+    assert.has_error(function() mil.parse("program(1.3) {", "bad.mil") end)
+  end)
+
   it("saves model.mil and weights/ for @model_path", function()
     local p = mil.program {}
     local f = p:func()
