@@ -110,9 +110,9 @@ describe("ane.Tensor", function()
 
     it("integer dtypes refuse values they cannot hold", function()
       local t = ane.zeros({ 2 }, "uint8")
-      assert.matches(argerr(2, "set", "256 is not a uint8 value"), err(function() return t:set(1, 256) end))
-      assert.matches(argerr(2, "set", "1.5 is not a uint8 value"), err(function() return t:set(1, 1.5) end))
-      assert.matches(argerr(1, "fill", "-1 is not a uint8 value"), err(function() return t:fill(-1) end))
+      assert.matches(argerr(2, "set", "256 is not a valid uint8 value"), err(function() return t:set(1, 256) end))
+      assert.matches(argerr(2, "set", "1.5 is not a valid uint8 value"), err(function() return t:set(1, 1.5) end))
+      assert.matches(argerr(1, "fill", "-1 is not a valid uint8 value"), err(function() return t:fill(-1) end))
       t:fill(255)
       assert.same({ 255, 255 }, t:to_table())
     end)
@@ -315,7 +315,7 @@ describe("ane.Tensor", function()
       { "from_table", { { { 1, "x" } } }, argerr(1, "from_table", "element [1][2]: number expected, got string") },
       { "from_table", { { { { { { { 1 } } } } } } }, argerr(1, "from_table", "nested deeper than 5 levels") },
       { "from_table", { { 1, 2, 3 }, "fp32", { 2, 2 } }, argerr(1, "from_table", "3 values for a shape of 4 elements") },
-      { "from_table", { { 1, 2, 3.5 }, "int32", { 3 } }, argerr(1, "from_table", "element [3]: 3.5 is not a int32 value") },
+      { "from_table", { { 1, 2, 3.5 }, "int32", { 3 } }, argerr(1, "from_table", "element [3]: 3.5 is not a valid int32 value") },
       { "rng", { "x" }, argerr(1, "rng", "number expected, got string") },
       { "load_npy", { {} }, argerr(1, "load_npy", "string expected, got table") },
     }

@@ -27,8 +27,8 @@ static dtype optdtype(lua_State *L, int idx, dtype def) {
     return dt;
 }
 
-/* A shape table {d1, ..., dk}: 1 <= k <= 5, every dim a positive integer (or -1 where allow_infer,
- * reported through *infer). Returns the rank. */
+/* A shape table {d1, ..., dk}: 1 <= k <= 5, every dim a positive integer, or one -1 when infer is
+ * not NULL (its position goes to *infer). Returns the rank. */
 static int checkshape_ex(lua_State *L, int idx, int64_t *shape, int *infer) {
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_Integer n = luaL_len(L, idx);
@@ -61,7 +61,7 @@ static int checkshape(lua_State *L, int idx, int64_t *shape, dtype dt) {
 }
 
 /* A Lua value as an element of dtype dt: numbers (integral and in range for integer dtypes) and,
- * for any dtype, booleans (1/0). `what` names the value in the message ("value", "element [2][1]"). */
+ * for any dtype, booleans (1/0). On failure *err is a message (pushed on the stack). */
 static int tovalue(lua_State *L, int idx, dtype dt, double *out, const char **err) {
     int t = lua_type(L, idx);
     if (t == LUA_TBOOLEAN) { *out = lua_toboolean(L, idx); return 1; }
@@ -72,7 +72,7 @@ static int tovalue(lua_State *L, int idx, dtype dt, double *out, const char **er
     lua_Integer lo = dt == DT_INT32 ? INT32_MIN : dt == DT_INT8 ? INT8_MIN : 0;
     lua_Integer hi = dt == DT_INT32 ? INT32_MAX : dt == DT_INT8 ? INT8_MAX : UINT8_MAX;
     if (!isint || v < lo || v > hi) {
-        *err = lua_pushfstring(L, "%s is not a %s value", luaL_tolstring(L, idx, NULL), dtype_name(dt));
+        *err = lua_pushfstring(L, "%s is not a valid %s value", luaL_tolstring(L, idx, NULL), dtype_name(dt));
         return 0;
     }
     *out = (double)v;
