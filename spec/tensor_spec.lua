@@ -110,9 +110,9 @@ describe("ane.Tensor", function()
 
     it("integer dtypes refuse values they cannot hold", function()
       local t = ane.zeros({ 2 }, "uint8")
-      assert.matches(argerr(2, "set", "256 is not a uint8 value"), err(function() return t:set(1, 256) end))
-      assert.matches(argerr(2, "set", "1.5 is not a uint8 value"), err(function() return t:set(1, 1.5) end))
-      assert.matches(argerr(1, "fill", "-1 is not a uint8 value"), err(function() return t:fill(-1) end))
+      assert.matches(argerr(2, "set", "256 is not a valid uint8 value"), err(function() return t:set(1, 256) end))
+      assert.matches(argerr(2, "set", "1.5 is not a valid uint8 value"), err(function() return t:set(1, 1.5) end))
+      assert.matches(argerr(1, "fill", "-1 is not a valid uint8 value"), err(function() return t:fill(-1) end))
       t:fill(255)
       assert.same({ 255, 255 }, t:to_table())
     end)
@@ -128,6 +128,14 @@ describe("ane.Tensor", function()
       assert.matches(argerr(1, "reshape", "shape [4, 2] does not have the 6 elements of [6]"),
         err(function() return t:reshape({ 4, 2 }) end))
       assert.matches(argerr(1, "reshape", "cannot infer shape[2]: 6 elements"), err(function() return t:reshape({ 4, -1 }) end))
+      assert.matches(argerr(1, "reshape", "cannot infer shape[3]: 6 elements"),
+        err(function() return t:reshape({ 2 ^ 62, 2 ^ 62, -1 }) end))
+      assert.matches(argerr(1, "reshape", "shape[2]: only one dimension may be -1"),
+        err(function() return t:reshape({ -1, -1 }) end))
+      assert.matches(argerr(1, "reshape", "shape [1, 1] does not have the 6 elements of [6]"),
+        err(function() return t:reshape({ 1, 1 }) end))
+      assert.matches(argerr(1, "reshape", "shape[1] must be a positive integer, got -2"),
+        err(function() return t:reshape({ -2, 3 }) end))
     end)
 
     it("sub takes rows first..last (1-based, inclusive, negatives from the end)", function()
@@ -170,6 +178,19 @@ describe("ane.Tensor", function()
       assert.same({ { 1.25 }, { -2.5 }, { 300 } }, d:to_table())
       assert.matches(argerr(1, "copy", "shape [2] does not match [3, 1] (element counts differ)"),
         err(function() return d:copy(ane.zeros({ 2 })) end))
+    end)
+
+    it("bytes and from_bytes exchange raw little-endian data", function()
+      local t = ane.from_table({ { 1.5, -2 }, { 1e9, 0 } }, "fp32")
+      assert.equal(string.pack("<ffff", 1.5, -2, 1e9, 0), t:bytes())
+      local u = ane.from_bytes(string.pack("<i4i4i4", 7, -1, 2147483647), "int32", { 3 })
+      assert.same({ 7, -1, 2147483647 }, u:to_table())
+      assert.equal(string.pack("<I2", 0x3c00), ane.from_table({ 1 }):bytes())
+      assert.same({ 1, 2 }, ane.from_bytes("\0\60\0\64", "fp16", { 2 }):to_table())
+      assert.matches(argerr(1, "from_bytes", "3 bytes for 4 expected"), err(ane.from_bytes, "abc", "fp16", { 2 }))
+      assert.matches(argerr(3, "from_bytes", "table expected, got no value"), err(ane.from_bytes, "ab", "int8"))
+      assert.matches(argerr(1, "from_bytes", "string expected, got table"), err(ane.from_bytes, {}, "int8", { 1 }))
+      assert.matches(argerr(2, "from_bytes", "string expected, got no value"), err(ane.from_bytes, "ab"))
     end)
 
     it("fp16 helpers", function()
@@ -294,13 +315,54 @@ describe("ane.Tensor", function()
       { "from_table", { { { 1, "x" } } }, argerr(1, "from_table", "element [1][2]: number expected, got string") },
       { "from_table", { { { { { { { 1 } } } } } } }, argerr(1, "from_table", "nested deeper than 5 levels") },
       { "from_table", { { 1, 2, 3 }, "fp32", { 2, 2 } }, argerr(1, "from_table", "3 values for a shape of 4 elements") },
-      { "from_table", { { 1, 2, 3.5 }, "int32", { 3 } }, argerr(1, "from_table", "element [3]: 3.5 is not a int32 value") },
+      { "from_table", { { 1, 2, 3.5 }, "int32", { 3 } }, argerr(1, "from_table", "element [3]: 3.5 is not a valid int32 value") },
       { "rng", { "x" }, argerr(1, "rng", "number expected, got string") },
       { "load_npy", { {} }, argerr(1, "load_npy", "string expected, got table") },
     }
     for _, c in ipairs(cases) do
       it(c[1] .. " " .. c[3]:gsub("%%", ""), function()
         assert.matches(c[3], err(ane[c[1]], table.unpack(c[2], 1, 3)))
+      end)
+    end
+  end)
+
+  describe("wrong argument types, every function", function()
+    local t = ane.zeros({ 2, 2 }, "fp32")
+    local cases = {
+      { function() return ane.full("x", 1) end, argerr(1, "full", "table expected, got string") },
+      { function() return ane.rand(7) end, argerr(1, "rand", "table expected, got number") },
+      { function() return ane.rand({ 2 }, 7) end, argerr(2, "rand", "table expected, got number") },
+      { function() return ane.rand({ 2 }, { rng = 3 }) end, argerr(2, "rand", "option 'rng' must be an ane.Rng") },
+      { function() return ane.rand({ 2 }, { dtype = "f" }) end,
+        argerr(2, "rand", "option 'dtype' must be one of fp16, fp32, int32, int8, uint8, bool") },
+      { function() return ane.fp16_round("a") end, argerr(1, "fp16_round", "number expected, got string") },
+      { function() return ane.fp16_bits() end, argerr(1, "fp16_bits", "number expected, got no value") },
+      { function() return ane.fp16_from_bits(1.5) end, argerr(1, "fp16_from_bits", "number has no integer representation") },
+      { function() return ane.rng(1):uniform("a") end, argerr(1, "uniform", "number expected, got string") },
+      { function() return ane.rng(1):normal(0, {}) end, argerr(2, "normal", "number expected, got table") },
+      { function() return ane.rng(1).uniform(t) end, argerr(1, "uniform", "ane.Rng expected, got ane.Tensor") },
+      { function() return t:copy(5) end, argerr(1, "copy", "ane.Tensor expected, got number") },
+      { function() return t:clone("fp64") end, argerr(1, "clone", "unknown dtype 'fp64' (fp16, fp32, int32, int8, uint8, bool)") },
+      { function() return t:reshape("2") end, argerr(1, "reshape", "table expected, got string") },
+      { function() return t:sub("a") end, argerr(1, "sub", "number expected, got string") },
+      { function() return t:sub(1, {}) end, argerr(2, "sub", "number expected, got table") },
+      { function() return t:rand({ dtype = "fp16" }) end, argerr(1, "rand", "unknown option 'dtype'") },
+      { function() return t:fill({}) end, argerr(1, "fill", "number expected, got table") },
+      { function() return t:axpy("a", t) end, argerr(1, "axpy", "number expected, got string") },
+      { function() return t:axpy(1) end, argerr(2, "axpy", "ane.Tensor expected, got no value") },
+      { function() return t.shape({}) end, argerr(1, "shape", "ane.Tensor expected, got table") },
+      { function() return t.dtype(nil) end, argerr(1, "dtype", "ane.Tensor expected, got nil") },
+      { function() return t.numel(ane.rng()) end, argerr(1, "numel", "ane.Tensor expected, got ane.Rng") },
+      { function() return t.to_table(1) end, argerr(1, "to_table", "ane.Tensor expected, got number") },
+      { function() return t.storage_kind("x") end, argerr(1, "storage_kind", "ane.Tensor expected, got string") },
+      { function() return t.nbytes() end, argerr(1, "nbytes", "ane.Tensor expected, got no value") },
+      { function() return t[1.5] end, "ane.Tensor index must be an integer, got 1.5$" },
+      { function() return t:set(1, 1) end, "expected 2 indices for a rank%-2 ane.Tensor, got 1$" },
+      { function() local v = ane.zeros({ 2 }); v[1] = "x" end, "bad value for t%[1%] %(number expected, got string%)$" },
+    }
+    for i, c in ipairs(cases) do
+      it("case " .. i .. ": " .. c[2]:gsub("%%", ""), function()
+        assert.matches(c[2], err(c[1]))
       end)
     end
   end)
