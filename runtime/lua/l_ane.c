@@ -13,6 +13,8 @@ static void (*const openers[])(lua_State *) = {
     open_version,
     lane_open_tensor,
     lane_open_mil,
+    lane_open_milcheck,
+    lane_open_backend,
 };
 
 int luaopen_ane_core(lua_State *L) {

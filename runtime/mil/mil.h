@@ -29,6 +29,10 @@ int mil_parse_file(const char *path, const mil_parse_opts *o, mil_program **out,
 /* ---- check ---- */
 typedef struct mil_check_opts {
     int strict;           /* reject the lenient-only forms too */
+    /* Warnings (duplicate op labels, subnormal fp16 constants) go here, one positioned message
+     * per call ("prog.mil:3:9: warning: ..." plus the caret line); NULL drops them. */
+    void (*warn)(void *ud, const char *msg);
+    void *warn_ud;
 } mil_check_opts;
 
 /* Resolve op kinds, apply every op's input rules and shape rule, compare inferred with declared
