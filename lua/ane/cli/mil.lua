@@ -111,7 +111,7 @@ local function shape_str(shape) return "[" .. table.concat(shape, ", ") .. "]" e
 -- The execution step needs ane.compile (the backend issue); without it `run` stops here.
 local function execute(plan)
   if not ane.compile then fail("no backend can execute the program") end
-  local clock = ane.clock or os.clock
+  local clock = ane.now or os.clock -- ane.now: monotonic wall clock (os.clock is CPU time)
   local t0 = clock()
   local k <close> = ane.compile(plan.program, { backend = plan.backend, model_path = plan.model_path })
   k:load()
@@ -150,6 +150,14 @@ local function cmd_run(args)
       fail("--repeat expects a positive integer, got '%s'", o["repeat"])
     end
     repeat_n = math.tointeger(repeat_n)
+  end
+  if o.backend and ane.backends then
+    local names = {}
+    for _, b in ipairs(ane.backends()) do
+      if b.name == o.backend then names = nil break end
+      names[#names + 1] = b.name
+    end
+    if names then fail("unknown backend '%s' (have: %s)", o.backend, table.concat(names, ", ")) end
   end
   local ins = pairs_of(o["in"], "--in")
   local outs = pairs_of(o.out, "--out")
