@@ -11,6 +11,7 @@ static void open_version(lua_State *L) {
 /* One line per binding file; each adds its functions to the module table. */
 static void (*const openers[])(lua_State *) = {
     open_version,
+    lane_open_tensor,
 };
 
 int luaopen_ane_core(lua_State *L) {

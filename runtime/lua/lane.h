@@ -9,6 +9,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "../backend/backend.h"
 #include "../core/error.h"
 #include "../core/tensor.h"
 
@@ -36,6 +37,26 @@ tensor *lane_checktensor(lua_State *L, int idx);   /* raises on a closed tensor 
 tensor *lane_totensor(lua_State *L, int idx);      /* NULL if not an open ane.Tensor */
 /* Push a new empty ane.Tensor userdata; the caller fills ->t. */
 lane_tensor *lane_pushtensor(lua_State *L);
+
+/* ---- ane.Kernel and programs (l_backend.c), shared with l_queue.c ----
+ * ane.queue's futures hand back kernels compiled on worker threads; these let l_queue.c accept
+ * exactly what ane.compile accepts and return exactly what ane.compile returns. */
+#define LANE_KERNEL "ane.Kernel"
+/* Push a new ane.Kernel that takes ownership of k (compiled, loaded or not), built the same way
+ * ane.compile builds its result. */
+void lane_pushkernel(lua_State *L, kernel *k);
+/* The kernel behind the open ane.Kernel at idx; raises on anything else or a closed kernel. */
+kernel *lane_checkkernel(lua_State *L, int idx);
+/* Same without raising: NULL if idx is not an open ane.Kernel. */
+kernel *lane_tokernel(lua_State *L, int idx);
+/* The program argument at idx (whatever ane.compile accepts: a program object, a builder, MIL
+ * text) as a checked, weight-resolved mil_program. Returns a NEW reference (the caller
+ * releases it); raises with the program's own message on parse/check errors. */
+mil_program *lane_checkprogram(lua_State *L, int idx);
+/* ane.compile's options table at idx (nil = defaults) into o and the backend it selects
+ * (default backend when not named). String fields of o point into Lua strings reachable from
+ * idx: copy them before that table can be collected. Raises on bad options. */
+void lane_checkcompileopts(lua_State *L, int idx, compile_opts *o, const backend **be);
 
 /* ---- module openers: each adds its functions to the table on top of the stack ---- */
 void lane_open_tensor(lua_State *L);   /* l_tensor.c */
