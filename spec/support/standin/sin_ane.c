@@ -277,9 +277,8 @@ static bool model_compile(id self, SEL _cmd, unsigned qos, id opts, id *err) {
     desc_p *d = sin_payload(m->desc);
     sin_lock();
     long n = ++compiles_done;
-    sin_record("model.compile qos=%u options=%s count=%zu pool=%d", qos,
-               opts ? (sin_dict_count(opts) ? "dict" : "empty") : "nil", sin_dict_count(opts),
-               sin_pool_depth());
+    sin_record("model.compile qos=%u options=%s pool=%d", qos,
+               opts ? (sin_dict_count(opts) ? "dict" : "empty") : "nil", sin_pool_depth());
     const char *tmp = NULL;
     id t = NSTemporaryDirectory();
     tmp = sin_cstr(t);
@@ -341,7 +340,8 @@ out:
 static bool model_load(id self, SEL _cmd, unsigned qos, id opts, id *err) {
     model_p *m = sin_payload(self);
     sin_lock();
-    sin_record("model.load qos=%u options=%s pool=%d", qos, opts ? "dict" : "nil", sin_pool_depth());
+    sin_record("model.load qos=%u options=%s pool=%d", qos,
+               opts ? (sin_dict_count(opts) ? "dict" : "empty") : "nil", sin_pool_depth());
     bool ok = false;
     if (sin_should_fail("load")) {
         set_err(err, 4, "stand-in: injected load failure: program load failed (slot busy)");

@@ -462,7 +462,6 @@ static id e_description(id self, SEL _cmd) {
 
 /* ================= NSTemporaryDirectory ================= */
 /* Like Foundation: the per-user temp dir with a trailing slash ($TMPDIR here, else /tmp/). */
-__attribute__((visibility("default"))) id NSTemporaryDirectory(void);
 id NSTemporaryDirectory(void) {
     const char *t = getenv("TMPDIR");
     if (!t || !*t) t = "/tmp";

@@ -65,6 +65,7 @@ size_t sin_dict_count(id dict);                          /* 0 if not a dictionar
 id sin_dict_key_at(id dict, size_t i);
 id sin_dict_get(id dict, const char *key);
 void sin_register_foundation(void);
+id NSTemporaryDirectory(void);                           /* exported, like Foundation's */
 
 /* ---- IOSurface (sin_iosurface.c) ---- */
 typedef struct sin_surface sin_surface;
