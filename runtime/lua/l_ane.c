@@ -12,6 +12,8 @@ static void open_version(lua_State *L) {
 static void (*const openers[])(lua_State *) = {
     open_version,
     lane_open_tensor,
+    lane_open_mil,
+    lane_open_milcheck,
 };
 
 int luaopen_ane_core(lua_State *L) {
