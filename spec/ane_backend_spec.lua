@@ -57,12 +57,13 @@ local function fp16_bytes(vals)
   return t:bytes()
 end
 
--- A one-tensor weight blob in the documented layout (section 3.1), built here independently.
+-- A one-tensor weight blob in the documented layout (section 3.1), built here independently;
+-- data padded to 64 bytes as 3.2 recommends (what the project's blob writer does too).
 local function blob(data, dtype_code)
   local n = #data
   return string.pack("<I4I4", 1, 2) .. string.rep("\0", 56)
       .. string.pack("<I4I4I8I8", 0xDEADBEEF, dtype_code or 1, n, 128) .. string.rep("\0", 40)
-      .. data
+      .. data .. string.rep("\0", (64 - n % 64) % 64)
 end
 
 local SRC_ADD = [[

@@ -518,8 +518,6 @@ static int do_unload(kernel *k, ane_error *e) {
     ane_impl *im = k->impl;
     ob_id pool = ob_pool_push();
     int rc = 0;
-    /* A request is tied to one load (M:reload rebuilds it after unload+load). */
-    impl_drop_request(im);
     ob_sel s = ob_selector(SEL_UNLOAD);
     ob_imp f = ob_lookup(im->model, s);
     ob_id err = NULL;
@@ -527,6 +525,8 @@ static int do_unload(kernel *k, ane_error *e) {
     if (!f) rc = err_set(e, ERR_BACKEND, "unload: -[_ANEInMemoryModel " SEL_UNLOAD "] not found");
     else if (!((F_unload)f)(im->model, s, im->qos, &err))
         rc = err_set(e, ERR_BACKEND, "unload: ANE unload failed: %s", nserror(err, msg, sizeof msg));
+    /* Then the request (5.3 order); it is tied to one load (M:reload rebuilds it). */
+    impl_drop_request(im);
     k->loaded = 0;
     ob_pool_pop(pool);
     return rc;

@@ -193,7 +193,7 @@ static id model_make(Class self, SEL _cmd, id desc) {
 static id model_hex(id self, SEL _cmd) {
     model_p *m = sin_payload(self);
     desc_p *d = sin_payload(m->desc);
-    sin_record("model.hex hex=%s", d->hex);
+    sin_record("model.hex hex=%s pool=%d", d->hex, sin_pool_depth());
     return sin_string(d->hex);
 }
 
