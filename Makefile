@@ -100,7 +100,7 @@ test: all $(C_TESTS) $(EXTRA_TEST_DEPS)
 	@scripts/run-tests.sh "$(BUILD)" "$(LUA)" "$(LUA_RUN)" "$(SANITIZE)"
 
 bench: all
-	@$(ANE_ENV) $(BUILD)/ane scripts/bench.lua
+	@for s in scripts/bench*.lua; do echo "== $$s"; $(ANE_ENV) $(BUILD)/ane $$s || exit 1; done
 
 # The first command of the README: dependencies, build, the flagship example.
 demo:

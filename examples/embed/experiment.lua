@@ -4,28 +4,22 @@
 local ane = require "ane"
 local steps = math.tointeger(...) or 200
 
--- Fixed pseudo-random noise (a small LCG) so every run, on every platform, sees the same data.
-local seed = 12345
-local function noise()
-  seed = (seed * 1103515245 + 12345) % 2147483648
-  return (seed / 2147483648 - 0.5) * 0.1
-end
+-- The data lives in ane tensors; the noise comes from ane's seeded generator, so every run on
+-- every platform sees the same samples.
+local n = 32
+local x = ane.zeros({ n }, "fp32")
+for i = 1, n do x[i] = (i - 16) / 16 end
+local y = ane.rand({ n }, { dist = "normal", std = 0.02, seed = 7, dtype = "fp32" })
+y:axpy(3, x):add(ane.full({ n }, -1, "fp32"))          -- y = noise + 3x - 1
 
-local xs, ys = {}, {}
-for i = 1, 32 do
-  xs[i] = (i - 16) / 16
-  ys[i] = 3 * xs[i] - 1 + noise()
-end
-
-local a, b, lr = 0.0, 0.0, 0.5
-local loss
+local a, b, lr, loss = 0.0, 0.0, 0.5, nil
 for _ = 1, steps do
   local ga, gb, l = 0, 0, 0
-  for i = 1, #xs do
-    local err = a * xs[i] + b - ys[i]
-    ga, gb, l = ga + err * xs[i], gb + err, l + err * err
+  for i = 1, n do
+    local err = a * x[i] + b - y[i]
+    ga, gb, l = ga + err * x[i], gb + err, l + err * err
   end
-  a, b, loss = a - lr * ga / #xs, b - lr * gb / #xs, l / #xs
+  a, b, loss = a - lr * ga / n, b - lr * gb / n, l / n
 end
 
-return { slope = a, intercept = b, loss = loss, runtime = "ane " .. ane.version }
+return { slope = a, intercept = b, loss = loss, runtime = _VERSION .. ", fp16 " .. ane.fp16_simd() }

@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     lua_getfield(L, -4, "runtime");
     int ok = lua_isnumber(L, -4) && lua_isnumber(L, -3) && lua_isnumber(L, -2);
     if (ok) {
-        printf("host: ane %s, experiment on %s: slope %.4f intercept %.4f loss %.3g after %lld steps\n",
+        printf("host: ane %s (%s): slope %.4f intercept %.4f loss %.3g after %lld steps\n",
                ane_version(), lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", lua_tonumber(L, -4),
                lua_tonumber(L, -3), lua_tonumber(L, -2), (long long)steps);
     } else {

@@ -116,6 +116,8 @@ static int open_state(lua_State *L) {
         if (o->backend) {
             lua_pushstring(L, o->backend);
             lua_setfield(L, LUA_REGISTRYINDEX, "ane.default_backend");
+            /* The runtime's default is process-wide ($ANE_BACKEND, as ane.backend(name) sets). */
+            if (setenv("ANE_BACKEND", o->backend, 1) != 0) return luaL_error(L, "cannot set ANE_BACKEND");
         }
     }
     return 0;

@@ -30,15 +30,16 @@ typedef struct ane_runtime ane_runtime;
 typedef void *(*ane_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 typedef struct ane_options {
-    const char *backend;    /* default backend name; NULL = $ANE_BACKEND or automatic */
+    const char *backend;    /* default backend name; NULL = $ANE_BACKEND or automatic. Like
+                             * ane.backend(name), this sets $ANE_BACKEND: it is process-wide */
     const char *lua_path;   /* prepended to package.path (";"-separated templates); may be NULL */
     const char *lua_cpath;  /* prepended to package.cpath; may be NULL */
     ane_alloc_fn alloc;     /* allocator for the Lua state; NULL = realloc/free */
     void *alloc_ud;         /* passed to alloc */
 } ane_options;
 
-/* NULL opts = defaults. Returns NULL only when memory runs out. The chosen backend name is kept
- * in the registry under "ane.default_backend" for the runtime's Lua side. */
+/* NULL opts = defaults. Returns NULL only when memory runs out (or setenv fails). The backend
+ * name is also kept in the registry under "ane.default_backend". */
 ane_runtime *ane_open(const ane_options *opts);
 lua_State *ane_lua(ane_runtime *rt);
 /* 0 on success; nonzero on error, with the message and traceback in ane_last_error. The chunk's

@@ -163,7 +163,8 @@ static void test_options(void) {
     CHECK(ane_run_string(rt,
                          "assert(package.path:find('/spec/first/?.lua;', 1, true) == 1)\n"
                          "assert(package.cpath:find('/spec/firstc/?.so;', 1, true) == 1)\n"
-                         "assert(debug.getregistry()['ane.default_backend'] == 'cpu')",
+                         "assert(debug.getregistry()['ane.default_backend'] == 'cpu')\n"
+                         "assert(os.getenv('ANE_BACKEND') == 'cpu')",
                          NULL) == 0,
           "%s", ane_last_error(rt));
     ane_close(rt);

@@ -26,12 +26,6 @@
 #include "ane_paths.h"
 #include "objc_bridge.h"
 
-/* The shared per-process compile budget (backend.c, cpu branch); repeated here until that
- * branch's backend.h lands. Identical prototypes, so both may coexist. */
-int backend_compile_budget(void);
-int backend_compiles_used(void);
-int backend_take_compile(ane_error *e);
-
 #if defined(__APPLE__)
 #if defined(ANE_CHECK_DARWIN)
 #include "darwin_decls.h" /* make check-darwin: our own declarations of the Apple headers */
