@@ -75,8 +75,13 @@ const backend *backend_default(void) {
         const backend *b = backend_get(env);
         if (b) return b; /* even if unavailable: compile then says why */
     }
+#if defined(__APPLE__)
+    const int prefer_ane = 1;
+#else
+    const int prefer_ane = 0; /* elsewhere "ane" is the test stand-in: used only when named */
+#endif
     const backend *ane = backend_get("ane");
-    if (usable(ane)) return ane;
+    if (prefer_ane && usable(ane)) return ane;
     return backend_get("cpu");
 }
 

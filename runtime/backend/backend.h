@@ -66,7 +66,8 @@ int backend_register(const backend *b);        /* at most 16; later names replac
 const backend *backend_get(const char *name);  /* NULL if unknown */
 int backend_count(void);
 const backend *backend_at(int i);
-/* The default: $ANE_BACKEND if set, else "ane" when available, else "cpu". */
+/* The default: $ANE_BACKEND if set, else "ane" when available on macOS, else "cpu" (the Linux
+ * "ane" is the test stand-in and is used only by name). */
 const backend *backend_default(void);
 void backend_register_builtin(void);          /* cpu (+ ane where built); idempotent */
 
