@@ -276,6 +276,36 @@ describe("ane.stories numerics", function()
     assert.is_true(md0 < 8e-3 * mref0)
   end)
 
+  it("scripts/bench_layer_ref.py (NumPy) computes the same layer from the files Lua writes", function()
+    local cjson = require "cjson"
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert.is_true(os.execute("mkdir -p '" .. dir .. "'") == true)
+    stories.save_layer_npy(dir, w, x)
+    local out = dir .. "/y.npy"
+    local pipe = assert(io.popen(stories.ref_command(c, dir, { iters = 1, warmup = 0, out = out }) .. " 2>&1"))
+    local line = pipe:read("a")
+    local ok = pipe:close()
+    assert.is_true(ok == true, line)
+    local r = cjson.decode(line)
+    assert.is_true(r.ms_per_iter > 0)
+    assert.same({ 64, 128, 4, 16, true }, { r.dim, r.hidden, r.heads, r.seq, r.rope })
+    local yn = assert(ane.load_npy(out))
+    local y = run(stories.layer_forward(c, w), x)
+    local ref = stories.reference_layer(c, w, x)
+    local mdn, mref = max_abs_diff(yn, ref, D, S)
+    assert.is_true(mdn < 1e-4 * mref, "NumPy fp32 vs double reference: " .. mdn) -- fp32 only
+    local md = max_abs_diff(y, yn:reshape { D, S }:to_table(), D, S)
+    assert.is_true(md < 8e-3 * mref, "MIL kernel vs NumPy: " .. md)
+    local s, a = stories.checksum(y)
+    assert.is_true(math.abs(s - r.checksum) < 2e-3 * a and math.abs(a - r.abs_checksum) < 2e-3 * a,
+      string.format("checksums %.6g/%.6g vs %.6g/%.6g", s, a, r.checksum, r.abs_checksum))
+    for _, f in ipairs { "wq", "wk", "wv", "wo", "w1", "w2", "w3", "rms_att", "rms_ffn", "x", "y" } do
+      os.remove(dir .. "/" .. f .. ".npy")
+    end
+    os.remove(dir)
+  end)
+
   it("fwdAttn + fwdFFN taps reproduce the fused layer forward", function()
     local a = run(stories.static.fwdAttn(c, w), x)
     local o_out = take(a, 0, D, S)

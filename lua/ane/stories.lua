@@ -697,6 +697,49 @@ function M.model_kernels(cfg, opts)
 end
 
 -- ===================================================================
+-- the NumPy reference (scripts/bench_layer_ref.py)
+-- ===================================================================
+
+--- stories.save_layer_npy(dir, w, x): write x.npy and the layer's weights (wq ... rms_ffn, as
+-- stored: fp16, W[out][in]) into an existing directory, the files bench_layer_ref.py --dir reads.
+function M.save_layer_npy(dir, w, x)
+  for _, k in ipairs { "wq", "wk", "wv", "wo", "w1", "w2", "w3", "rms_att", "rms_ffn" } do
+    if not w[k] then error("stories.save_layer_npy: weight '" .. k .. "' missing", 2) end
+    w[k]:save_npy(dir .. "/" .. k .. ".npy")
+  end
+  x:save_npy(dir .. "/x.npy")
+end
+
+--- stories.ref_command(cfg, dir, {iters = 10, warmup = 2, out = path}) -> the shell command
+-- running scripts/bench_layer_ref.py on the files of save_layer_npy for this config.
+function M.ref_command(cfg, dir, opts)
+  cfg = cfg_of(cfg)
+  opts = opts or {}
+  local root = opts.root or os.getenv("ANE_ROOT") or "."
+  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+  local cmd = string.format("/usr/bin/python3 %s --dir %s --dim %d --hidden %d --heads %d --seq %d --eps %.17g --theta %.17g --iters %d --warmup %d",
+    q(root .. "/scripts/bench_layer_ref.py"), q(dir), cfg.dim, cfg.hidden, cfg.n_heads, cfg.seq,
+    cfg.eps, cfg.rope_theta, opts.iters or 10, opts.warmup or 2)
+  if not cfg.rope then cmd = cmd .. " --no-rope" end
+  if opts.out then cmd = cmd .. " --out " .. q(opts.out) end
+  if cfg.residual_scale ~= 1 then error("stories.ref_command: the NumPy reference has residual_scale 1", 2) end
+  return cmd
+end
+
+--- stories.checksum(t) -> sum, sum of |.|: the two figures bench_layer_ref.py prints, for a
+-- kernel output (accumulated in double).
+function M.checksum(t)
+  local n = t:numel()
+  local flat = t:reshape { n }
+  local s, a = 0.0, 0.0
+  for i = 1, n do
+    local v = flat[i]
+    s, a = s + v, a + math.abs(v)
+  end
+  return s, a
+end
+
+-- ===================================================================
 -- plain-Lua reference (double precision; small configs only)
 -- ===================================================================
 
