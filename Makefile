@@ -105,7 +105,7 @@ bench: all
 # The first command of the README: dependencies, build, the flagship example.
 demo:
 	bash scripts/install-deps.sh
-	$(MAKE) all
+	$(MAKE) --no-print-directory all
 	$(BUILD)/ane examples/hello.lua
 
 # Layout: bin/ane, lib/libane.a, include/ane.h, share/lua/5.4/ane/** (the Lua half),

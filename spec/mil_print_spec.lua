@@ -19,10 +19,15 @@ end
 
 describe("mil printer", function()
   it("has a corpus", function()
-    assert.is_true(#corpus >= 5)
+    assert.is_true(#corpus >= 11)
   end)
 
   for _, name in ipairs(corpus) do
+    it("type-checks " .. name .. " (the corpus is valid MIL)", function()
+      local p = ane.mil_parse(read(dir .. "/" .. name), name)
+      p:check()
+    end)
+
     it("round-trips " .. name, function()
       local p = ane.mil_parse(read(dir .. "/" .. name), name)
       local text = p:text()

@@ -255,7 +255,7 @@ static int check_backend(lua_State *L, const char *name) {
         lua_getfield(L, -1, "check_backend");
         lua_remove(L, -2);
         lua_pushstring(L, name);
-        status = host_docall(L, 1, 0);
+        status = lua_pcall(L, 1, 0, 0); /* a usage error: the message alone, no traceback */
     }
     host_report(L, progname, status);
     return status == LUA_OK;

@@ -28,10 +28,12 @@
  *     position prefix, so the Lua builder can re-raise it at its caller with error(msg, level).
  *   - prog:output(fn, {ids}); prog:add_blob(path, tensor_or_bytes) -> BLOBFILE offset (64 for a
  *     tensor, which becomes a one-tensor blob file; bytes are taken as a whole file);
- *     prog:value_info(fn, id) -> name (nil for inline literals), dtype, shape, is_const.
+ *     prog:value_info(fn, id) -> name (nil for inline literals), dtype, shape, is_const;
+ *     prog:constant(fn, id_or_name) -> flat array of a constant's elements, nil if unknown.
  * Inspection: :text([{dialect = "1.0"|"1.3"}]) (default: the program's own dialect), :check(),
  * :resolve(model_dir), :functions(), :inputs([fn]), :outputs([fn]), :ops([fn]), :weights(),
  * :version(), :equal(other) -> bool, why; :close(). Index arguments are 1-based. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -725,6 +727,48 @@ static int p_value_info(lua_State *L) {
     return 4;
 }
 
+/* prog:constant(fn, id_or_name) -> flat array of the constant's elements (numbers, booleans or
+ * strings, row-major), or nil when the value is not a constant with known data (a runtime value,
+ * or a BLOBFILE literal not resolved yet). */
+static int p_constant(lua_State *L) {
+    mil_program *p = checkprog(L, 1);
+    const mil_function *f = &p->funcs[checkfn(L, p, 2)];
+    int v;
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        v = mil_func_value(f, lua_tostring(L, 3));
+        if (v < 0) return luaL_argerror(L, 3, lua_pushfstring(L, "no value '%s'", lua_tostring(L, 3)));
+    } else {
+        v = checkvalue_id(L, f, 3);
+    }
+    const mil_literal *l = f->values[v].lit;
+    if (!l || l->form == MIL_LIT_DICT || (!l->data && l->count > 0)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (l->count > INT_MAX) return luaL_error(L, "constant too large for a Lua table");
+    lua_createtable(L, (int)l->count, 0);
+    const uint8_t *d = l->data;
+    for (int64_t i = 0; i < l->count; i++) {
+        switch (l->type.dtype) {
+        case MIL_FP16: { uint16_t h; memcpy(&h, d + i * 2, 2); lua_pushnumber(L, mil_f16_to_double(h)); break; }
+        case MIL_BF16: { uint16_t h; memcpy(&h, d + i * 2, 2); lua_pushnumber(L, mil_bf16_to_double(h)); break; }
+        case MIL_FP32: { float x; memcpy(&x, d + i * 4, 4); lua_pushnumber(L, x); break; }
+        case MIL_FP64: { double x; memcpy(&x, d + i * 8, 8); lua_pushnumber(L, x); break; }
+        case MIL_INT4: case MIL_INT8: lua_pushinteger(L, (int8_t)d[i]); break;
+        case MIL_INT16: { int16_t x; memcpy(&x, d + i * 2, 2); lua_pushinteger(L, x); break; }
+        case MIL_INT32: { int32_t x; memcpy(&x, d + i * 4, 4); lua_pushinteger(L, x); break; }
+        case MIL_INT64: case MIL_UINT64: { int64_t x; memcpy(&x, d + i * 8, 8); lua_pushinteger(L, x); break; }
+        case MIL_UINT16: { uint16_t x; memcpy(&x, d + i * 2, 2); lua_pushinteger(L, x); break; }
+        case MIL_UINT32: { uint32_t x; memcpy(&x, d + i * 4, 4); lua_pushinteger(L, x); break; }
+        case MIL_BOOL: lua_pushboolean(L, d[i]); break;
+        case MIL_STRING: { const char *s; memcpy(&s, d + i * (int64_t)sizeof s, sizeof s); lua_pushstring(L, s); break; }
+        default: lua_pushinteger(L, d[i]); break; /* uint1..uint8 */
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 /* ======================= blobs ======================= */
 
 static int m_blob_write(lua_State *L) {
@@ -840,7 +884,7 @@ static const luaL_Reg prog_methods[] = {
     {"inputs", p_inputs},   {"outputs", p_outputs}, {"ops", p_ops},           {"weights", p_weights},
     {"version", p_version}, {"equal", p_equal},     {"func", p_func},         {"param", p_param},
     {"literal", p_literal}, {"op", p_op},           {"output", p_output},     {"add_blob", p_add_blob},
-    {"value_info", p_value_info}, {"close", p_gc},  {NULL, NULL},
+    {"value_info", p_value_info}, {"constant", p_constant}, {"close", p_gc},  {NULL, NULL},
 };
 
 static const luaL_Reg prog_meta[] = {

@@ -76,7 +76,9 @@ local function gather()
     lua = _VERSION,
     os = osdesc,
     interpreter = arg and arg[-1] or nil,
-    default_backend = os.getenv("ANE_BACKEND"),
+    -- what the runtime will actually use (ane.backend() resolves $ANE_BACKEND and availability)
+    default_backend = ok and type(rawget(ane, "backend")) == "function" and select(2, pcall(ane.backend))
+      or os.getenv("ANE_BACKEND"),
     env = {},
     paths = {},
   }
@@ -102,12 +104,16 @@ local function print_text(t)
   if t.backends then
     for i, b in ipairs(t.backends) do
       local state = b.available and "available" or ("unavailable: " .. (b.why or "no reason given"))
+      if b.description and b.description ~= "" then state = state .. " - " .. b.description end
       line(i == 1 and "backends" or "", string.format("%-5s %s", b.name, state))
     end
   else
     line("backends", "this build cannot list them yet (no ane.backends)")
   end
-  line("default backend", t.default_backend or "automatic (ane where available, else cpu)")
+  local env = t.env.ANE_BACKEND
+  local why = not env and "" or env == t.default_backend and "  (from ANE_BACKEND)"
+    or string.format("  (ANE_BACKEND=%q is not used)", env)
+  line("default backend", (t.default_backend or "?") .. why)
   line("blas", t.blas)
   line("cpu", string.format("%s, %s cores", t.cpu.model or "?", t.cpu.cores or "?"))
   line("cpu features", #t.cpu.features > 0 and table.concat(t.cpu.features, " ") or "none of F16C/AVX2/AVX-512/NEON")
