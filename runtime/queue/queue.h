@@ -48,10 +48,15 @@ void queue_close(queue *q);
 void queue_free(queue *q);
 int queue_closed(const queue *q);
 
+/* Hold (paused = 1) or release (0) the workers: while held they start no new job (running ones
+ * finish). Lets a caller fill a batch before any of it starts, and tests set up pending jobs. */
+void queue_pause(queue *q, int paused);
+
 typedef struct queue_stats {
     int workers, capacity;
     int queued;   /* jobs waiting (cancelled ones are removed at once) */
     int running;
+    int paused;
     long submitted, done, failed, cancelled;
 } queue_stats;
 void queue_get_stats(queue *q, queue_stats *s);
