@@ -64,10 +64,10 @@ end
 function DB:_compile_now(progs)
   if type(progs) == "table" and getmetatable(progs) == nil then
     local ks = {}
-    for name, p in pairs(progs) do ks[name] = ane.compile(p, self.opts) end
+    for name, p in pairs(progs) do ks[name] = ane.compile(p, self.opts):load() end
     return { kernels = ks, generation = 0 }
   end
-  return { kernels = ane.compile(progs, self.opts), single = true, generation = 0 }
+  return { kernels = ane.compile(progs, self.opts):load(), single = true, generation = 0 }
 end
 
 --- Start compiling a new set from weights `w` in the background. A set still compiling from
