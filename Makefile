@@ -5,7 +5,8 @@
 #   make test SANITIZE=1 the same with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench           benchmarks (see BENCHMARKS.md)
 #   make fuzz            the MIL parser+checker fuzzer, longer (FUZZ_SECONDS=60)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (make uninstall PREFIX=... removes it again)
+#   make demo            install what is missing, build, run examples/hello.lua
 
 # ---- change settings here ----
 CC      ?= cc
@@ -57,13 +58,14 @@ HOST_SRC := runtime/host/main.c $(filter-out runtime/host/embed.c,$(wildcard run
 HOST_SRC := $(sort $(HOST_SRC))
 LIB_EXTRA_LIBS :=
 
+.DEFAULT_GOAL := all   # fragments below may define rules; `make` alone still means `all`
 -include mk/*.mk
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/obj/%.o)
 DEPS     := $(LIB_OBJ:.o=.d) $(HOST_OBJ:.o=.d)
 
-.PHONY: all test test-c test-lua test-fuzz bench fuzz install clean check-headers
+.PHONY: all test test-c test-lua test-fuzz bench fuzz install uninstall demo clean check-headers
 all: $(BUILD)/ane $(BUILD)/libane.a $(BUILD)/lua/ane/core.so $(EXTRA_TARGETS)
 
 $(BUILD)/obj/%.o: %.c
@@ -98,18 +100,35 @@ test: all $(C_TESTS) $(EXTRA_TEST_DEPS)
 	@scripts/run-tests.sh "$(BUILD)" "$(LUA)" "$(LUA_RUN)" "$(SANITIZE)"
 
 bench: all
-	@$(ANE_ENV) $(BUILD)/ane scripts/bench.lua
+	@for s in scripts/bench*.lua; do echo "== $$s"; $(ANE_ENV) $(BUILD)/ane $$s || exit 1; done
 
+# The first command of the README: dependencies, build, the flagship example.
+demo:
+	bash scripts/install-deps.sh
+	$(MAKE) --no-print-directory all
+	$(BUILD)/ane examples/hello.lua
+
+# Layout: bin/ane, lib/libane.a, include/ane.h, share/lua/5.4/ane/** (the Lua half),
+# lib/lua/5.4/ane/core.so (for stock lua5.4), lib/pkgconfig/ane.pc. The installed `ane` finds
+# share/lua/5.4 relative to its own path, so any PREFIX works without LUA_PATH.
+LUA_SHARE := $(DESTDIR)$(PREFIX)/share/lua/5.4
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(PREFIX)/share/lua/5.4/ane $(DESTDIR)$(PREFIX)/lib/lua/5.4/ane $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(LUA_SHARE)/ane $(DESTDIR)$(PREFIX)/lib/lua/5.4/ane $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(BUILD)/ane $(DESTDIR)$(PREFIX)/bin/ane
 	install -m 644 $(BUILD)/libane.a $(DESTDIR)$(PREFIX)/lib/libane.a
 	install -m 644 runtime/include/ane.h $(DESTDIR)$(PREFIX)/include/ane.h
-	install -m 644 lua/ane/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/ane/
+	cd lua && for f in $$(find ane -name '*.lua' | sort); do \
+	  install -d "$(LUA_SHARE)/$$(dirname $$f)" && install -m 644 "$$f" "$(LUA_SHARE)/$$f" || exit 1; done
 	install -m 755 $(BUILD)/lua/ane/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ane/core.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LIB_EXTRA_LIBS) $(LUA_LIBS) $(EDIT_LIBS) $(LDLIBS)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LUA_PC@|$(LUA_PC)|' \
+	  -e 's|@LIBS@|$(SAN) $(LIB_EXTRA_LIBS) $(LUA_LIBS) $(LDLIBS)|' \
 	  runtime/include/ane.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ane.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/ane $(DESTDIR)$(PREFIX)/lib/libane.a \
+	  $(DESTDIR)$(PREFIX)/include/ane.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/ane.pc
+	rm -rf $(LUA_SHARE)/ane $(DESTDIR)$(PREFIX)/lib/lua/5.4/ane
 
 # Every header compiles on its own.
 check-headers:

@@ -110,9 +110,9 @@ describe("ane.Tensor", function()
 
     it("integer dtypes refuse values they cannot hold", function()
       local t = ane.zeros({ 2 }, "uint8")
-      assert.matches(argerr(2, "set", "256 is not a uint8 value"), err(function() return t:set(1, 256) end))
-      assert.matches(argerr(2, "set", "1.5 is not a uint8 value"), err(function() return t:set(1, 1.5) end))
-      assert.matches(argerr(1, "fill", "-1 is not a uint8 value"), err(function() return t:fill(-1) end))
+      assert.matches(argerr(2, "set", "256 is not a valid uint8 value"), err(function() return t:set(1, 256) end))
+      assert.matches(argerr(2, "set", "1.5 is not a valid uint8 value"), err(function() return t:set(1, 1.5) end))
+      assert.matches(argerr(1, "fill", "-1 is not a valid uint8 value"), err(function() return t:fill(-1) end))
       t:fill(255)
       assert.same({ 255, 255 }, t:to_table())
     end)
@@ -178,6 +178,19 @@ describe("ane.Tensor", function()
       assert.same({ { 1.25 }, { -2.5 }, { 300 } }, d:to_table())
       assert.matches(argerr(1, "copy", "shape [2] does not match [3, 1] (element counts differ)"),
         err(function() return d:copy(ane.zeros({ 2 })) end))
+    end)
+
+    it("bytes and from_bytes exchange raw little-endian data", function()
+      local t = ane.from_table({ { 1.5, -2 }, { 1e9, 0 } }, "fp32")
+      assert.equal(string.pack("<ffff", 1.5, -2, 1e9, 0), t:bytes())
+      local u = ane.from_bytes(string.pack("<i4i4i4", 7, -1, 2147483647), "int32", { 3 })
+      assert.same({ 7, -1, 2147483647 }, u:to_table())
+      assert.equal(string.pack("<I2", 0x3c00), ane.from_table({ 1 }):bytes())
+      assert.same({ 1, 2 }, ane.from_bytes("\0\60\0\64", "fp16", { 2 }):to_table())
+      assert.matches(argerr(1, "from_bytes", "3 bytes for 4 expected"), err(ane.from_bytes, "abc", "fp16", { 2 }))
+      assert.matches(argerr(3, "from_bytes", "table expected, got no value"), err(ane.from_bytes, "ab", "int8"))
+      assert.matches(argerr(1, "from_bytes", "string expected, got table"), err(ane.from_bytes, {}, "int8", { 1 }))
+      assert.matches(argerr(2, "from_bytes", "string expected, got no value"), err(ane.from_bytes, "ab"))
     end)
 
     it("fp16 helpers", function()
@@ -302,7 +315,7 @@ describe("ane.Tensor", function()
       { "from_table", { { { 1, "x" } } }, argerr(1, "from_table", "element [1][2]: number expected, got string") },
       { "from_table", { { { { { { { 1 } } } } } } }, argerr(1, "from_table", "nested deeper than 5 levels") },
       { "from_table", { { 1, 2, 3 }, "fp32", { 2, 2 } }, argerr(1, "from_table", "3 values for a shape of 4 elements") },
-      { "from_table", { { 1, 2, 3.5 }, "int32", { 3 } }, argerr(1, "from_table", "element [3]: 3.5 is not a int32 value") },
+      { "from_table", { { 1, 2, 3.5 }, "int32", { 3 } }, argerr(1, "from_table", "element [3]: 3.5 is not a valid int32 value") },
       { "rng", { "x" }, argerr(1, "rng", "number expected, got string") },
       { "load_npy", { {} }, argerr(1, "load_npy", "string expected, got table") },
     }

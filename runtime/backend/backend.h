@@ -66,9 +66,22 @@ int backend_register(const backend *b);        /* at most 16; later names replac
 const backend *backend_get(const char *name);  /* NULL if unknown */
 int backend_count(void);
 const backend *backend_at(int i);
-/* The default: $ANE_BACKEND if set, else "ane" when available, else "cpu". */
+/* The default: $ANE_BACKEND if set, else "ane" when available on macOS, else "cpu" (the Linux
+ * "ane" is the test stand-in and is used only by name). */
 const backend *backend_default(void);
 void backend_register_builtin(void);          /* cpu (+ ane where built); idempotent */
+
+/* Per-process compile budget (ane-private-api.md 6.1, ane-field-notes.md 8): the ANE fails every
+ * compile after about 119 in one process. The ane backend counts every compile; the cpu backend
+ * counts them in strict mode, so scripts meet the limit before they reach a Mac. Default 119;
+ * n < 0 means unlimited. */
+#define BACKEND_COMPILE_BUDGET_DEFAULT 119
+void backend_set_compile_budget(int n);
+int backend_compile_budget(void);
+int backend_compiles_used(void);
+/* Count one compile; when the budget is spent, fails with ERR_BUDGET and the message both
+ * backends share ("compile: ANE compile budget spent: ..."), counting nothing. */
+int backend_take_compile(ane_error *e);
 
 /* Generic helpers over the vtable (check kernel state, shapes and dtypes of eval arguments). */
 int kernel_check_io(const kernel *k, tensor *const *in, tensor *const *out, ane_error *e);

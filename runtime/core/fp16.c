@@ -7,6 +7,7 @@
 #include "fp16.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -69,7 +70,9 @@ uint16_t fp16_from_f64(double x) {
 float fp16_round(float x) { return fp16_to_f32(fp16_from_f32(x)); }
 
 /* ---- path selection ---- */
-static int simd_off; /* fp16_set_simd(0) forces the scalar loops (tests, benchmarks) */
+/* fp16_set_simd(0) forces the scalar loops (tests, benchmarks); atomic so workers may convert meanwhile */
+static atomic_int simd_off;
+#define SIMD_OFF() atomic_load_explicit(&simd_off, memory_order_relaxed)
 
 #ifdef FP16_X86
 static int have_f16c(void) {
@@ -104,7 +107,7 @@ __attribute__((target("avx,f16c"))) static void round_f16c(float *x, size_t n) {
 #endif
 
 const char *fp16_simd(void) {
-    if (simd_off) return "scalar";
+    if (SIMD_OFF()) return "scalar";
 #if defined(FP16_X86)
     return have_f16c() ? "f16c" : "scalar";
 #elif defined(FP16_NEON)
@@ -115,17 +118,15 @@ const char *fp16_simd(void) {
 }
 
 int fp16_set_simd(int on) {
-    int was = !simd_off;
-    simd_off = !on;
-    return was;
+    return !atomic_exchange_explicit(&simd_off, !on, memory_order_relaxed);
 }
 
 void fp16_from_f32_n(uint16_t *dst, const float *src, size_t n) {
     size_t i = 0;
 #if defined(FP16_X86)
-    if (!simd_off && have_f16c()) { from_f32_f16c(dst, src, n); return; }
+    if (!SIMD_OFF() && have_f16c()) { from_f32_f16c(dst, src, n); return; }
 #elif defined(FP16_NEON)
-    if (!simd_off)
+    if (!SIMD_OFF())
         for (; i + 4 <= n; i += 4)
             vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
 #endif
@@ -135,9 +136,9 @@ void fp16_from_f32_n(uint16_t *dst, const float *src, size_t n) {
 void fp16_to_f32_n(float *dst, const uint16_t *src, size_t n) {
     size_t i = 0;
 #if defined(FP16_X86)
-    if (!simd_off && have_f16c()) { to_f32_f16c(dst, src, n); return; }
+    if (!SIMD_OFF() && have_f16c()) { to_f32_f16c(dst, src, n); return; }
 #elif defined(FP16_NEON)
-    if (!simd_off)
+    if (!SIMD_OFF())
         for (; i + 4 <= n; i += 4)
             vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
 #endif
@@ -147,9 +148,9 @@ void fp16_to_f32_n(float *dst, const uint16_t *src, size_t n) {
 void fp16_round_n(float *x, size_t n) {
     size_t i = 0;
 #if defined(FP16_X86)
-    if (!simd_off && have_f16c()) { round_f16c(x, n); return; }
+    if (!SIMD_OFF() && have_f16c()) { round_f16c(x, n); return; }
 #elif defined(FP16_NEON)
-    if (!simd_off)
+    if (!SIMD_OFF())
         for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(x + i))));
 #endif
     for (; i < n; i++) x[i] = fp16_round(x[i]);

@@ -22,7 +22,7 @@ void fp16_round_n(float *x, size_t n);
 /* Which path the _n forms take: "f16c", "neon" or "scalar". */
 const char *fp16_simd(void);
 /* Enable (1) or disable (0) the vector paths, for tests and benchmarks; returns the old setting.
- * Not thread-safe: call it before starting workers. */
+ * Atomic: conversions already running on other threads finish on the path they started. */
 int fp16_set_simd(int on);
 
 #endif

@@ -37,7 +37,8 @@ struct storage {
 /* A zeroed, 64-byte-aligned heap storage with refs = 1. NULL + e on failure. */
 storage *storage_new(size_t nbytes, ane_error *e);
 /* Wrap memory owned by someone else; ops->free is called on the last release. Takes ownership of
- * impl. refs = 1. */
+ * impl, even on failure: if the struct cannot be allocated, ops->free runs at once (ops and
+ * ops->kind are required; without them nothing is freed and ERR_INVAL is returned). refs = 1. */
 storage *storage_wrap(void *data, size_t nbytes, const storage_ops *ops, void *impl, ane_error *e);
 void storage_retain(storage *s);
 void storage_release(storage *s); /* NULL-safe */

@@ -4,12 +4,17 @@
 
 #include <lua.h>
 
-/* Call the function on top of the stack (with nargs below it) under the traceback handler, with
- * SIGINT turned into a Lua error while it runs. Returns the lua_pcall status. */
+/* Call the function on top of the stack (with narg arguments above it) under the traceback
+ * handler, with SIGINT turned into a Lua error ("interrupted!") while it runs. The SIGINT
+ * disposition in force before the call is restored afterwards. Returns the lua_pcall status. */
 int host_docall(lua_State *L, int narg, int nres);
-/* Print the error on top of the stack as "ane: msg" (progname NULL: no prefix) and pop it. */
+/* Print the error on top of the stack as "progname: msg" (progname NULL: no prefix) to stderr
+ * and pop it. Does nothing for LUA_OK. */
 void host_report(lua_State *L, const char *progname, int status);
-/* The interactive loop; returns when the user ends input. */
+/* Make `require "ane.core"` resolve to the statically linked C core. */
+void host_preload(lua_State *L);
+/* The interactive loop (line editing and history on a terminal, plain lines otherwise); returns
+ * when input ends (Ctrl-D). */
 void host_repl(lua_State *L);
 
 #endif

@@ -1,35 +1,53 @@
 /* main.c - the `ane` program: run scripts, -e/-l/-i/-v, subcommands, and the REPL.
  *
  * Like lua.c, everything (even opening the libraries) runs inside one protected call so that no
- * error escapes unprotected; SIGINT during a call raises a Lua error at the next safe point. */
+ * error escapes unprotected; SIGINT during a call only installs a hook, and the hook raises a Lua
+ * error at the next safe point (never touch the lua_State from the signal handler itself). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __APPLE__
+#include <mach-o/dyld.h>
+#endif
 
+#include "../lua/lane.h"
 #include "ane.h"
 #include "host.h"
 
-static const char *progname = "ane";
+static const char *const progname = "ane";
 static lua_State *globalL = NULL;
 
-/* ---- interruption: the signal handler only installs a hook; the hook raises the error ---- */
+/* {==================================================================
+ * Protected calls, interruption, error reports
+ * =================================================================== */
+
+/* Runs inside the interrupted function; the message names the innermost Lua line (the hook
+ * may fire as a C function such as print returns, which has no line of its own). */
 static void lstop(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted!");
+    lua_Debug d;
+    int level = 0;
+    while (lua_getstack(L, level, &d) && lua_getinfo(L, "l", &d) && d.currentline <= 0) level++;
+    luaL_where(L, level);
+    lua_pushliteral(L, "interrupted!");
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
-static void laction(int i) {
+static void laction(int sig) {
     int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-    signal(i, SIG_DFL); /* a second ^C kills */
+    signal(sig, SIG_DFL); /* a second ^C kills the process */
     lua_sethook(globalL, lstop, flag, 1);
 }
 
+/* Message handler: append a traceback; cope with non-string error objects. */
 static int msghandler(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
@@ -45,9 +63,15 @@ int host_docall(lua_State *L, int narg, int nres) {
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
     globalL = L;
-    signal(SIGINT, laction);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = laction;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
     int status = lua_pcall(L, narg, nres, base);
-    signal(SIGINT, SIG_DFL);
+    sigaction(SIGINT, &old, NULL);
+    /* A ^C that arrived as the call finished must not interrupt the next one. */
+    if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
     lua_remove(L, base);
     return status;
 }
@@ -55,27 +79,50 @@ int host_docall(lua_State *L, int narg, int nres) {
 void host_report(lua_State *L, const char *pname, int status) {
     if (status == LUA_OK) return;
     const char *msg = lua_tostring(L, -1);
-    if (!msg) msg = "(error object is not a string)";
+    if (msg == NULL) msg = "(error object is not a string)";
     if (pname) fprintf(stderr, "%s: ", pname);
     fprintf(stderr, "%s\n", msg);
     fflush(stderr);
     lua_pop(L, 1);
 }
 
-static void print_usage(const char *badoption) {
-    if (badoption) fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
-    fprintf(stderr,
+void host_preload(lua_State *L) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_ane_core);
+    lua_setfield(L, -2, "ane.core");
+    lua_pop(L, 1);
+}
+
+/* }================================================================== */
+
+static void print_usage(FILE *out, const char *badoption) {
+    if (badoption) {
+        if (badoption[1] == 'e' || badoption[1] == 'l' || strcmp(badoption, "--backend") == 0)
+            fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+        else
+            fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
+    }
+    fprintf(out,
             "usage: %s [options] [script [args]]\n"
-            "       %s info | mil ... | selftest\n"
+            "       %s info | mil ... | selftest | <subcommand> [args]\n"
             "Available options are:\n"
             "  -e stat         execute string 'stat'\n"
             "  -i              enter interactive mode after executing 'script'\n"
             "  -l mod          require library 'mod' into global 'mod'\n"
+            "  -l g=mod        require library 'mod' into global 'g'\n"
             "  -v              show version information\n"
-            "  --backend NAME  default backend (also $ANE_BACKEND)\n"
+            "  -W              turn warnings on\n"
+            "  --backend NAME  default backend, e.g. cpu or ane (also $ANE_BACKEND)\n"
+            "  -h, --help      show this help\n"
             "  --              stop handling options\n"
-            "  -               stop handling options and execute stdin\n",
+            "  -               stop handling options and execute stdin\n"
+            "With no script and no -e, `ane` starts the REPL on a terminal and runs stdin otherwise.\n",
             progname, progname);
+}
+
+static void print_version(void) {
+    printf("ane %s (%s)\n", ane_version(), LUA_RELEASE);
+    fflush(stdout);
 }
 
 static int dochunk(lua_State *L, int status) {
@@ -84,9 +131,9 @@ static int dochunk(lua_State *L, int status) {
     return status == LUA_OK;
 }
 
-/* Set the global `arg` as lua.c does: script at 0, its arguments at 1.., interpreter before. */
+/* The global `arg` as lua.c sets it: script at 0, its arguments at 1.., interpreter and options
+ * at negative indices. With no script (script == 0) the interpreter is at 0. */
 static void createargtable(lua_State *L, char **argv, int argc, int script) {
-    if (script == argc) script = 0;
     lua_createtable(L, argc - (script + 1), script + 1);
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);
@@ -95,145 +142,265 @@ static void createargtable(lua_State *L, char **argv, int argc, int script) {
     lua_setglobal(L, "arg");
 }
 
-/* Find the project's Lua modules from the build tree (<exe>/../lua) and after install
- * (<exe>/../share/lua/5.4). */
-static void set_paths(lua_State *L, const char *argv0) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        if (!realpath(argv0, exe)) return;
-    } else {
-        exe[n] = '\0';
+/* {==================================================================
+ * Module search paths
+ * =================================================================== */
+
+/* Directory holding the running binary, or "" if it cannot be found. */
+static void exe_dir(const char *argv0, char *out, size_t n) {
+    char buf[PATH_MAX];
+    out[0] = '\0';
+#if defined(__APPLE__)
+    uint32_t sz = sizeof buf;
+    char raw[PATH_MAX];
+    if (_NSGetExecutablePath(raw, &sz) != 0 || !realpath(raw, buf)) return;
+#else
+    ssize_t len = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (len > 0) {
+        buf[len] = '\0';
+    } else if (!argv0 || !strchr(argv0, '/') || !realpath(argv0, buf)) {
+        return;
     }
-    char *slash = strrchr(exe, '/');
+#endif
+    char *slash = strrchr(buf, '/');
     if (!slash) return;
-    *slash = '\0'; /* exe is now the directory holding the binary */
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "path");
-    lua_pushfstring(L, "%s;%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/lua/5.4/?.lua;%s/../share/lua/5.4/?/init.lua",
-                    lua_tostring(L, -1), exe, exe, exe, exe);
-    lua_setfield(L, -3, "path");
-    lua_pop(L, 2);
+    *slash = '\0';
+    snprintf(out, n, "%s", buf);
 }
 
-static int handle_subcommand(lua_State *L, int argc, char **argv) {
-    /* `ane info`, `ane mil ...`, `ane selftest`: implemented in Lua as ane.cli.<name>. */
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Put the project's Lua modules first on package.path: from the build tree (<bindir>/../lua)
+ * and from an installed prefix (<prefix>/bin/ane -> <prefix>/share/lua/5.4). Only directories
+ * that hold ane/init.lua are added, so stray paths never shadow the user's own modules. */
+static void set_paths(lua_State *L, const char *argv0) {
+    char dir[PATH_MAX], up[PATH_MAX + 4], root[PATH_MAX], probe[PATH_MAX + 64];
+    exe_dir(argv0, dir, sizeof dir);
+    snprintf(up, sizeof up, "%s/..", dir);
+    if (!dir[0] || !realpath(up, root)) return;
+    luaL_Buffer b;
+    lua_getglobal(L, "package");
+    int pkg = lua_gettop(L); /* absolute: the buffer may take stack slots above it */
+    luaL_buffinit(L, &b);
+    static const char *const trees[] = {"lua", "share/lua/5.4"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(probe, sizeof probe, "%s/%s/ane/init.lua", root, trees[i]);
+        if (!file_exists(probe)) continue;
+        lua_pushfstring(L, "%s/%s/?.lua;%s/%s/?/init.lua;", root, trees[i], root, trees[i]);
+        luaL_addvalue(&b);
+    }
+    lua_getfield(L, pkg, "path");
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);
+    lua_setfield(L, pkg, "path");
+    /* Other native modules installed next to ours. ane.core itself is linked in (preloaded). */
+    snprintf(probe, sizeof probe, "%s/lib/lua/5.4", root);
+    if (file_exists(probe)) {
+        lua_getfield(L, pkg, "cpath");
+        lua_pushfstring(L, "%s/?.so;%s", probe, lua_tostring(L, -1));
+        lua_setfield(L, pkg, "cpath");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, pkg - 1);
+}
+
+/* }================================================================== */
+
+/* `ane NAME args...` runs the Lua module ane.cli.NAME when NAME is not a file and that module
+ * exists: it returns function(args) -> exit code (integer; nil/true = 0, false = 1). */
+static int is_subcommand(lua_State *L, const char *name) {
+    if (file_exists(name) || !name[0]) return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return 0;
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    lua_pushfstring(L, "ane.cli.%s", name);
+    lua_getfield(L, -3, "path");
+    lua_call(L, 2, 1);
+    int found = lua_isstring(L, -1);
+    lua_pop(L, 2);
+    return found;
+}
+
+static int run_subcommand(lua_State *L, int argc, char **argv) {
     lua_getglobal(L, "require");
-    lua_pushfstring(L, "ane.cli.%s", argv[1]);
+    lua_pushfstring(L, "ane.cli.%s", argv[0]);
     int status = host_docall(L, 1, 1);
-    if (status != LUA_OK) { host_report(L, progname, status); return 0; }
-    lua_newtable(L);
-    for (int i = 2; i < argc; i++) {
+    if (status != LUA_OK) { host_report(L, progname, status); return 1; }
+    if (!lua_isfunction(L, -1)) {
+        fprintf(stderr, "%s: module ane.cli.%s does not return a function\n", progname, argv[0]);
+        return 1;
+    }
+    lua_createtable(L, argc - 1, 0);
+    for (int i = 1; i < argc; i++) {
         lua_pushstring(L, argv[i]);
-        lua_rawseti(L, -2, i - 1);
+        lua_rawseti(L, -2, i);
     }
     status = host_docall(L, 1, 1);
-    if (status != LUA_OK) { host_report(L, progname, status); return 0; }
-    int ok = lua_isinteger(L, -1) ? lua_tointeger(L, -1) == 0 : lua_toboolean(L, -1) || lua_isnil(L, -1);
+    if (status != LUA_OK) { host_report(L, progname, status); return 1; }
+    int code;
+    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
+    else code = (lua_isnil(L, -1) || lua_toboolean(L, -1)) ? 0 : 1;
     lua_pop(L, 1);
-    return ok;
+    return code;
 }
 
-static int is_subcommand(const char *s) {
-    static const char *const subs[] = {"info", "mil", "selftest", NULL};
-    for (const char *const *p = subs; *p; p++)
-        if (strcmp(*p, s) == 0) return 1;
-    return 0;
+/* --backend NAME: main() already exported it as ANE_BACKEND; here we refuse names the runtime
+ * does not know (once the runtime can list its backends: ane.host.check_backend). */
+static int check_backend(lua_State *L, const char *name) {
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "ane.host");
+    int status = host_docall(L, 1, 1);
+    if (status == LUA_OK) {
+        lua_getfield(L, -1, "check_backend");
+        lua_remove(L, -2);
+        lua_pushstring(L, name);
+        status = lua_pcall(L, 1, 0, 0); /* a usage error: the message alone, no traceback */
+    }
+    host_report(L, progname, status);
+    return status == LUA_OK;
 }
 
+static int dolibrary(lua_State *L, const char *spec) {
+    const char *eq = strchr(spec, '=');
+    const char *mod = eq ? eq + 1 : spec;
+    lua_getglobal(L, "require");
+    lua_pushstring(L, mod);
+    int status = host_docall(L, 1, 1);
+    if (status != LUA_OK) { host_report(L, progname, status); return 0; }
+    if (eq) lua_pushlstring(L, spec, (size_t)(eq - spec));
+    else lua_pushstring(L, spec);
+    lua_insert(L, -2);
+    lua_setglobal(L, lua_tostring(L, -2));
+    lua_pop(L, 1);
+    return 1;
+}
+
+enum { HAS_E = 1, HAS_I = 2, HAS_V = 4, HAS_W = 8, HAS_H = 16, HAS_STDIN = 32, BAD = 64 };
+
+/* Scan options; *script receives the index of the script (0 if none). On a bad option, *bad
+ * receives its index. */
+static int collectargs(int argc, char **argv, int *script, int *bad) {
+    int flags = 0;
+    *script = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-') { *script = i; return flags; }
+        if (strcmp(a, "--") == 0) { if (i + 1 < argc) *script = i + 1; return flags; }
+        if (strcmp(a, "-") == 0) { *script = i; return flags | HAS_STDIN; }
+        if (strcmp(a, "-i") == 0) flags |= HAS_I | HAS_V;
+        else if (strcmp(a, "-v") == 0) flags |= HAS_V;
+        else if (strcmp(a, "-W") == 0) flags |= HAS_W;
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) flags |= HAS_H;
+        else if (strncmp(a, "--backend=", 10) == 0) continue;
+        else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0 || strcmp(a, "--backend") == 0) {
+            if (i + 1 >= argc) { *bad = i; return flags | BAD; }
+            if (a[1] == 'e') flags |= HAS_E;
+            i++;
+        } else if ((a[1] == 'e' || a[1] == 'l') && a[2]) { /* -eCODE, -lmod */
+            if (a[1] == 'e') flags |= HAS_E;
+        } else {
+            *bad = i;
+            return flags | BAD;
+        }
+    }
+    return flags;
+}
+
+/* -e, -l, -W and --backend, in the order given. */
+static int runargs(lua_State *L, char **argv, int n) {
+    for (int i = 1; i < n; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-e") == 0 || (a[1] == 'e' && a[2])) {
+            const char *chunk = a[2] ? a + 2 : argv[++i];
+            if (!dochunk(L, luaL_loadbuffer(L, chunk, strlen(chunk), "=(command line)"))) return 0;
+        } else if (strcmp(a, "-l") == 0 || (a[1] == 'l' && a[2])) {
+            if (!dolibrary(L, a[2] ? a + 2 : argv[++i])) return 0;
+        } else if (strcmp(a, "-W") == 0) {
+            lua_warning(L, "@on", 0);
+        } else if (strcmp(a, "--backend") == 0 || strncmp(a, "--backend=", 10) == 0) {
+            if (!check_backend(L, a[9] == '=' ? a + 10 : argv[++i])) return 0;
+        }
+    }
+    return 1;
+}
+
+static int handle_script(lua_State *L, char **argv, int script, int argc, int from_stdin) {
+    const char *fname = from_stdin ? NULL : argv[script];
+    int status = luaL_loadfile(L, fname);
+    if (status == LUA_OK) {
+        int n = argc - script - 1;
+        luaL_checkstack(L, n + 3, "too many arguments to script");
+        for (int j = script + 1; j < argc; j++) lua_pushstring(L, argv[j]);
+        status = host_docall(L, n, 0);
+    }
+    host_report(L, progname, status);
+    return status == LUA_OK;
+}
+
+/* Everything runs here, protected; returns the exit status as an integer. */
 static int pmain(lua_State *L) {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = (char **)lua_touserdata(L, 2);
+    int script, bad = 0;
+    int flags = collectargs(argc, argv, &script, &bad);
     luaL_checkversion(L);
+    if (flags & BAD) { print_usage(stderr, argv[bad]); lua_pushinteger(L, 1); return 1; }
+    if (flags & HAS_H) { print_usage(stdout, NULL); lua_pushinteger(L, 0); return 1; }
     luaL_openlibs(L);
-    luaopen_ane(L); /* preload ane.core; fails loudly if lua/ane is not found */
-    lua_pop(L, 1);
+    host_preload(L);
     set_paths(L, argv[0]);
-
-    int i, script = 0, interactive = 0, version = 0, has_e = 0, stdin_script = 0;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-') { script = i; break; }
-        if (strcmp(a, "--") == 0) { if (i + 1 < argc) script = i + 1; break; }
-        if (strcmp(a, "-") == 0) { stdin_script = 1; script = i; break; }
-        if (strcmp(a, "-i") == 0) interactive = 1;
-        else if (strcmp(a, "-v") == 0) version = 1;
-        else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
-            if (++i >= argc) { print_usage(a); return 0; }
-            if (a[1] == 'e') has_e = 1;
-        } else if (strcmp(a, "--backend") == 0) {
-            if (++i >= argc) { print_usage(a); return 0; }
-        } else { print_usage(a); return 0; }
-    }
-    if (version) printf("ane %s (%s)\n", ane_version(), LUA_RELEASE);
+    if (flags & HAS_V) print_version();
     createargtable(L, argv, argc, script);
-
-    /* run -e, -l, --backend in order */
-    for (int j = 1; j < (script ? script : argc); j++) {
-        const char *a = argv[j];
-        if (strcmp(a, "-e") == 0) {
-            const char *chunk = argv[++j];
-            if (!dochunk(L, luaL_loadbuffer(L, chunk, strlen(chunk), "=(command line)"))) return 0;
-        } else if (strcmp(a, "-l") == 0) {
-            const char *mod = argv[++j];
-            lua_getglobal(L, "require");
-            lua_pushstring(L, mod);
-            int st = host_docall(L, 1, 1);
-            if (st != LUA_OK) { host_report(L, progname, st); return 0; }
-            lua_setglobal(L, mod);
-        } else if (strcmp(a, "--backend") == 0) {
-            lua_getglobal(L, "require");
-            lua_pushliteral(L, "ane");
-            lua_call(L, 1, 1);
-            lua_getfield(L, -1, "backend");
-            if (lua_isfunction(L, -1)) {
-                lua_pushstring(L, argv[++j]);
-                int st = host_docall(L, 1, 0);
-                if (st != LUA_OK) { host_report(L, progname, st); return 0; }
-            } else { lua_pop(L, 1); j++; }
-            lua_pop(L, 1);
-        }
-    }
-
+    lua_gc(L, LUA_GCRESTART);
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    if (!runargs(L, argv, script ? script : argc)) { lua_pushinteger(L, 1); return 1; }
     if (script) {
-        if (!stdin_script && is_subcommand(argv[script]) && !has_e) {
-            lua_pushboolean(L, handle_subcommand(L, argc - script + 1, argv + script - 1));
+        if (!(flags & HAS_STDIN) && is_subcommand(L, argv[script])) {
+            lua_pushinteger(L, run_subcommand(L, argc - script, argv + script));
             return 1;
         }
-        const char *fname = stdin_script ? NULL : argv[script];
-        int st = luaL_loadfile(L, fname);
-        if (st == LUA_OK) {
-            int n = argc - script - 1;
-            luaL_checkstack(L, n + 3, "too many arguments to script");
-            for (int j = script + 1; j < argc; j++) lua_pushstring(L, argv[j]);
-            st = host_docall(L, n, LUA_MULTRET);
+        if (!handle_script(L, argv, script, argc, flags & HAS_STDIN)) {
+            lua_pushinteger(L, 1);
+            return 1;
         }
-        if (st != LUA_OK) { host_report(L, progname, st); return 0; }
     }
-    if (interactive) host_repl(L);
-    else if (script == 0 && !has_e && !version) {
-        if (isatty(0)) host_repl(L);
-        else dochunk(L, luaL_loadfile(L, NULL));
+    if (flags & HAS_I) {
+        host_repl(L);
+    } else if (script == 0 && !(flags & (HAS_E | HAS_V))) {
+        if (isatty(0)) {
+            print_version();
+            host_repl(L);
+        } else if (!dochunk(L, luaL_loadfile(L, NULL))) {
+            lua_pushinteger(L, 1);
+            return 1;
+        }
     }
-    lua_pushboolean(L, 1);
+    lua_pushinteger(L, 0);
     return 1;
 }
 
 int main(int argc, char **argv) {
-    if (argv[0] && argv[0][0]) progname = "ane";
-    for (int i = 1; i + 1 < argc; i++) /* --backend before the state exists: becomes ANE_BACKEND */
-        if (strcmp(argv[i], "--backend") == 0) setenv("ANE_BACKEND", argv[i + 1], 1);
+    /* --backend is exported before the state exists so every part of the runtime (C defaults,
+     * subprocesses the script starts) sees the same choice. */
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0 || strcmp(argv[i], "-") == 0) break;
+        if ((strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "-l") == 0) && i + 1 < argc) i++;
+        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) setenv("ANE_BACKEND", argv[++i], 1);
+        else if (strncmp(argv[i], "--backend=", 10) == 0) setenv("ANE_BACKEND", argv[i] + 10, 1);
+    }
     lua_State *L = luaL_newstate();
-    if (!L) { fprintf(stderr, "%s: cannot create state: not enough memory\n", progname); return EXIT_FAILURE; }
-    lua_gc(L, LUA_GCSTOP);
+    if (!L) {
+        fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
+        return EXIT_FAILURE;
+    }
+    lua_gc(L, LUA_GCSTOP); /* no collections while the libraries open (pmain restarts it) */
     lua_pushcfunction(L, pmain);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
-    lua_gc(L, LUA_GCRESTART);
-    lua_gc(L, LUA_GCGEN, 0, 0);
     int status = lua_pcall(L, 2, 1, 0);
-    int ok = lua_toboolean(L, -1);
+    int code = status == LUA_OK ? (int)lua_tointeger(L, -1) : 1;
     host_report(L, progname, status);
     lua_close(L);
-    return (ok && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+    return code;
 }

@@ -1,13 +1,22 @@
 /* ane.h - embedding the ane runtime in a host application.
  *
  *   ane_runtime *rt = ane_open(&(ane_options){ .backend = "cpu" });
+ *   if (!rt) ...out of memory...
  *   if (ane_run_file(rt, "experiment.lua") != 0) fprintf(stderr, "%s\n", ane_last_error(rt));
+ *   lua_State *L = ane_lua(rt);   -- read results with the ordinary Lua C API
  *   ane_close(rt);
  *
- * A runtime owns one lua_State with the standard libraries and `ane` preloaded. It is not
- * thread-safe: use it from one thread. Hosts that own their lua_State call luaopen_ane instead. */
+ * A runtime owns one lua_State with the standard libraries opened and `require "ane"` ready (the
+ * C core is linked in; the Lua half is found on package.path: pass lua_path, or set LUA_PATH,
+ * or install into a prefix Lua searches). It is not thread-safe: use it from one thread.
+ * Hosts that own their lua_State call luaopen_ane instead.
+ *
+ * Link: `pkg-config --cflags --libs ane` (the static libane.a plus Lua, BLAS, libm, pthread);
+ * `pkg-config --variable=luadir ane` is the installed Lua module directory. */
 #ifndef ANE_H
 #define ANE_H
+
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -16,18 +25,32 @@ extern "C" {
 typedef struct lua_State lua_State;
 typedef struct ane_runtime ane_runtime;
 
+/* Same contract as lua_Alloc: nsize == 0 frees; returning NULL for nsize > 0 is an allocation
+ * failure, which the runtime reports as an error ("not enough memory"), never a crash. */
+typedef void *(*ane_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
 typedef struct ane_options {
-    const char *backend;    /* default backend name; NULL = $ANE_BACKEND or automatic */
+    const char *backend;    /* default backend name; NULL = $ANE_BACKEND or automatic. Like
+                             * ane.backend(name), this sets $ANE_BACKEND: it is process-wide */
     const char *lua_path;   /* prepended to package.path (";"-separated templates); may be NULL */
     const char *lua_cpath;  /* prepended to package.cpath; may be NULL */
+    ane_alloc_fn alloc;     /* allocator for the Lua state; NULL = realloc/free */
+    void *alloc_ud;         /* passed to alloc */
 } ane_options;
 
-/* NULL opts = defaults. Returns NULL only when memory runs out. */
+/* NULL opts = defaults. Returns NULL only when memory runs out (or setenv fails). The backend
+ * name is also kept in the registry under "ane.default_backend". */
 ane_runtime *ane_open(const ane_options *opts);
 lua_State *ane_lua(ane_runtime *rt);
-/* 0 on success; nonzero on error, with the message and traceback in ane_last_error. */
+/* 0 on success; nonzero on error, with the message and traceback in ane_last_error. The chunk's
+ * return values are discarded. */
 int ane_run_file(ane_runtime *rt, const char *path);
 int ane_run_string(ane_runtime *rt, const char *code, const char *chunkname);
+/* Call the function below nargs arguments on top of ane_lua(rt)'s stack, protected, with a
+ * traceback on error (like lua_pcall, minus the message handler chore). On success nresults
+ * values (LUA_MULTRET = -1: all) replace function and arguments and 0 is returned; on error
+ * both are popped, nothing is pushed, and ane_last_error has the message. */
+int ane_pcall(ane_runtime *rt, int nargs, int nresults);
 const char *ane_last_error(const ane_runtime *rt); /* "" if none */
 void ane_close(ane_runtime *rt);                   /* NULL-safe */
 

@@ -27,8 +27,8 @@ static dtype optdtype(lua_State *L, int idx, dtype def) {
     return dt;
 }
 
-/* A shape table {d1, ..., dk}: 1 <= k <= 5, every dim a positive integer (or -1 where allow_infer,
- * reported through *infer). Returns the rank. */
+/* A shape table {d1, ..., dk}: 1 <= k <= 5, every dim a positive integer, or one -1 when infer is
+ * not NULL (its position goes to *infer). Returns the rank. */
 static int checkshape_ex(lua_State *L, int idx, int64_t *shape, int *infer) {
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_Integer n = luaL_len(L, idx);
@@ -61,7 +61,7 @@ static int checkshape(lua_State *L, int idx, int64_t *shape, dtype dt) {
 }
 
 /* A Lua value as an element of dtype dt: numbers (integral and in range for integer dtypes) and,
- * for any dtype, booleans (1/0). `what` names the value in the message ("value", "element [2][1]"). */
+ * for any dtype, booleans (1/0). On failure *err is a message (pushed on the stack). */
 static int tovalue(lua_State *L, int idx, dtype dt, double *out, const char **err) {
     int t = lua_type(L, idx);
     if (t == LUA_TBOOLEAN) { *out = lua_toboolean(L, idx); return 1; }
@@ -72,7 +72,7 @@ static int tovalue(lua_State *L, int idx, dtype dt, double *out, const char **er
     lua_Integer lo = dt == DT_INT32 ? INT32_MIN : dt == DT_INT8 ? INT8_MIN : 0;
     lua_Integer hi = dt == DT_INT32 ? INT32_MAX : dt == DT_INT8 ? INT8_MAX : UINT8_MAX;
     if (!isint || v < lo || v > hi) {
-        *err = lua_pushfstring(L, "%s is not a %s value", luaL_tolstring(L, idx, NULL), dtype_name(dt));
+        *err = lua_pushfstring(L, "%s is not a valid %s value", luaL_tolstring(L, idx, NULL), dtype_name(dt));
         return 0;
     }
     *out = (double)v;
@@ -280,6 +280,23 @@ static int t_from_table(lua_State *L) {
     lua_pushvalue(L, 1);                    /* [tbl, t, tbl] */
     walk_table(L, &w, 0);
     lua_pop(L, 1);
+    return 1;
+}
+
+/* ane.from_bytes(s, dtype, shape): a tensor holding a copy of the raw little-endian bytes of s,
+ * which must be exactly numel * element size long (string.pack output, file contents). */
+static int t_from_bytes(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_checkstring(L, 2); /* no default dtype: raw bytes do not say what they are */
+    dtype dt = optdtype(L, 2, DT_FP16);
+    int64_t shape[TENSOR_MAX_RANK];
+    int rank = checkshape(L, 3, shape, dt);
+    size_t want = (size_t)shape_numel(rank, shape) * dtype_size(dt);
+    if (n != want)
+        luaL_argerror(L, 1, lua_pushfstring(L, "%I bytes for %I expected", (lua_Integer)n, (lua_Integer)want));
+    tensor *t = newtensor(L, dt, rank, shape);
+    memcpy(tensor_data(t), s, n);
     return 1;
 }
 
@@ -669,6 +686,18 @@ static int m_to_table(lua_State *L) {
     return 1;
 }
 
+/* t:bytes() -> the raw little-endian element bytes as a string (for string.unpack, files). */
+static int m_bytes(lua_State *L) {
+    tensor *t = lane_checktensor(L, 1);
+    luaL_Buffer b;
+    char *dst = luaL_buffinitsize(L, &b, tensor_nbytes(t)); /* may raise: before the lock */
+    lockt(L, t, 1);
+    memcpy(dst, tensor_data(t), tensor_nbytes(t));
+    storage_unlock(t->st, 1);
+    luaL_pushresultsize(&b, tensor_nbytes(t));
+    return 1;
+}
+
 /* t:save_npy(path) -> true | nil, message */
 static int m_save_npy(lua_State *L) {
     tensor *t = lane_checktensor(L, 1);
@@ -824,7 +853,7 @@ static const luaL_Reg tensor_methods[] = {
     {"shape", m_shape},       {"dtype", m_dtype},       {"numel", m_numel},   {"rank", m_rank},
     {"nbytes", m_nbytes},     {"storage_kind", m_storage_kind},               {"get", m_get},
     {"set", m_set},           {"fill", m_fill},         {"copy", m_copy},     {"clone", m_clone},
-    {"to_table", m_to_table}, {"save_npy", m_save_npy}, {"reshape", m_reshape}, {"sub", m_sub},
+    {"to_table", m_to_table}, {"bytes", m_bytes},     {"save_npy", m_save_npy}, {"reshape", m_reshape}, {"sub", m_sub},
     {"scale", m_scale},       {"add", m_add},           {"axpy", m_axpy},     {"rand", m_rand},
     {"close", m_close},       {NULL, NULL},
 };
@@ -852,7 +881,7 @@ static const luaL_Reg rng_meta[] = {{"__tostring", r_tostring}, {NULL, NULL}};
 
 static const luaL_Reg module_funcs[] = {
     {"zeros", t_zeros},           {"full", t_full},           {"from_table", t_from_table},
-    {"load_npy", t_load_npy},     {"rand", t_rand},           {"rng", r_new},
+    {"load_npy", t_load_npy},     {"from_bytes", t_from_bytes}, {"rand", t_rand},           {"rng", r_new},
     {"memory", t_memory},         {"fp16_round", t_fp16_round}, {"fp16_bits", t_fp16_bits},
     {"fp16_from_bits", t_fp16_from_bits}, {"fp16_simd", t_fp16_simd}, {NULL, NULL},
 };

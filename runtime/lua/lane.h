@@ -61,8 +61,10 @@ void lane_checkcompileopts(lua_State *L, int idx, compile_opts *o, const backend
 /* ---- module openers: each adds its functions to the table on top of the stack ---- */
 void lane_open_tensor(lua_State *L);   /* l_tensor.c */
 void lane_open_mil(lua_State *L);      /* l_mil.c */
+void lane_open_milcheck(lua_State *L); /* l_milcheck.c: mil_infer, mil_weight_bytes (builder) */
 void lane_open_backend(lua_State *L);  /* l_backend.c: compile, kernels, backends */
 void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
+void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel calls (after backend) */
 
 int luaopen_ane_core(lua_State *L);
 

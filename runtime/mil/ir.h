@@ -82,6 +82,7 @@ typedef struct mil_binding {
     int n;                 /* operands: 1 for a plain binding, n for a tuple */
     int *values;           /* value indices */
     unsigned is_tuple : 1; /* written with parentheses (even for n = 1) */
+    unsigned is_attr : 1;  /* mil_func_add_op only: put this binding in op->attr (`[...]`) */
     int line, col;
 } mil_binding;
 
@@ -111,6 +112,9 @@ typedef struct mil_function {
     int nouts;
     int *outs;             /* value indices of `-> (a, b)` in order */
     int line, col;
+    /* growth bookkeeping and the name -> value index table (ir.c); not for readers */
+    int cap_params, cap_values, cap_ops;
+    struct mil_names *names;
 } mil_function;
 
 /* A weight file as the compiler sees it: key = the exact BLOBFILE path string. */
@@ -141,6 +145,7 @@ typedef struct mil_program {
     const char *source;     /* the text parsed (for caret lines); NULL if built */
     const char *model_dir;  /* directory @model_path resolves to; NULL if unset */
     unsigned checked : 1, resolved : 1;
+    int cap_funcs, cap_blobs, cap_attrs; /* growth bookkeeping (ir.c) */
 } mil_program;
 
 void mil_program_retain(mil_program *p);
@@ -149,5 +154,23 @@ mil_function *mil_program_func(const mil_program *p, const char *name); /* NULL 
 int mil_func_value(const mil_function *f, const char *name);           /* index or -1 */
 /* The input bound to `name` on op (inputs first, then attributes), or NULL. */
 const mil_binding *mil_op_input(const mil_op *op, const char *name);
+
+/* Bytes one decoded element of dtype t occupies in mil_literal.data (see above). */
+size_t mil_dtype_elem_size(mil_dtype t);
+/* Element count of a static shape, or -1 for an unknown dim, a negative dim or overflow. */
+int64_t mil_shape_numel(int rank, const int64_t *shape);
+/* Same types: kind, dtype, rank, every dim, sub-types (tensor<T, []> and bare T are one type). */
+int mil_type_equal(const mil_type *a, const mil_type *b);
+/* Structural equality of two programs (what a round trip must preserve): version, attributes,
+ * functions, params, ops with inputs compared by name (inline literals by value), declared
+ * types, labels (an absent label equals the first result's name), outputs. Blob literal data is
+ * compared only when both sides hold it. Returns 1 if equal, else 0 and a reason in why. */
+int mil_program_equal(const mil_program *a, const mil_program *b, char *why, size_t n);
+
+/* IEEE binary16 / bfloat16 <-> double, rounding once to nearest even (NaN kept quiet). */
+uint16_t mil_f16_from_double(double x);
+double mil_f16_to_double(uint16_t h);
+uint16_t mil_bf16_from_double(double x);
+double mil_bf16_to_double(uint16_t h);
 
 #endif

@@ -29,6 +29,10 @@ int mil_parse_file(const char *path, const mil_parse_opts *o, mil_program **out,
 /* ---- check ---- */
 typedef struct mil_check_opts {
     int strict;           /* reject the lenient-only forms too */
+    /* Warnings (duplicate op labels, subnormal fp16 constants) go here, one positioned message
+     * per call ("prog.mil:3:9: warning: ..." plus the caret line); NULL drops them. */
+    void (*warn)(void *ud, const char *msg);
+    void *warn_ud;
 } mil_check_opts;
 
 /* Resolve op kinds, apply every op's input rules and shape rule, compare inferred with declared
@@ -50,12 +54,23 @@ blob_writer *blob_writer_new(ane_error *e);
 /* Append one tensor (fp16, fp32, int8, uint8); *meta_offset receives the value to write in
  * BLOBFILE(offset = ...) (the metadata record's position). */
 int blob_writer_add(blob_writer *w, const tensor *t, uint64_t *meta_offset, ane_error *e);
+/* Same from raw little-endian bytes with a blob dtype code (1 fp16, 2 fp32, 3 uint8, 4 int8). */
+int blob_writer_add_raw(blob_writer *w, int code, const void *data, size_t nbytes, uint64_t *meta_offset,
+                        ane_error *e);
 /* Hand out the finished bytes (caller frees with free()); the writer is freed. */
 int blob_writer_finish(blob_writer *w, uint8_t **data, size_t *size, ane_error *e);
 void blob_writer_free(blob_writer *w);
 /* Find the tensor whose metadata record is at meta_offset; checks sentinel, bounds, dtype. */
 int blob_read(const uint8_t *data, size_t size, uint64_t meta_offset, const char *name,
               int *blob_dtype, const uint8_t **payload, uint64_t *payload_size, ane_error *e);
+
+/* blob_read that also says whether the record is the research generators' sloppy form (data
+ * offset 0: data taken right after the record; size and dtype fields not trusted; then
+ * *payload_size is everything up to the end of the file). */
+int blob_read_ex(const uint8_t *data, size_t size, uint64_t meta_offset, const char *name, int *blob_dtype,
+                 const uint8_t **payload, uint64_t *payload_size, int *sloppy, ane_error *e);
+/* The dtype name of a blob dtype code ("fp16" for 1, ..., "unknown"). */
+const char *blob_dtype_name(int code);
 
 /* ---- print ---- */
 typedef struct mil_print_opts {
@@ -64,6 +79,8 @@ typedef struct mil_print_opts {
 
 /* Canonical text (mil-reference.md 4.3). *out is malloc'd and NUL-terminated. */
 int mil_print(const mil_program *p, const mil_print_opts *o, char **out, size_t *len, ane_error *e);
+/* One literal as MIL text (`int32(1)`, `tensor<fp16, [2]>([0x1p+0, 0x0p+0])`); *out malloc'd. */
+int mil_print_literal(const mil_literal *l, int dialect_1_0, char **out, size_t *len, ane_error *e);
 
 /* ---- build (used by the Lua builder) ---- */
 mil_program *mil_program_new(const char *version, ane_error *e);

@@ -1,0 +1,54 @@
+# ane.mk - the ANE backend (runtime/backend/ane), its Linux stand-in, and `make check-darwin`.
+#
+# The backend is the same source on every system: it dlopens the framework at run time.
+# On macOS that is Apple's private framework; elsewhere it is the stand-in built here
+# (spec/support/standin: test support, never installed), whose path is baked in as the default
+# and can be overridden with $ANE_FRAMEWORK_PATH.
+
+ANE_DIR := runtime/backend/ane
+ANE_SRC := $(wildcard $(ANE_DIR)/*.c)
+LIB_SRC += $(ANE_SRC)
+
+# backend_register_builtin() registers "ane" only when this fragment is in the build.
+$(BUILD)/obj/runtime/backend/backend.o: CFLAGS += -DANE_WITH_ANE_BACKEND
+
+ifneq ($(UNAME),Darwin)
+STANDIN_DIR := spec/support/standin
+STANDIN_SO  := $(BUILD)/standin/libANEStandin.so
+STANDIN_LUA := $(BUILD)/lua/ane_standin.so
+STANDIN_SRC := $(wildcard $(STANDIN_DIR)/sin_*.c)
+STANDIN_OBJ := $(STANDIN_SRC:%.c=$(BUILD)/obj/%.o)
+# GCC's Objective-C runtime: headers in gcc's own include dir (searched last, so a clang build
+# keeps its own stddef.h), library by full path (it lives in gcc's private lib dir).
+OBJC_INC := $(shell gcc -print-file-name=include)
+OBJC_LIB := $(shell gcc -print-file-name=libobjc.so)
+ANE_FW_DEFINE := -DANE_FRAMEWORK_DEFAULT='"$(CURDIR)/$(STANDIN_SO)"'
+
+$(BUILD)/obj/$(ANE_DIR)/%.o: CFLAGS += $(ANE_FW_DEFINE)
+$(BUILD)/obj/$(STANDIN_DIR)/%.o: CFLAGS += -Iruntime -idirafter $(OBJC_INC)
+# Header dependencies of the stand-in (the Makefile's DEPS list covers only the library).
+.DEFAULT_GOAL := all
+-include $(STANDIN_OBJ:.o=.d)
+
+$(STANDIN_SO): $(STANDIN_OBJ) $(BUILD)/libane.a $(STANDIN_DIR)/standin.map
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -Wl,--version-script=$(STANDIN_DIR)/standin.map -o $@ \
+	  $(STANDIN_OBJ) $(BUILD)/libane.a $(OBJC_LIB) $(LDLIBS)
+
+$(STANDIN_LUA): $(STANDIN_DIR)/l_standin.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ANE_FW_DEFINE) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $< -ldl
+
+EXTRA_TARGETS += $(STANDIN_SO) $(STANDIN_LUA)
+endif
+
+# The macOS build of the backend, syntax-checked here with our own declarations of the Apple
+# headers (darwin_decls.h): a typo in a macOS-only line fails on Linux too.
+.PHONY: check-darwin
+check-darwin:
+	@for f in $(ANE_SRC); do \
+	  $(CC) -std=c11 -D_GNU_SOURCE $(WARN) -fsyntax-only -D__APPLE__ -D__arm64__ -DANE_CHECK_DARWIN \
+	    -DANE_WITH_ANE_BACKEND -Iruntime/include $$f || exit 1; \
+	done; echo "check-darwin ok ($(words $(ANE_SRC)) files)"
+
+EXTRA_TEST_DEPS += check-darwin

@@ -1,0 +1,862 @@
+/* ane_backend.c - compile, load, evaluate MIL programs on the Neural Engine (ane-private-api.md).
+ *
+ * The call order is the one every source uses (2.1): descriptor from MIL bytes + weights
+ * dictionary, in-memory model, hexStringIdentifier, temp directory NSTemporaryDirectory()/hex
+ * pre-populated with model.mil and the weights/ files, compileWithQoS:, loadWithQoS: with one retry
+ * after 100 ms (6.2), then requests over IOSurfaces (4, 5.1) and evaluateWithQoS: (5.2). Every
+ * entry point runs inside its own autorelease pool (10.5) and keeps only what it retained (10.4).
+ * The teardown order is 5.3's: unload, release the request, release the model, release the
+ * surfaces, remove the directory unless a live twin (same hex) still uses it. */
+#include "ane_backend.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../core/storage.h"
+#include "../../mil/mil.h"
+#include "ane_paths.h"
+#include "objc_bridge.h"
+
+#if defined(__APPLE__)
+#if defined(ANE_CHECK_DARWIN)
+#include "darwin_decls.h" /* make check-darwin: our own declarations of the Apple headers */
+#else
+#include <sys/sysctl.h>
+#endif
+#endif
+
+/* Classes the core path cannot do without (section 1: the sources abort if any is missing). */
+static const char *const required_classes[] = {"_ANEInMemoryModelDescriptor", "_ANEInMemoryModel",
+                                               "_ANERequest", "_ANEIOSurfaceObject"};
+
+/* Selectors, by receiver. */
+#define SEL_DESC "modelWithMILText:weights:optionsPlist:"
+#define SEL_MODEL "inMemoryModelWithDescriptor:"
+#define SEL_HEX "hexStringIdentifier"
+#define SEL_COMPILE "compileWithQoS:options:error:"
+#define SEL_LOAD "loadWithQoS:options:error:"
+#define SEL_EVAL "evaluateWithQoS:options:request:error:"
+#define SEL_UNLOAD "unloadWithQoS:error:"
+#define SEL_WRAP "objectWithIOSurface:"
+#define SEL_REQUEST \
+    "requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:"
+#define SEL_CLIENT "sharedConnection"
+#define SEL_RT "evaluateRealTimeWithModel:options:request:error:"
+#define SEL_PERF "statsWithHardwareExecutionNS:"
+
+/* The exact C types of the calls (10.1). */
+typedef ob_id (*F_cls_id3)(ob_id, ob_sel, ob_id, ob_id, ob_id);
+typedef ob_id (*F_cls_id1)(ob_id, ob_sel, ob_id);
+typedef ob_id (*F_id0)(ob_id, ob_sel);
+typedef ob_bool (*F_qos_opt)(ob_id, ob_sel, unsigned, ob_id, ob_id *);
+typedef ob_bool (*F_eval)(ob_id, ob_sel, unsigned, ob_id, ob_id, ob_id *);
+typedef ob_bool (*F_unload)(ob_id, ob_sel, unsigned, ob_id *);
+typedef ob_id (*F_wrap)(ob_id, ob_sel, ob_surface);
+typedef ob_id (*F_req)(ob_id, ob_sel, ob_id, ob_id, ob_id, ob_id, ob_id, ob_id, ob_id);
+typedef ob_bool (*F_rt)(ob_id, ob_sel, ob_id, ob_id, ob_id, ob_id *);
+typedef ob_id (*F_perf)(ob_id, ob_sel, uint64_t);
+typedef uint64_t (*F_u64)(ob_id, ob_sel);
+
+#define MAX_IO 64
+
+typedef struct ane_impl {
+    ob_id model;                  /* retained _ANEInMemoryModel */
+    char hex[256];
+    char dir[1024];
+    int procedure;
+    unsigned qos;
+    ane_eval_path path, last_path;
+    unsigned perf_mask;
+    int compile_number;
+    storage *stage_in[MAX_IO], *stage_out[MAX_IO]; /* copies for tensors that are not surfaces */
+    ob_id request;                /* retained; binds req_surf */
+    void *req_surf[2 * MAX_IO];   /* CFRetain'ed surfaces of the cached request */
+    int req_n;
+    ob_id perf_stats;             /* retained _ANEPerformanceStats when perf_mask != 0 */
+    uint64_t last_eval_ns, last_hw_ns;
+    int have_hw_ns, direct_in, direct_out;
+    long evals;
+} ane_impl;
+
+static const backend ane_be;
+static atomic_int framework_compiles;
+
+/* ---- availability ---- */
+static int avail_state = -1; /* -1 unknown, 0 no, 1 yes */
+static char avail_why[512];
+static pthread_mutex_t avail_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int check_available(void) {
+    pthread_mutex_lock(&avail_mu);
+    if (avail_state < 0) {
+        char why[512];
+        if (!ob_open(why, sizeof why)) {
+            snprintf(avail_why, sizeof avail_why, "%s", why);
+            avail_state = 0;
+        } else {
+            avail_state = 1;
+            for (size_t i = 0; i < sizeof required_classes / sizeof required_classes[0]; i++)
+                if (!ob_class_named(required_classes[i])) {
+                    snprintf(avail_why, sizeof avail_why, "class %s not found in %s",
+                             required_classes[i], ob_framework_path());
+                    avail_state = 0;
+                    break;
+                }
+            /* The class methods of the core path must exist with the documented names. */
+            static const char *const cm[][2] = {{"_ANEInMemoryModelDescriptor", SEL_DESC},
+                                                {"_ANEInMemoryModel", SEL_MODEL},
+                                                {"_ANERequest", SEL_REQUEST},
+                                                {"_ANEIOSurfaceObject", SEL_WRAP}};
+            for (size_t i = 0; avail_state == 1 && i < 4; i++)
+                if (!ob_responds((ob_id)ob_class_named(cm[i][0]), cm[i][1])) {
+                    snprintf(avail_why, sizeof avail_why, "+[%s %s] not found", cm[i][0], cm[i][1]);
+                    avail_state = 0;
+                }
+        }
+    }
+    int ok = avail_state;
+    pthread_mutex_unlock(&avail_mu);
+    return ok;
+}
+
+static int ane_available(char *why, size_t n) {
+    int ok = check_available();
+    if (!ok && why && n) snprintf(why, n, "%s", avail_why);
+    return ok;
+}
+
+static int need_available(const char *what, ane_error *e) {
+    if (check_available()) return 0;
+    return err_set(e, ERR_UNSUPPORTED, "%s: ane backend unavailable: %s (use the cpu backend)",
+                   what, avail_why);
+}
+
+/* ---- temp directories, refcounted by path: identical programs share one hex (2.3) ---- */
+typedef struct dir_ref { char path[1024]; int refs; } dir_ref;
+static dir_ref dirs[256];
+static pthread_mutex_t dir_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void dir_acquire(const char *path) {
+    pthread_mutex_lock(&dir_mu);
+    int free_slot = -1;
+    for (int i = 0; i < 256; i++) {
+        if (dirs[i].refs && strcmp(dirs[i].path, path) == 0) {
+            dirs[i].refs++;
+            pthread_mutex_unlock(&dir_mu);
+            return;
+        }
+        if (!dirs[i].refs && free_slot < 0) free_slot = i;
+    }
+    if (free_slot >= 0) {
+        snprintf(dirs[free_slot].path, sizeof dirs[free_slot].path, "%s", path);
+        dirs[free_slot].refs = 1;
+    }
+    pthread_mutex_unlock(&dir_mu);
+}
+
+/* Drop one reference; the last one removes the directory. */
+static void dir_release(const char *path) {
+    if (!path[0]) return;
+    pthread_mutex_lock(&dir_mu);
+    int last = 1;
+    for (int i = 0; i < 256; i++)
+        if (dirs[i].refs && strcmp(dirs[i].path, path) == 0) {
+            last = --dirs[i].refs == 0;
+            break;
+        }
+    if (last) rm_rf(path);
+    pthread_mutex_unlock(&dir_mu);
+}
+
+static int mkdir_p(const char *path, ane_error *e) {
+    char buf[1200];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return err_set(e, ERR_IO, "ane: mkdir %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return err_set(e, ERR_IO, "ane: mkdir %s: %s", buf, strerror(errno));
+    return 0;
+}
+
+static int write_file(const char *path, const void *data, size_t n, ane_error *e) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return err_set(e, ERR_IO, "ane: cannot write %s: %s", path, strerror(errno));
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    int bad = fclose(f) != 0 || w != n;
+    if (bad) return err_set(e, ERR_IO, "ane: short write to %s", path);
+    return 0;
+}
+
+/* "@model_path/weights/w.bin" -> "weights/w.bin"; NULL for keys the framework cannot map or
+ * that would escape the directory. */
+static const char *weight_rel(const char *key) {
+    static const char prefix[] = "@model_path/";
+    if (strncmp(key, prefix, sizeof prefix - 1) != 0) return NULL;
+    const char *rel = key + sizeof prefix - 1;
+    if (!*rel || rel[0] == '/' || strstr(rel, "..")) return NULL;
+    return rel;
+}
+
+/* Write model.mil and every weight file (2.3). */
+static int populate_dir(const char *dir, const char *mil, size_t mil_len, const mil_program *p,
+                        ane_error *e) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/weights", dir);
+    int rc = mkdir_p(path, e);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/model.mil", dir);
+    if ((rc = write_file(path, mil, mil_len, e))) return rc;
+    for (int i = 0; i < p->nblobs; i++) {
+        const char *rel = weight_rel(p->blobs[i].path);
+        snprintf(path, sizeof path, "%s/%s", dir, rel);
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        if ((rc = mkdir_p(path, e))) return rc;
+        *slash = '/';
+        if ((rc = write_file(path, p->blobs[i].data, p->blobs[i].size, e))) return rc;
+    }
+    return 0;
+}
+
+/* ---- kernel description from the MIL function ---- */
+static int io_from_value(const mil_function *f, int v, kernel_io *io, const char *what,
+                         ane_error *e) {
+    const mil_value *val = &f->values[v];
+    io->name = val->name ? val->name : "?";
+    if (val->type.kind != MIL_T_TENSOR)
+        return err_set(e, ERR_UNSUPPORTED, "compile: %s '%s' is not a tensor", what, io->name);
+    switch (val->type.dtype) {
+    case MIL_FP16: io->dt = DT_FP16; break;
+    case MIL_FP32: io->dt = DT_FP32; break;
+    default:
+        return err_set(e, ERR_UNSUPPORTED,
+                       "compile: %s '%s' is %s; the ANE takes fp16 or fp32 at the boundary "
+                       "(ane-private-api.md 4.4)",
+                       what, io->name, mil_dtype_name(val->type.dtype));
+    }
+    if (val->type.rank < 1 || val->type.rank > TENSOR_MAX_RANK)
+        return err_set(e, ERR_SHAPE, "compile: %s '%s' has rank %d (1..%d supported)", what,
+                       io->name, val->type.rank, TENSOR_MAX_RANK);
+    io->rank = val->type.rank;
+    for (int d = 0; d < io->rank; d++) {
+        if (val->type.shape[d] < 1)
+            return err_set(e, ERR_SHAPE, "compile: %s '%s' has an unknown dimension", what,
+                           io->name);
+        io->shape[d] = val->type.shape[d];
+    }
+    return shape_check(io->rank, io->shape, io->dt, e);
+}
+
+static size_t io_bytes(const kernel_io *io) {
+    return (size_t)shape_numel(io->rank, io->shape) * dtype_size(io->dt);
+}
+
+/* ---- compile ---- */
+static void impl_drop_request(ane_impl *im) {
+    const ob_env *env = ob_open(NULL, 0);
+    ob_release(im->request);
+    im->request = NULL;
+    for (int i = 0; i < im->req_n; i++)
+        if (im->req_surf[i] && env) env->rt.CFRelease(im->req_surf[i]);
+    im->req_n = 0;
+}
+
+static void kernel_destroy(kernel *k) {
+    if (!k) return;
+    ane_impl *im = k->impl;
+    if (im) {
+        ob_id pool = ob_pool_push();
+        impl_drop_request(im);
+        ob_release(im->perf_stats);
+        ob_release(im->model);
+        ob_pool_pop(pool);
+        for (int i = 0; i < MAX_IO; i++) {
+            storage_release(im->stage_in[i]);
+            storage_release(im->stage_out[i]);
+        }
+        dir_release(im->dir);
+        free(im);
+    }
+    free(k->in);
+    free(k->out);
+    mil_program_release(k->prog);
+    free(k);
+}
+
+static const char *nserror(ob_id err, char *buf, size_t n) { return ob_error_text(err, buf, n); }
+
+/* The hint every compile failure carries once the process is near the documented limit. */
+static void budget_hint(ane_error *e) {
+    int used = backend_compiles_used();
+    if (used >= 100)
+        err_prefix(e, "after %d compiles in this process (the ANE fails compiles after ~119 per "
+                      "process, ane-private-api.md 6.1: save state and restart the process, or "
+                      "compile fewer kernels): ",
+                   used);
+}
+
+static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_error *e) {
+    *out = NULL;
+    int rc = need_available("compile", e);
+    if (rc) return rc;
+    if (!p) return err_set(e, ERR_INVAL, "compile: no program");
+    const char *fname = (o && o->function) ? o->function : "main";
+    int fi = -1;
+    for (int i = 0; i < p->nfuncs; i++)
+        if (strcmp(p->funcs[i].name, fname) == 0) fi = i;
+    if (fi < 0) return err_set(e, ERR_INVAL, "compile: program has no function '%s'", fname);
+    const mil_function *f = &p->funcs[fi];
+    if (f->nparams > MAX_IO || f->nouts > MAX_IO)
+        return err_set(e, ERR_UNSUPPORTED, "compile: more than %d inputs or outputs", MAX_IO);
+    for (int i = 0; i < p->nblobs; i++)
+        if (!weight_rel(p->blobs[i].path))
+            return err_set(e, ERR_UNSUPPORTED,
+                           "compile: weight file '%s' must be @model_path/<relative path> "
+                           "(ane-private-api.md 2.4)",
+                           p->blobs[i].path);
+
+    kernel *k = calloc(1, sizeof *k);
+    ane_impl *im = calloc(1, sizeof *im);
+    if (!k || !im) {
+        free(k);
+        free(im);
+        return err_set(e, ERR_NOMEM, "compile: out of memory");
+    }
+    k->be = &ane_be;
+    k->impl = im;
+    mil_program_retain(p);
+    k->prog = p;
+    im->procedure = fi;
+    im->qos = (o && o->qos) ? o->qos : 21;
+    k->nin = f->nparams;
+    k->nout = f->nouts;
+    k->in = calloc((size_t)(k->nin ? k->nin : 1), sizeof *k->in);
+    k->out = calloc((size_t)(k->nout ? k->nout : 1), sizeof *k->out);
+    if (!k->in || !k->out) {
+        kernel_destroy(k);
+        return err_set(e, ERR_NOMEM, "compile: out of memory");
+    }
+    for (int i = 0; i < k->nin; i++)
+        if ((rc = io_from_value(f, f->params[i], &k->in[i], "input", e))) goto fail_nopool;
+    for (int i = 0; i < k->nout; i++)
+        if ((rc = io_from_value(f, f->outs[i], &k->out[i], "output", e))) goto fail_nopool;
+
+    /* The budget is counted before the framework is asked (6.1). */
+    if ((rc = backend_take_compile(e))) goto fail_nopool;
+
+    char *mil = NULL;
+    size_t mil_len = 0;
+    if ((rc = mil_print(p, NULL, &mil, &mil_len, e))) goto fail_nopool;
+
+    ob_id pool = ob_pool_push();
+    char msg[900];
+    ob_id keys[256], vals[256];
+    if (p->nblobs > 256) {
+        rc = err_set(e, ERR_UNSUPPORTED, "compile: more than 256 weight files");
+        goto fail;
+    }
+    /* { "@model_path/weights/w.bin": { "offset": 0, "data": <bytes> }, ... } (2.4) */
+    for (int i = 0; i < p->nblobs; i++) {
+        ob_id ek[2], ev[2];
+        if (!(ek[0] = ob_new_string("offset", e)) || !(ev[0] = ob_new_u64(0, e)) ||
+            !(ek[1] = ob_new_string("data", e)) ||
+            !(ev[1] = ob_new_data(p->blobs[i].data, p->blobs[i].size, e)) ||
+            !(keys[i] = ob_new_string(p->blobs[i].path, e)) ||
+            !(vals[i] = ob_new_dict(ek, ev, 2, e))) {
+            rc = e->code;
+            goto fail;
+        }
+    }
+    ob_id wdict = ob_new_dict(keys, vals, (size_t)p->nblobs, e);
+    ob_id mil_data = ob_new_data(mil, mil_len, e);
+    ob_id opts = ob_new_dict(NULL, NULL, 0, e);
+    if (!wdict || !mil_data || !opts) {
+        rc = e->code;
+        goto fail;
+    }
+    ob_id dcls = (ob_id)ob_class_named("_ANEInMemoryModelDescriptor");
+    ob_sel s = ob_selector(SEL_DESC);
+    ob_id desc = ((F_cls_id3)ob_lookup(dcls, s))(dcls, s, mil_data, wdict, NULL);
+    if (!desc) {
+        rc = err_set(e, ERR_BACKEND, "compile: +[_ANEInMemoryModelDescriptor " SEL_DESC
+                                     "] returned nil");
+        goto fail;
+    }
+    ob_id mcls = (ob_id)ob_class_named("_ANEInMemoryModel");
+    s = ob_selector(SEL_MODEL);
+    ob_id model = ((F_cls_id1)ob_lookup(mcls, s))(mcls, s, desc);
+    if (!model) {
+        rc = err_set(e, ERR_BACKEND, "compile: +[_ANEInMemoryModel " SEL_MODEL "] returned nil");
+        goto fail;
+    }
+    im->model = ob_retain(model);
+    s = ob_selector(SEL_HEX);
+    ob_imp fhex = ob_lookup(model, s);
+    if (fhex) ob_string_get(((F_id0)fhex)(model, s), im->hex, sizeof im->hex);
+    if (!im->hex[0] || strchr(im->hex, '/')) {
+        rc = err_set(e, ERR_BACKEND, "compile: model has no usable hexStringIdentifier ('%s')",
+                     im->hex);
+        goto fail;
+    }
+    char tmp[900];
+    const ob_env *env = ob_open(NULL, 0);
+    ob_string_get(env->rt.NSTemporaryDirectory(), tmp, sizeof tmp);
+    if (!tmp[0]) {
+        rc = err_set(e, ERR_BACKEND, "compile: NSTemporaryDirectory() returned nothing");
+        goto fail;
+    }
+    size_t tl = strlen(tmp);
+    snprintf(im->dir, sizeof im->dir, "%s%s%s", tmp, tmp[tl - 1] == '/' ? "" : "/", im->hex);
+    dir_acquire(im->dir);
+    if ((rc = populate_dir(im->dir, mil, mil_len, p, e))) goto fail;
+
+    s = ob_selector(SEL_COMPILE);
+    ob_imp fc = ob_lookup(model, s);
+    if (!fc) {
+        rc = err_set(e, ERR_BACKEND, "compile: -[_ANEInMemoryModel " SEL_COMPILE "] not found");
+        goto fail;
+    }
+    ob_id err = NULL;
+    im->compile_number = atomic_fetch_add(&framework_compiles, 1) + 1;
+    if (!((F_qos_opt)fc)(model, s, im->qos, opts, &err)) {
+        rc = err_set(e, ERR_BACKEND, "compile: ANE compile failed: %s", nserror(err, msg, sizeof msg));
+        budget_hint(e);
+        goto fail;
+    }
+    ob_pool_pop(pool);
+    free(mil);
+    *out = k;
+    return 0;
+
+fail:
+    ob_pool_pop(pool);
+    free(mil);
+fail_nopool:
+    kernel_destroy(k);
+    return rc;
+}
+
+/* ---- load / unload ---- */
+static int do_load(kernel *k, ane_error *e) {
+    ane_impl *im = k->impl;
+    ob_id pool = ob_pool_push();
+    char msg[900], first[900];
+    int rc = 0;
+    ob_id opts = ob_new_dict(NULL, NULL, 0, e);
+    ob_sel s = ob_selector(SEL_LOAD);
+    ob_imp f = ob_lookup(im->model, s);
+    if (!opts || !f) {
+        rc = opts ? err_set(e, ERR_BACKEND, "load: -[_ANEInMemoryModel " SEL_LOAD "] not found")
+                  : e->code;
+        goto out;
+    }
+    ob_id err = NULL;
+    if (!((F_qos_opt)f)(im->model, s, im->qos, opts, &err)) {
+        /* M:bridge: one retry after 100 ms for ANE slot reclamation (6.2). */
+        nserror(err, first, sizeof first);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        err = NULL;
+        if (!((F_qos_opt)f)(im->model, s, im->qos, opts, &err)) {
+            rc = err_set(e, ERR_BACKEND, "load: ANE load failed twice (retried after 100 ms): %s "
+                                         "(first attempt: %s)",
+                         nserror(err, msg, sizeof msg), first);
+            goto out;
+        }
+    }
+    if (im->perf_mask) {
+        ob_id num = ob_new_u64(im->perf_mask, e);
+        /* perfStatsMask is settable on real models (E:cv2); absent -> stats stay off. */
+        if (num && ob_set_value_for_key(im->model, num, "perfStatsMask", NULL) == 0 &&
+            !im->perf_stats) {
+            ob_id pc = (ob_id)ob_class_named("_ANEPerformanceStats");
+            ob_sel ps = ob_selector(SEL_PERF);
+            ob_imp pf = pc ? ob_lookup(pc, ps) : NULL;
+            if (pf) im->perf_stats = ob_retain(((F_perf)pf)(pc, ps, 0));
+        }
+    }
+    k->loaded = 1;
+out:
+    ob_pool_pop(pool);
+    return rc;
+}
+
+static int ane_load(kernel *k, ane_error *e) {
+    if (!k || !k->impl) return err_set(e, ERR_STATE, "load: kernel is closed");
+    if (k->loaded) return 0;
+    return do_load(k, e);
+}
+
+static int do_unload(kernel *k, ane_error *e) {
+    ane_impl *im = k->impl;
+    ob_id pool = ob_pool_push();
+    int rc = 0;
+    ob_sel s = ob_selector(SEL_UNLOAD);
+    ob_imp f = ob_lookup(im->model, s);
+    ob_id err = NULL;
+    char msg[900];
+    if (!f) rc = err_set(e, ERR_BACKEND, "unload: -[_ANEInMemoryModel " SEL_UNLOAD "] not found");
+    else if (!((F_unload)f)(im->model, s, im->qos, &err))
+        rc = err_set(e, ERR_BACKEND, "unload: ANE unload failed: %s", nserror(err, msg, sizeof msg));
+    /* Then the request (5.3 order); it is tied to one load (M:reload rebuilds it). */
+    impl_drop_request(im);
+    k->loaded = 0;
+    ob_pool_pop(pool);
+    return rc;
+}
+
+static int ane_unload(kernel *k, ane_error *e) {
+    if (!k || !k->impl) return err_set(e, ERR_STATE, "unload: kernel is closed");
+    if (!k->loaded) return 0;
+    return do_unload(k, e);
+}
+
+static void ane_free(kernel *k) {
+    if (!k) return;
+    if (k->loaded && k->impl) do_unload(k, NULL);
+    kernel_destroy(k);
+}
+
+/* ---- evaluation ---- */
+static int stage(storage **slot, size_t nbytes, ane_error *e) {
+    if (*slot) return 0;
+    *slot = ane_surface_storage_new(nbytes, e);
+    return *slot ? 0 : e->code;
+}
+
+/* The surface to hand the ANE for tensor t: its own, if it is one of ours covering exactly the
+ * tensor, else a staging surface (copied into for inputs). */
+static void *pick_surface(const tensor *t, storage **stage_slot, size_t nbytes, int is_input,
+                          int *direct, ane_error *e) {
+    void *s = ane_storage_surface(t->st);
+    if (s && t->offset == 0 && t->st->nbytes >= nbytes) {
+        (*direct)++;
+        return s;
+    }
+    if (stage(stage_slot, nbytes, e)) return NULL;
+    if (is_input) {
+        if (storage_lock(t->st, 1, e)) return NULL;
+        if (storage_lock(*stage_slot, 0, e)) {
+            storage_unlock(t->st, 1);
+            return NULL;
+        }
+        memcpy((*stage_slot)->data, tensor_data(t), nbytes);
+        storage_unlock(*stage_slot, 0);
+        storage_unlock(t->st, 1);
+    }
+    return ane_storage_surface(*stage_slot);
+}
+
+static ob_id index_array(int n, ane_error *e) {
+    ob_id v[MAX_IO];
+    for (int i = 0; i < n; i++)
+        if (!(v[i] = ob_new_u64((uint64_t)i, e))) return NULL;
+    return ob_new_array(v, (size_t)n, e);
+}
+
+static ob_id wrap_array(void *const *surf, int n, ane_error *e) {
+    ob_id cls = (ob_id)ob_class_named("_ANEIOSurfaceObject");
+    ob_sel s = ob_selector(SEL_WRAP);
+    ob_imp f = ob_lookup(cls, s);
+    ob_id v[MAX_IO];
+    for (int i = 0; i < n; i++)
+        if (!(v[i] = ((F_wrap)f)(cls, s, surf[i]))) {
+            err_set(e, ERR_BACKEND, "eval: +[_ANEIOSurfaceObject " SEL_WRAP "] returned nil");
+            return NULL;
+        }
+    return ob_new_array(v, (size_t)n, e);
+}
+
+/* Build (or reuse) the request binding surf[0..nin) as inputs 0..nin-1 and the rest as outputs
+ * 0..nout-1 (4.5: output k <-> index k <-> k-th returned value). */
+static int get_request(kernel *k, void *const *surf, ane_error *e) {
+    ane_impl *im = k->impl;
+    int n = k->nin + k->nout;
+    if (im->request && im->req_n == n && memcmp(im->req_surf, surf, (size_t)n * sizeof *surf) == 0)
+        return 0;
+    impl_drop_request(im);
+    ob_id ins = wrap_array(surf, k->nin, e);
+    ob_id outs = ins ? wrap_array(surf + k->nin, k->nout, e) : NULL;
+    ob_id iidx = outs ? index_array(k->nin, e) : NULL;
+    ob_id oidx = iidx ? index_array(k->nout, e) : NULL;
+    ob_id proc = oidx ? ob_new_u64((uint64_t)im->procedure, e) : NULL;
+    ob_id perf = NULL;
+    if (proc && im->perf_stats && !(perf = ob_new_array(&im->perf_stats, 1, e))) proc = NULL;
+    if (!proc) return e->code;
+    ob_id cls = (ob_id)ob_class_named("_ANERequest");
+    ob_sel s = ob_selector(SEL_REQUEST);
+    ob_id req = ((F_req)ob_lookup(cls, s))(cls, s, ins, iidx, outs, oidx, NULL, perf, proc);
+    if (!req) return err_set(e, ERR_BACKEND, "eval: +[_ANERequest requestWith...] returned nil");
+    im->request = ob_retain(req);
+    /* Our own reference on every bound surface while the request lives (10.4: never rely on
+     * the wrapper retaining it). */
+    const ob_env *env = ob_open(NULL, 0);
+    for (int i = 0; i < n; i++) im->req_surf[i] = (void *)env->rt.CFRetain(surf[i]);
+    im->req_n = n;
+    return 0;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    int rc = kernel_check_io(k, in, out, e);
+    if (rc) return rc;
+    if (k->be != &ane_be) return err_set(e, ERR_INVAL, "eval: not an ane kernel");
+    ane_impl *im = k->impl;
+    ob_id pool = ob_pool_push();
+    void *surf[2 * MAX_IO];
+    char msg[900];
+    im->direct_in = im->direct_out = 0;
+    for (int i = 0; i < k->nin; i++)
+        if (!(surf[i] = pick_surface(in[i], &im->stage_in[i], io_bytes(&k->in[i]), 1,
+                                     &im->direct_in, e))) {
+            rc = e->code;
+            goto out;
+        }
+    for (int i = 0; i < k->nout; i++)
+        if (!(surf[k->nin + i] = pick_surface(out[i], &im->stage_out[i], io_bytes(&k->out[i]), 0,
+                                              &im->direct_out, e))) {
+            rc = e->code;
+            goto out;
+        }
+    if ((rc = get_request(k, surf, e))) goto out;
+    ob_id opts = ob_new_dict(NULL, NULL, 0, e);
+    if (!opts) {
+        rc = e->code;
+        goto out;
+    }
+    ob_id err = NULL;
+    ob_bool ok = 0;
+    uint64_t t0 = now_ns();
+    im->last_path = ANE_EVAL_STANDARD;
+    if (im->path == ANE_EVAL_REALTIME) {
+        /* +[_ANEClient sharedConnection] -evaluateRealTimeWithModel:... ; E:rt falls back to the
+         * standard path when it returns NO (5.2). */
+        ob_id ccls = (ob_id)ob_class_named("_ANEClient");
+        ob_sel cs = ob_selector(SEL_CLIENT), rs = ob_selector(SEL_RT);
+        ob_imp cf = ccls ? ob_lookup(ccls, cs) : NULL;
+        ob_id client = cf ? ((F_id0)cf)(ccls, cs) : NULL;
+        ob_imp rf = client ? ob_lookup(client, rs) : NULL;
+        if (rf && ((F_rt)rf)(client, rs, im->model, opts, im->request, &err)) {
+            ok = 1;
+            im->last_path = ANE_EVAL_REALTIME;
+        }
+        err = NULL;
+    }
+    if (!ok) {
+        ob_sel s = ob_selector(SEL_EVAL);
+        ob_imp f = ob_lookup(im->model, s);
+        if (!f) {
+            rc = err_set(e, ERR_BACKEND, "eval: -[_ANEInMemoryModel " SEL_EVAL "] not found");
+            goto out;
+        }
+        ok = ((F_eval)f)(im->model, s, im->qos, opts, im->request, &err);
+    }
+    im->last_eval_ns = now_ns() - t0;
+    if (!ok) {
+        rc = err_set(e, ERR_BACKEND, "eval: ANE evaluate failed: %s", nserror(err, msg, sizeof msg));
+        goto out;
+    }
+    im->evals++;
+    im->have_hw_ns = 0;
+    if (im->perf_stats && ob_responds(im->perf_stats, "hwExecutionTime")) {
+        ob_sel s = ob_selector("hwExecutionTime");
+        ob_id v = ((F_id0)ob_lookup(im->perf_stats, s))(im->perf_stats, s);
+        if (v) {
+            im->have_hw_ns = 1;
+            im->last_hw_ns = ob_number_u64(v);
+        }
+    }
+    for (int i = 0; i < k->nout; i++) {
+        if (ane_storage_surface(out[i]->st) == surf[k->nin + i] && out[i]->offset == 0) continue;
+        storage *sg = im->stage_out[i];
+        size_t nb = io_bytes(&k->out[i]);
+        if ((rc = storage_lock(sg, 1, e))) goto out;
+        if ((rc = storage_lock(out[i]->st, 0, e))) {
+            storage_unlock(sg, 1);
+            goto out;
+        }
+        memcpy(tensor_data(out[i]), sg->data, nb);
+        storage_unlock(out[i]->st, 0);
+        storage_unlock(sg, 1);
+    }
+out:
+    ob_pool_pop(pool);
+    return rc;
+}
+
+static int ane_alloc_io(kernel *k, int is_output, int idx, tensor *t, ane_error *e) {
+    if (!k || k->be != &ane_be) return err_set(e, ERR_INVAL, "alloc_io: not an ane kernel");
+    int n = is_output ? k->nout : k->nin;
+    if (idx < 0 || idx >= n)
+        return err_set(e, ERR_INVAL, "alloc_io: %s %d out of range (kernel has %d)",
+                       is_output ? "output" : "input", idx + 1, n);
+    const kernel_io *io = is_output ? &k->out[idx] : &k->in[idx];
+    storage *st = ane_surface_storage_new(io_bytes(io), e);
+    if (!st) return e->code;
+    int rc = tensor_init_on(t, st, 0, io->dt, io->rank, io->shape, e);
+    storage_release(st); /* the tensor holds it now (or nobody, on failure) */
+    return rc;
+}
+
+/* ---- facts for `ane info` ---- */
+static void platform_facts(char *chip, size_t cn, char *os, size_t on) {
+    snprintf(chip, cn, "unknown");
+    snprintf(os, on, "unknown");
+#if defined(__APPLE__)
+    size_t len = cn;
+    if (sysctlbyname("machdep.cpu.brand_string", chip, &len, NULL, 0) != 0) snprintf(chip, cn, "?");
+    len = on;
+    if (sysctlbyname("kern.osproductversion", os, &len, NULL, 0) != 0) snprintf(os, on, "?");
+#else
+    struct utsname u;
+    if (uname(&u) == 0) {
+        snprintf(chip, cn, "%s (stand-in)", u.machine);
+        snprintf(os, on, "%s %s", u.sysname, u.release);
+    }
+#endif
+}
+
+static int ane_info(char *buf, size_t n) {
+    char why[512], chip[128], os[128], sub[128] = "?";
+    int ok = ane_available(why, sizeof why);
+    platform_facts(chip, sizeof chip, os, sizeof os);
+    if (ok) {
+        ob_id pool = ob_pool_push();
+        ob_id dc = (ob_id)ob_class_named("_ANEDeviceInfo");
+        ob_sel s = ob_selector("aneSubType");
+        ob_imp f = dc ? ob_lookup(dc, s) : NULL;
+        if (f) ob_describe(((F_id0)f)(dc, s), sub, sizeof sub);
+        ob_pool_pop(pool);
+    }
+    snprintf(buf, n,
+             "platform=%s\nframework=%s\navailable=%d\n%s%s%schip=%s\nos=%s\nane_subtype=%s\n"
+             "compiles=%d\ncompile_budget=%d\n",
+             ANE_PLATFORM, ob_framework_path(), ok, ok ? "" : "reason=", ok ? "" : why,
+             ok ? "" : "\n", chip, os, sub, backend_compiles_used(), backend_compile_budget());
+    return 0;
+}
+
+/* ---- experimental calls ---- */
+int ane_is_kernel(const kernel *k) { return k && k->be == &ane_be && k->impl; }
+
+static int check_kernel(const kernel *k, const char *what, ane_error *e) {
+    if (!k || !k->impl) return err_set(e, ERR_STATE, "%s: kernel is closed", what);
+    if (k->be != &ane_be)
+        return err_set(e, ERR_INVAL, "%s: kernel belongs to the %s backend, not ane", what,
+                       k->be ? k->be->name : "?");
+    return 0;
+}
+
+int ane_kernel_facts_get(const kernel *k, ane_kernel_facts *f, ane_error *e) {
+    int rc = check_kernel(k, "ane_info", e);
+    if (rc) return rc;
+    const ane_impl *im = k->impl;
+    memset(f, 0, sizeof *f);
+    snprintf(f->hex, sizeof f->hex, "%s", im->hex);
+    snprintf(f->dir, sizeof f->dir, "%s", im->dir);
+    f->procedure = im->procedure;
+    f->qos = im->qos;
+    f->path = im->path;
+    f->last_path = im->last_path;
+    f->compile_number = im->compile_number;
+    f->perf_mask = im->perf_mask;
+    f->last_eval_ns = im->last_eval_ns;
+    f->have_hw_ns = im->have_hw_ns;
+    f->last_hw_ns = im->last_hw_ns;
+    f->direct_inputs = im->direct_in;
+    f->direct_outputs = im->direct_out;
+    f->evals = im->evals;
+    ob_id pool = ob_pool_push();
+    ob_sel s = ob_selector("state");
+    ob_imp fs = ob_lookup(im->model, s);
+    if (fs) f->state = ((F_u64)fs)(im->model, s);
+    ob_id h = ob_value_for_key(im->model, "programHandle", NULL);
+    if (h) f->program_handle = ob_number_u64(h);
+    ob_pool_pop(pool);
+    return 0;
+}
+
+int ane_kernel_configure(kernel *k, const ane_kernel_opts *o, ane_error *e) {
+    int rc = check_kernel(k, "configure", e);
+    if (rc) return rc;
+    ane_impl *im = k->impl;
+    if (o->set_qos && o->qos > 63)
+        return err_set(e, ERR_INVAL, "configure: qos %u out of range 0..63", o->qos);
+    if (o->set_path && o->path != ANE_EVAL_STANDARD && o->path != ANE_EVAL_REALTIME)
+        return err_set(e, ERR_INVAL, "configure: unknown eval path");
+    if (o->set_qos) im->qos = o->qos;
+    if (o->set_path) im->path = o->path;
+    if (o->set_perf_mask) im->perf_mask = o->perf_mask;
+    return 0;
+}
+
+int ane_kernel_reload_weights(kernel *k, const char *name, const uint8_t *data, size_t n,
+                              ane_error *e) {
+    int rc = check_kernel(k, "reload_weights", e);
+    if (rc) return rc;
+    ane_impl *im = k->impl;
+    const char *rel = weight_rel(name);
+    if (!rel && strncmp(name, "weights/", 8) == 0 && !strstr(name, "..")) rel = name;
+    if (!rel)
+        return err_set(e, ERR_INVAL,
+                       "reload_weights: '%s' is not a weight path (\"@model_path/weights/x.bin\" "
+                       "or \"weights/x.bin\")",
+                       name);
+    int known = 0;
+    for (int i = 0; i < k->prog->nblobs; i++)
+        if (strcmp(weight_rel(k->prog->blobs[i].path), rel) == 0) known = 1;
+    if (!known)
+        return err_set(e, ERR_INVAL, "reload_weights: the program has no weight file '%s'", rel);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", im->dir, rel);
+    if ((rc = write_file(path, data, n, e))) return rc;
+    int was_loaded = k->loaded;
+    if (was_loaded && (rc = do_unload(k, e))) return rc;
+    return do_load(k, e);
+}
+
+int ane_framework_compiles(void) { return atomic_load(&framework_compiles); }
+
+/* ---- registration ---- */
+static const backend ane_be = {
+    .name = "ane",
+    .description = "Apple Neural Engine through the private AppleNeuralEngine framework",
+    .available = ane_available,
+    .compile = ane_compile,
+    .load = ane_load,
+    .eval = ane_eval,
+    .unload = ane_unload,
+    .free = ane_free,
+    .alloc_io = ane_alloc_io,
+    .info = ane_info,
+};
+
+const backend *ane_backend(void) { return &ane_be; }
+
+void ane_backend_register_if_built(void) { backend_register(&ane_be); }

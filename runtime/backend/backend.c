@@ -1,0 +1,145 @@
+/* backend.c - the backend registry, compile option defaults, and eval argument checks.
+ *
+ * Backends register by name into a small fixed table. The ANE backend lives in
+ * runtime/backend/ane/ and is optional: when its build fragment defines ANE_WITH_ANE_BACKEND it
+ * provides ane_backend_register_if_built(), which backend_register_builtin() calls. No weak
+ * symbols, no constructors: one explicit call, so static linking never drops it. */
+#include "backend.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+
+#ifdef ANE_WITH_ANE_BACKEND
+void ane_backend_register_if_built(void); /* runtime/backend/ane/: registers "ane" */
+#endif
+
+#define MAX_BACKENDS 16
+
+static const backend *registry[MAX_BACKENDS];
+static int nregistry;
+static atomic_int builtin_done;
+
+int backend_register(const backend *b) {
+    if (!b || !b->name) return ERR_INVAL;
+    for (int i = 0; i < nregistry; i++)
+        if (strcmp(registry[i]->name, b->name) == 0) {
+            registry[i] = b;
+            return 0;
+        }
+    if (nregistry >= MAX_BACKENDS) return ERR_NOMEM;
+    registry[nregistry++] = b;
+    return 0;
+}
+
+void backend_register_builtin(void) {
+    /* The Lua state is single-threaded, but embedders may call this from several threads. */
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&builtin_done, &expected, 1)) return;
+    backend_register(cpu_backend());
+#ifdef ANE_WITH_ANE_BACKEND
+    ane_backend_register_if_built();
+#endif
+}
+
+const backend *backend_get(const char *name) {
+    backend_register_builtin();
+    if (!name) return NULL;
+    for (int i = 0; i < nregistry; i++)
+        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+    return NULL;
+}
+
+int backend_count(void) {
+    backend_register_builtin();
+    return nregistry;
+}
+
+const backend *backend_at(int i) {
+    backend_register_builtin();
+    return (i >= 0 && i < nregistry) ? registry[i] : NULL;
+}
+
+static int usable(const backend *b) {
+    char why[256];
+    return b && (!b->available || b->available(why, sizeof why));
+}
+
+const backend *backend_default(void) {
+    backend_register_builtin();
+    const char *env = getenv("ANE_BACKEND");
+    if (env && *env) {
+        const backend *b = backend_get(env);
+        if (b) return b; /* even if unavailable: compile then says why */
+    }
+#if defined(__APPLE__)
+    const int prefer_ane = 1;
+#else
+    const int prefer_ane = 0; /* elsewhere "ane" is the test stand-in: used only when named */
+#endif
+    const backend *ane = backend_get("ane");
+    if (prefer_ane && usable(ane)) return ane;
+    return backend_get("cpu");
+}
+
+void compile_opts_default(compile_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->precision = PREC_FP16;
+    o->qos = 21;
+    const char *p = getenv("ANE_PRECISION");
+    if (p && strcmp(p, "fp32") == 0) o->precision = PREC_FP32;
+    const char *s = getenv("ANE_STRICT");
+    if (s && *s && strcmp(s, "0") != 0) o->strict = 1;
+}
+
+static int check_one(const kernel_io *io, const tensor *t, const char *what, ane_error *e) {
+    char want[96], got[96];
+    if (!t || !t->st)
+        return err_set(e, ERR_INVAL, "eval: %s '%s' is missing or closed", what, io->name);
+    if (t->dt != io->dt)
+        return err_set(e, ERR_TYPE, "eval: %s '%s' has dtype %s, expected %s", what, io->name,
+                       dtype_name(t->dt), dtype_name(io->dt));
+    if (!shape_equal(t->rank, t->shape, io->rank, io->shape))
+        return err_set(e, ERR_SHAPE, "eval: %s '%s' has shape %s, expected %s", what, io->name,
+                       shape_str(t->rank, t->shape, got, sizeof got),
+                       shape_str(io->rank, io->shape, want, sizeof want));
+    return 0;
+}
+
+int kernel_check_io(const kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    if (!k) return err_set(e, ERR_STATE, "eval: kernel is closed");
+    if (!k->loaded) return err_set(e, ERR_STATE, "eval: kernel is not loaded (call kernel:load())");
+    for (int i = 0; i < k->nin; i++) {
+        int rc = check_one(&k->in[i], in ? in[i] : NULL, "input", e);
+        if (rc) return rc;
+    }
+    for (int i = 0; i < k->nout; i++) {
+        int rc = check_one(&k->out[i], out ? out[i] : NULL, "output", e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- compile budget ---- */
+static atomic_int budget = BACKEND_COMPILE_BUDGET_DEFAULT;
+static atomic_int compiles_used;
+
+void backend_set_compile_budget(int n) { atomic_store(&budget, n < 0 ? -1 : n); }
+int backend_compile_budget(void) { return atomic_load(&budget); }
+int backend_compiles_used(void) { return atomic_load(&compiles_used); }
+
+int backend_take_compile(ane_error *e) {
+    for (;;) {
+        int used = atomic_load(&compiles_used), lim = atomic_load(&budget);
+        if (lim >= 0 && used >= lim)
+            return err_set(e, ERR_BUDGET,
+                           "compile: ANE compile budget spent (%d of %d compiles in this process; "
+                           "the ANE fails every compile after ~119, ane-private-api.md 6.1): "
+                           "restart the process, or compile fewer kernels (dynamic weights)",
+                           used, lim);
+        if (atomic_compare_exchange_weak(&compiles_used, &used, used + 1)) return 0;
+    }
+}

@@ -1,0 +1,170 @@
+/* cpu.h - internals of the CPU backend: the plan a compile produces and the op families' hooks.
+ *
+ * Compile turns one checked function into a plan: a value table (every MIL value with its shape,
+ * dtype and where its elements live) and a node list (one run function per op that survives
+ * constant folding). All elements are held as fp32 inside the plan whatever their MIL dtype
+ * (integers and bools are exact as floats up to 2^24); fp16 values are fp32 numbers that were
+ * rounded through fp16 (mil-reference.md 7.3 rule 1). Eval only converts the caller's inputs, runs
+ * the node list over a preallocated arena and converts the outputs: no allocation, no parsing. */
+#ifndef ANE_BACKEND_CPU_H
+#define ANE_BACKEND_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../core/error.h"
+#include "../../mil/ir.h"
+#include "../backend.h"
+
+const backend *cpu_backend(void);
+
+/* Where a value's elements live. */
+enum {
+    CV_NONE = 0, /* not a tensor the plan touches (strings, unused) */
+    CV_CONST,    /* cdata: converted literal or folded result, owned by the plan (or a view of one) */
+    CV_INPUT,    /* function parameter: points at the caller's fp32 data, or at its arena copy */
+    CV_TEMP,     /* op result in the arena */
+    CV_VIEW,     /* same elements as another value (reshape, squeeze, ...): root + off */
+};
+
+typedef struct cpu_val {
+    int kind;
+    mil_dtype dt;
+    int rank;
+    int64_t shape[MIL_MAX_RANK];
+    int64_t n;           /* element count */
+    int root;            /* value owning the storage (self unless CV_VIEW) */
+    int64_t off;         /* element offset from the root's first element (views) */
+    int64_t arena_off;   /* CV_TEMP (and converted inputs): element offset in the arena */
+    float *cdata;        /* CV_CONST: the elements */
+    int owns_cdata;
+    int input;           /* CV_INPUT: parameter position */
+    int first, last;     /* liveness in node indices (last = INT32_MAX for outputs) */
+    int nuse;            /* consumers among the planned nodes */
+    int only_softmax;    /* every consumer is a softmax (strict: -inf is harmless there) */
+    const char *name;
+} cpu_val;
+
+struct cpu_exec;
+struct cpu_node;
+typedef void (*cpu_run_fn)(const struct cpu_exec *ex, const struct cpu_node *nd);
+
+typedef struct cpu_node {
+    const mil_op *op;
+    mil_opkind kind;
+    int nin, nout;
+    int *in;             /* runtime operands (value indices; -1 = absent optional), op-defined order */
+    int *out;            /* results (value indices) */
+    cpu_run_fn run;
+    void *p;             /* op parameters (malloc'd by the family planner, freed with the plan) */
+    unsigned round : 1;  /* round float outputs through fp16 after run */
+    unsigned intfix : 1; /* truncate+saturate integer outputs (arithmetic on int dtypes) */
+    unsigned inplace : 1;/* out[0] may share in[0]'s buffer (elementwise, same size) */
+    unsigned saturate32k : 1; /* strict: matmul-like output saturates near 32752 (field notes 3.1) */
+    unsigned dma_cliff : 1;   /* strict m1/m2: last-axis-offset slice, |v| > 4094 -> inf (3.2) */
+    int64_t scratch_n;   /* floats of working memory the run needs (im2col, ...) */
+    int64_t scratch_off; /* its arena offset */
+    float *scratch;      /* set at load */
+} cpu_node;
+
+typedef struct cpu_plan {
+    const mil_program *prog;
+    const mil_function *f;
+    compile_opts opts;
+    int chip;            /* strict: 1..5 for m1..m5 */
+    int nvals;
+    cpu_val *vals;
+    int nnodes, cap;
+    cpu_node *nodes;
+    int64_t arena_n;     /* floats */
+    float *arena;        /* allocated at load */
+    float **ptr;         /* per value: element pointer (inputs refreshed each eval) */
+    int *in_direct;      /* per param: 1 = read the caller's fp32 data in place */
+    int *in_views;       /* values whose pointer depends on an input (refreshed each eval) */
+    int nin_views;
+    size_t const_bytes;  /* memory held by converted constants */
+    int threads;
+} cpu_plan;
+
+typedef struct cpu_exec {
+    const cpu_plan *pl;
+    float *const *ptr;
+} cpu_exec;
+
+/* ---- planning (cpu_plan.c) ---- */
+typedef struct cpu_planner {
+    cpu_plan *pl;
+    const mil_program *prog;
+    const mil_function *f;
+    ane_error *e;
+    int *uses;           /* per value: how many op inputs and function outputs name it (IR) */
+} cpu_planner;
+
+/* The node (planned so far) producing value v, or NULL. */
+cpu_node *cpu_producer(cpu_planner *P, int v);
+/* If v is the result of a transpose whose perm swaps the last two axes only, its input; else -1. */
+int cpu_swap_source(cpu_planner *P, int v);
+
+/* Reading op arguments: value index of the input (or attribute) named `name`, -1 if absent. */
+int cpu_arg(const cpu_planner *P, const mil_op *op, const char *name);
+/* Const arguments; they fail (positioned at the op) if the argument is not a known constant. */
+int cpu_arg_ints(const cpu_planner *P, const mil_op *op, const char *name, int64_t *v, int max,
+                 int *n);
+int cpu_arg_int(const cpu_planner *P, const mil_op *op, const char *name, int64_t dflt,
+                int64_t *v);
+int cpu_arg_float(const cpu_planner *P, const mil_op *op, const char *name, double dflt,
+                  double *v);
+int cpu_arg_bool(const cpu_planner *P, const mil_op *op, const char *name, int dflt, int *v);
+/* NULL if absent; "" never returned for a present string. */
+const char *cpu_arg_string(const cpu_planner *P, const mil_op *op, const char *name);
+/* Error positioned at op ("file:line:col: conv: ..."). Returns code. */
+int cpu_op_error(const cpu_planner *P, const mil_op *op, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Start a node for op: in/out sized as given (outputs default to the op's results). */
+cpu_node *cpu_node_new(cpu_planner *P, const mil_op *op, int nin, cpu_run_fn run);
+/* Mark value v (an op result) as a view of src at element offset off (no node runs). */
+void cpu_make_view(cpu_planner *P, int v, int src, int64_t off);
+int cpu_is_const(const cpu_planner *P, int v);
+const float *cpu_const_data(const cpu_planner *P, int v); /* NULL unless const */
+int cpu_is_float(mil_dtype t);
+int cpu_is_int(mil_dtype t);
+
+/* Literal -> floats (numeric dtypes; strings are not numbers). n = lit->count. */
+int cpu_lit_to_float(const mil_literal *lit, float *out, ane_error *e);
+
+/* Family planners: each turns op into zero or more nodes (views, folded constants). */
+int cpu_plan_elementwise(cpu_planner *P, const mil_op *op);
+int cpu_plan_reduce(cpu_planner *P, const mil_op *op);
+int cpu_plan_norm(cpu_planner *P, const mil_op *op);
+int cpu_plan_linalg(cpu_planner *P, const mil_op *op);
+int cpu_plan_shape(cpu_planner *P, const mil_op *op);
+int cpu_plan_gather(cpu_planner *P, const mil_op *op);
+int cpu_plan_quant(cpu_planner *P, const mil_op *op);
+int cpu_plan_attention(cpu_planner *P, const mil_op *op);
+
+/* Strict mode (cpu_strict.c): refuse what the ANE refuses, at compile time. */
+int cpu_strict_check_op(cpu_planner *P, const mil_op *op);
+int cpu_strict_check_function(cpu_planner *P);
+/* Strict mode at eval: the first overflow in node nd's outputs, positioned at its op. */
+int cpu_strict_check_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr, ane_error *e);
+
+/* ---- shared loops ---- */
+static inline const cpu_val *cpu_v(const cpu_exec *ex, int v) { return &ex->pl->vals[v]; }
+/* Row-major strides of a shape (elements). */
+void cpu_strides(int rank, const int64_t *shape, int64_t *st);
+/* Normalise an axis against rank; -1 if out of range. */
+int cpu_axis(int64_t a, int rank);
+
+/* Parallel for over [0, n) in chunks when the work is large; f(ctx, lo, hi). */
+void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
+                  void (*f)(void *ctx, int64_t lo, int64_t hi), void *ctx);
+
+/* GEMM: C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row-major with leading dimensions. */
+void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+#endif

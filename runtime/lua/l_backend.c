@@ -1,0 +1,517 @@
+/* l_backend.c - ane.compile, the ane.Kernel userdata, ane.backend/ane.backends, compile budget.
+ *
+ *   local k <close> = ane.compile(mil_text_or_program, {precision = "fp32", strict = true})
+ *   k:load()
+ *   local y = k:eval{x}                 -- inputs by position, or {x = x} by name
+ *   k:eval({x}, {y})                    -- write into caller tensors (no allocation)
+ *
+ * A kernel userdata is created closed (k == NULL) before the backend compiles, so an error at any
+ * step frees everything through __gc. Descriptions (k.inputs, k.outputs) are built once and kept
+ * in the userdata's user value. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../mil/mil.h"
+#include "lane.h"
+
+/* ane.Program userdata (l_mil.c) holds one program reference as its first field. */
+#define LANE_PROGRAM_NAME "ane.Program"
+typedef struct lane_program_ud {
+    mil_program *p;
+} lane_program_ud;
+
+typedef struct lane_kernel {
+    kernel *k;
+    const backend *be;
+} lane_kernel;
+
+/* ---- kernels ---- */
+
+static lane_kernel *tokud(lua_State *L, int idx) { return luaL_checkudata(L, idx, LANE_KERNEL); }
+
+kernel *lane_checkkernel(lua_State *L, int idx) {
+    lane_kernel *u = tokud(L, idx);
+    if (!u->k) luaL_argerror(L, idx, "ane.Kernel is closed");
+    return u->k;
+}
+
+kernel *lane_tokernel(lua_State *L, int idx) {
+    lane_kernel *u = luaL_testudata(L, idx, LANE_KERNEL);
+    return u && u->k ? u->k : NULL;
+}
+
+static void push_io(lua_State *L, const kernel_io *io, int n) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, io[i].name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, dtype_name(io[i].dt));
+        lua_setfield(L, -2, "dtype");
+        lua_createtable(L, io[i].rank, 0);
+        for (int d = 0; d < io[i].rank; d++) {
+            lua_pushinteger(L, io[i].shape[d]);
+            lua_rawseti(L, -2, d + 1);
+        }
+        lua_setfield(L, -2, "shape");
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+static void kernel_class(lua_State *L);
+
+/* Push an empty (closed) kernel userdata with its metatable. */
+static lane_kernel *newkud(lua_State *L) {
+    lane_kernel *u = lua_newuserdatauv(L, sizeof *u, 1); /* [u] */
+    u->k = NULL;
+    u->be = NULL;
+    if (luaL_getmetatable(L, LANE_KERNEL) == LUA_TNIL) {
+        lua_pop(L, 1);
+        kernel_class(L);
+        luaL_getmetatable(L, LANE_KERNEL);
+    }
+    lua_setmetatable(L, -2);
+    return u;
+}
+
+/* Fill the user value {inputs=, outputs=, backend=} of the kernel at top. */
+static void set_descr(lua_State *L, const kernel *k) {
+    lua_createtable(L, 0, 3);
+    push_io(L, k->in, k->nin);
+    lua_setfield(L, -2, "inputs");
+    push_io(L, k->out, k->nout);
+    lua_setfield(L, -2, "outputs");
+    lua_pushstring(L, k->be ? k->be->name : "?");
+    lua_setfield(L, -2, "backend");
+    lua_setiuservalue(L, -2, 1);
+}
+
+void lane_pushkernel(lua_State *L, kernel *k) {
+    lane_kernel *u = newkud(L);
+    u->k = k;
+    u->be = k ? k->be : NULL;
+    if (k) set_descr(L, k);
+}
+
+static void kernel_release(lane_kernel *u) {
+    if (u->k) {
+        const backend *be = u->be ? u->be : u->k->be;
+        if (be && be->free) be->free(u->k);
+        u->k = NULL;
+    }
+}
+
+static int k_gc(lua_State *L) {
+    kernel_release(tokud(L, 1));
+    return 0;
+}
+
+static int k_close(lua_State *L) {
+    lane_kernel *u = tokud(L, 1);
+    if (!u->k) return luaL_error(L, "ane.Kernel is already closed");
+    kernel_release(u);
+    return 0;
+}
+
+static int k_tostring(lua_State *L) {
+    lane_kernel *u = tokud(L, 1);
+    if (!u->k) {
+        lua_pushliteral(L, "ane.Kernel (closed)");
+        return 1;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "ane.Kernel ");
+    luaL_addstring(&b, u->be ? u->be->name : "?");
+    luaL_addstring(&b, u->k->loaded ? " (loaded)" : " (not loaded)");
+    for (int side = 0; side < 2; side++) {
+        const kernel_io *io = side ? u->k->out : u->k->in;
+        int n = side ? u->k->nout : u->k->nin;
+        luaL_addstring(&b, side ? " -> (" : " (");
+        for (int i = 0; i < n; i++) {
+            char sh[96];
+            if (i) luaL_addstring(&b, ", ");
+            luaL_addstring(&b, io[i].name);
+            luaL_addstring(&b, ": ");
+            luaL_addstring(&b, dtype_name(io[i].dt));
+            luaL_addstring(&b, shape_str(io[i].rank, io[i].shape, sh, sizeof sh));
+        }
+        luaL_addstring(&b, ")");
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int k_load(lua_State *L) {
+    lane_kernel *u = tokud(L, 1);
+    if (!u->k) return luaL_error(L, "load: ane.Kernel is closed");
+    ane_error e;
+    err_clear(&e);
+    if (u->be->load(u->k, &e) != 0) return lane_error(L, &e);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int k_unload(lua_State *L) {
+    lane_kernel *u = tokud(L, 1);
+    if (!u->k) return luaL_error(L, "unload: ane.Kernel is closed");
+    ane_error e;
+    err_clear(&e);
+    if (u->k->loaded && u->be->unload(u->k, &e) != 0) return lane_error(L, &e);
+    lua_settop(L, 1);
+    return 1;
+}
+
+#define MAX_IO_FAST 16
+
+/* Collect n tensors for side (inputs/outputs) from the table at idx, by position or by name.
+ * Raises with the argument position on anything wrong. */
+static void collect(lua_State *L, int idx, const kernel_io *io, int n, tensor **ts, const char *what,
+                    int allow_missing) {
+    int by_pos = lua_geti(L, idx, 1) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (!by_pos) {
+        /* reject names the kernel does not have */
+        int count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            lua_pop(L, 1);
+            int known = 0;
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                const char *key = lua_tostring(L, -1);
+                for (int i = 0; i < n && !known; i++) known = strcmp(key, io[i].name) == 0;
+            }
+            if (!known) {
+                const char *key = luaL_tolstring(L, -1, NULL);
+                luaL_argerror(L, idx, lua_pushfstring(L, "the kernel has no %s named '%s'", what, key));
+            }
+            count++;
+        }
+        (void)count;
+    }
+    for (int i = 0; i < n; i++) {
+        int t = by_pos ? lua_geti(L, idx, i + 1) : lua_getfield(L, idx, io[i].name);
+        if (t == LUA_TNIL && allow_missing) {
+            ts[i] = NULL;
+            lua_pop(L, 1);
+            continue;
+        }
+        tensor *x = lane_totensor(L, -1);
+        if (!x) {
+            if (luaL_testudata(L, -1, LANE_TENSOR))
+                luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' is a closed ane.Tensor", what, io[i].name));
+            luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' must be an ane.Tensor, got %s", what,
+                                                  io[i].name, t == LUA_TNIL ? "nothing" : luaL_typename(L, -1)));
+        }
+        ts[i] = x;
+        lua_pop(L, 1);
+    }
+}
+
+/* kernel:eval(inputs [, outputs]) -> output tensors (multiple values, in output order) */
+static int k_eval(lua_State *L) {
+    lane_kernel *u = tokud(L, 1);
+    if (!u->k) return luaL_error(L, "eval: ane.Kernel is closed");
+    kernel *k = u->k;
+    if (!k->loaded) return luaL_error(L, "eval: kernel is not loaded (call kernel:load())");
+    tensor *fin[MAX_IO_FAST], *fout[MAX_IO_FAST];
+    tensor **in = fin, **out = fout;
+    if (k->nin > MAX_IO_FAST || k->nout > MAX_IO_FAST) { /* GC-owned scratch: freed even on error */
+        lua_settop(L, 3);
+        in = lua_newuserdatauv(L, sizeof(tensor *) * (size_t)(k->nin + k->nout + 1), 0);
+        out = in + k->nin;
+    }
+    /* inputs: a table, or a single tensor for a one-input kernel */
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        collect(L, 2, k->in, k->nin, in, "input", 0);
+    } else if (k->nin == 1 && lane_totensor(L, 2)) {
+        in[0] = lane_totensor(L, 2);
+    } else {
+        return luaL_typeerror(L, 2, "table of ane.Tensor");
+    }
+    int given = !lua_isnoneornil(L, 3);
+    if (given) {
+        if (lua_type(L, 3) == LUA_TTABLE) collect(L, 3, k->out, k->nout, out, "output", 0);
+        else if (k->nout == 1 && lane_totensor(L, 3)) out[0] = lane_totensor(L, 3);
+        else return luaL_typeerror(L, 3, "table of ane.Tensor");
+    }
+    int base = lua_gettop(L);
+    ane_error e;
+    err_clear(&e);
+    if (!given) {
+        luaL_checkstack(L, k->nout + 2, "too many outputs");
+        for (int i = 0; i < k->nout; i++) {
+            lane_tensor *t = lane_pushtensor(L);
+            int rc = u->be->alloc_io ? u->be->alloc_io(k, 1, i, &t->t, &e)
+                                     : tensor_init(&t->t, k->out[i].dt, k->out[i].rank, k->out[i].shape, &e);
+            if (rc) return lane_error(L, &e);
+            out[i] = &t->t;
+        }
+        lane_gcstep(L);
+    }
+    if (u->be->eval(k, in, out, &e) != 0) return lane_error(L, &e);
+    if (given) {
+        luaL_checkstack(L, k->nout + 2, "too many outputs");
+        if (lua_type(L, 3) != LUA_TTABLE) {
+            lua_pushvalue(L, 3);
+        } else {
+            int by_pos = lua_geti(L, 3, 1) != LUA_TNIL;
+            lua_pop(L, 1);
+            for (int i = 0; i < k->nout; i++)
+                if (by_pos) lua_geti(L, 3, i + 1);
+                else lua_getfield(L, 3, k->out[i].name);
+        }
+    }
+    return lua_gettop(L) - base;
+}
+
+/* __index: methods first, then the descriptions in the user value. */
+static int k_index(lua_State *L) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    lane_kernel *u = tokud(L, 1);
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        const char *key = lua_tostring(L, 2);
+        if (strcmp(key, "loaded") == 0) {
+            lua_pushboolean(L, u->k && u->k->loaded);
+            return 1;
+        }
+        if (strcmp(key, "closed") == 0) {
+            lua_pushboolean(L, u->k == NULL);
+            return 1;
+        }
+        if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
+            lua_pushvalue(L, 2);
+            lua_rawget(L, -2);
+            return 1;
+        }
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+static const luaL_Reg kernel_methods[] = {
+    {"load", k_load}, {"eval", k_eval}, {"unload", k_unload}, {"close", k_close}, {NULL, NULL},
+};
+
+static void kernel_class(lua_State *L) {
+    luaL_newmetatable(L, LANE_KERNEL);      /* [mt] */
+    lua_pushcfunction(L, k_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, k_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, k_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, kernel_methods);         /* [mt, methods] */
+    lua_pushcclosure(L, k_index, 1);        /* [mt, index] */
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+/* ---- programs ---- */
+
+/* Parse (if text), check and resolve the program at idx; returns a new reference. */
+static mil_program *checkprogram(lua_State *L, int idx, const char *model_path) {
+    idx = lua_absindex(L, idx);
+    ane_error e;
+    err_clear(&e);
+    mil_program *p = NULL;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        size_t len;
+        const char *text = lua_tolstring(L, idx, &len);
+        if (mil_parse(text, len, NULL, NULL, &p, &e) != 0) lane_error(L, &e);
+    } else if (luaL_testudata(L, idx, LANE_PROGRAM_NAME)) {
+        lane_program_ud *u = lua_touserdata(L, idx);
+        if (!u->p) luaL_argerror(L, idx, "ane.Program is closed");
+        p = u->p;
+        mil_program_retain(p);
+    } else if (lua_type(L, idx) == LUA_TTABLE || lua_type(L, idx) == LUA_TUSERDATA) {
+        /* a builder (or anything) with a :program() method: use what it returns */
+        lua_getfield(L, idx, "program");
+        if (!lua_isfunction(L, -1))
+            luaL_argerror(L, idx, "expected MIL text, an ane.Program or a builder with :program()");
+        lua_pushvalue(L, idx);
+        lua_call(L, 1, 1);
+        if (lua_rawequal(L, -1, idx)) luaL_argerror(L, idx, ":program() returned itself");
+        p = checkprogram(L, -1, model_path);
+        lua_pop(L, 1);
+        return p;
+    } else {
+        luaL_typeerror(L, idx, "MIL text or program");
+    }
+    /* from here p is ours: release before raising */
+    if (!p->checked && mil_check(p, NULL, &e) != 0) goto fail;
+    if (!p->resolved && mil_resolve_weights(p, model_path, &e) != 0) goto fail;
+    return p;
+fail:
+    mil_program_release(p);
+    lane_error(L, &e);
+    return NULL;
+}
+
+/* The model_path option, when the table after the program argument has one. */
+static const char *model_path_at(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TTABLE) return NULL;
+    lua_getfield(L, idx, "model_path");
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1); /* the string stays reachable from the options table */
+    return s;
+}
+
+mil_program *lane_checkprogram(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    return checkprogram(L, idx, model_path_at(L, idx + 1));
+}
+
+static const char *const compile_keys[] = {"function", "precision", "strict", "backend", "model_path",
+                                           "chip", "threads", "qos", NULL};
+
+static const char *optstring(lua_State *L, int idx, const char *key) {
+    int t = lua_getfield(L, idx, key);
+    const char *s = NULL;
+    if (t == LUA_TSTRING) s = lua_tostring(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a string, got %s", key, luaL_typename(L, -1)));
+    lua_pop(L, 1);
+    return s;
+}
+
+void lane_checkcompileopts(lua_State *L, int idx, compile_opts *o, const backend **be) {
+    compile_opts_default(o);
+    *be = NULL;
+    if (!lua_isnoneornil(L, idx)) {
+        idx = lua_absindex(L, idx);
+        lane_checkopts(L, idx, compile_keys);
+        o->function = optstring(L, idx, "function");
+        const char *prec = optstring(L, idx, "precision");
+        if (prec) {
+            if (strcmp(prec, "fp16") == 0) o->precision = PREC_FP16;
+            else if (strcmp(prec, "fp32") == 0) o->precision = PREC_FP32;
+            else luaL_argerror(L, idx, lua_pushfstring(L, "precision must be 'fp16' or 'fp32', got '%s'", prec));
+        }
+        int t = lua_getfield(L, idx, "strict");
+        if (t == LUA_TBOOLEAN) o->strict = lua_toboolean(L, -1);
+        else if (t != LUA_TNIL) luaL_argerror(L, idx, "option 'strict' must be a boolean");
+        lua_pop(L, 1);
+        o->chip = optstring(L, idx, "chip");
+        (void)optstring(L, idx, "model_path");
+        t = lua_getfield(L, idx, "threads");
+        if (t != LUA_TNIL) {
+            int isint;
+            lua_Integer n = lua_tointegerx(L, -1, &isint);
+            if (!isint || n < 0 || n > 256) luaL_argerror(L, idx, "option 'threads' must be an integer 0..256");
+            o->threads = (int)n;
+        }
+        lua_pop(L, 1);
+        t = lua_getfield(L, idx, "qos");
+        if (t != LUA_TNIL) {
+            int isint;
+            lua_Integer n = lua_tointegerx(L, -1, &isint);
+            if (!isint || n < 0) luaL_argerror(L, idx, "option 'qos' must be a non-negative integer");
+            o->qos = (unsigned)n;
+        }
+        lua_pop(L, 1);
+        const char *name = optstring(L, idx, "backend");
+        if (name) {
+            *be = backend_get(name);
+            if (!*be) luaL_argerror(L, idx, lua_pushfstring(L, "unknown backend '%s'", name));
+        }
+    }
+    if (!*be) *be = backend_default();
+    if (!*be) luaL_error(L, "no backend is registered");
+}
+
+/* ane.compile(program, opts) -> ane.Kernel (not loaded) */
+static int l_compile(lua_State *L) {
+    compile_opts o;
+    const backend *be;
+    lane_checkcompileopts(L, 2, &o, &be);
+    char why[256] = "";
+    if (be->available && !be->available(why, sizeof why))
+        return luaL_error(L, "compile: backend '%s' is not available here: %s", be->name, why);
+    lane_kernel *u = newkud(L);            /* closed until the compile succeeds */
+    int kidx = lua_gettop(L);
+    mil_program *p = lane_checkprogram(L, 1);
+    ane_error e;
+    err_clear(&e);
+    kernel *k = NULL;
+    int rc = be->compile(p, &o, &k, &e);
+    mil_program_release(p);                /* the kernel retains what it needs */
+    if (rc != 0) return lane_error(L, &e);
+    u->k = k;
+    u->be = be;
+    lua_pushvalue(L, kidx);
+    set_descr(L, k);
+    lane_gcstep(L);
+    return 1;
+}
+
+/* ane.backend([name]) -> name of the default backend (setting it first when name is given) */
+static int l_backend(lua_State *L) {
+    if (!lua_isnoneornil(L, 1)) {
+        const char *name = luaL_checkstring(L, 1);
+        const backend *b = backend_get(name);
+        if (!b) return luaL_argerror(L, 1, lua_pushfstring(L, "unknown backend '%s'", name));
+        char why[256] = "";
+        if (b->available && !b->available(why, sizeof why))
+            return luaL_error(L, "backend '%s' is not available here: %s", name, why);
+        if (setenv("ANE_BACKEND", name, 1) != 0) return luaL_error(L, "cannot set the default backend");
+    }
+    const backend *d = backend_default();
+    lua_pushstring(L, d ? d->name : "none");
+    return 1;
+}
+
+/* ane.backends() -> { {name=, available=, why=, description=}, ... } */
+static int l_backends(lua_State *L) {
+    int n = backend_count();
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        const backend *b = backend_at(i);
+        char why[256] = "";
+        int ok = !b->available || b->available(why, sizeof why);
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, b->name);
+        lua_setfield(L, -2, "name");
+        lua_pushboolean(L, ok);
+        lua_setfield(L, -2, "available");
+        if (!ok) {
+            lua_pushstring(L, why);
+            lua_setfield(L, -2, "why");
+        }
+        lua_pushstring(L, b->description ? b->description : "");
+        lua_setfield(L, -2, "description");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* ane.set_compile_budget(n) (n < 0: unlimited); ane.compile_budget() -> limit, used */
+static int l_set_compile_budget(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n > 1000000000) n = 1000000000;
+    backend_set_compile_budget((int)(n < 0 ? -1 : n));
+    return 0;
+}
+
+static int l_compile_budget(lua_State *L) {
+    lua_pushinteger(L, backend_compile_budget());
+    lua_pushinteger(L, backend_compiles_used());
+    return 2;
+}
+
+static const luaL_Reg funcs[] = {
+    {"compile", l_compile},
+    {"backend", l_backend},
+    {"backends", l_backends},
+    {"set_compile_budget", l_set_compile_budget},
+    {"compile_budget", l_compile_budget},
+    {NULL, NULL},
+};
+
+void lane_open_backend(lua_State *L) {
+    backend_register_builtin();
+    kernel_class(L);
+    luaL_setfuncs(L, funcs, 0);
+}

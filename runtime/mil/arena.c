@@ -1,0 +1,96 @@
+/* arena.c - the program arena: every string, array, type and literal of a MIL program lives in
+ * a list of chunks freed at once by the last mil_program_release. Small requests are bumped out
+ * of 32 KiB chunks; big ones (weight data) get a chunk of their own so nothing is wasted. */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mil_int.h"
+
+#define CHUNK_SIZE ((size_t)32 << 10)
+#define BIG_REQUEST ((size_t)8 << 10)
+#define ALIGN (alignof(max_align_t))
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    alignas(max_align_t) unsigned char data[];
+} chunk;
+
+struct mil_arena {
+    chunk *head;  /* the chunk small requests come from */
+    chunk *big;   /* dedicated chunks */
+    size_t total;
+};
+
+mil_arena *mil_arena_new(void) { return calloc(1, sizeof(mil_arena)); }
+
+static void free_list(chunk *c) {
+    while (c) {
+        chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+}
+
+void mil_arena_free(mil_arena *a) {
+    if (!a) return;
+    free_list(a->head);
+    free_list(a->big);
+    free(a);
+}
+
+void *mil_arena_alloc(mil_arena *a, size_t n) {
+    if (!a) return NULL;
+    if (n == 0) n = 1;
+    if (n > SIZE_MAX - ALIGN - sizeof(chunk)) return NULL;
+    size_t rounded = (n + ALIGN - 1) & ~(ALIGN - 1);
+    if (rounded >= BIG_REQUEST) {
+        chunk *c = calloc(1, sizeof(chunk) + rounded);
+        if (!c) return NULL;
+        c->size = c->used = rounded;
+        c->next = a->big;
+        a->big = c;
+        a->total += rounded;
+        return c->data;
+    }
+    chunk *c = a->head;
+    if (!c || c->size - c->used < rounded) {
+        c = malloc(sizeof(chunk) + CHUNK_SIZE);
+        if (!c) return NULL;
+        c->size = CHUNK_SIZE;
+        c->used = 0;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = c->data + c->used;
+    c->used += rounded;
+    a->total += rounded;
+    memset(p, 0, rounded);
+    return p;
+}
+
+void *mil_arena_alloc_array(mil_arena *a, size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) return NULL;
+    return mil_arena_alloc(a, n * size);
+}
+
+char *mil_arena_strndup(mil_arena *a, const char *s, size_t n) {
+    char *d = mil_arena_alloc(a, n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *mil_arena_strdup(mil_arena *a, const char *s) {
+    return s ? mil_arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+void *mil_arena_memdup(mil_arena *a, const void *src, size_t n) {
+    void *d = mil_arena_alloc(a, n);
+    if (d && n) memcpy(d, src, n);
+    return d;
+}
+
+size_t mil_arena_bytes(const mil_arena *a) { return a ? a->total : 0; }

@@ -1,0 +1,1612 @@
+/* check_ops.c - one checking rule per MIL op (mil-reference.md section 8).
+ *
+ * Each rule declares its inputs (in_spec: required?, const?, dtype set, domain letter, rank,
+ * first opset), lets ck_bind apply the generic rules, then checks the op's own constraints and
+ * writes the result types. Domains follow 7.2: one letter per CT type domain; from ios17 the
+ * parameter inputs of conv/linear/norm/activation ops move to domain 'U'. */
+#include <stdio.h>
+#include <string.h>
+
+#include "check_int.h"
+
+#define NS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_) return rc_;                                                                       \
+    } while (0)
+
+static uint32_t data_dtypes(const ck *c) { return c->opset >= 17 ? D_DATA17 : D_DATA15; }
+/* domain of parameter inputs (weights, epsilons, alphas): shared with x before ios17 */
+static char pdom(const ck *c) { return c->opset >= 17 ? 'U' : 'T'; }
+
+static const char *sh(const mil_type *t, char *buf, size_t n)
+{
+    return ck_shape_str(t->rank, t->shape, buf, n);
+}
+
+static void copy_res(ck *c, int k, const mil_type *t) { ck_set_res(c, k, t->dtype, t->rank, t->shape); }
+
+/* Normalised, duplicate-free axes from const input i (absent: all axes when all_default). */
+static int read_axes(ck *c, int i, int rank, int all_default, int64_t *axes, int *n)
+{
+    if (!ck_has(c, i)) {
+        *n = 0;
+        if (all_default)
+            for (int a = 0; a < rank; a++) axes[(*n)++] = a;
+        return 0;
+    }
+    TRY(ck_ints(c, i, axes, MIL_MAX_RANK, n));
+    for (int k = 0; k < *n; k++) {
+        TRY(ck_axis(c, i, axes[k], rank, &axes[k]));
+        for (int m = 0; m < k; m++)
+            if (axes[m] == axes[k])
+                return ck_err(c, i, ERR_INVAL, "axis %lld is listed twice", (long long)axes[k]);
+    }
+    return 0;
+}
+
+/* ======================================================================
+ * 8.1 constants
+ * ====================================================================== */
+
+static int r_const(ck *c)
+{
+    TRY(ck_bind(c, NULL, 0));
+    const mil_binding *val = NULL;
+    for (int i = 0; i < c->op->nattr; i++)
+        if (!strcmp(c->op->attr[i].name, "val")) val = &c->op->attr[i];
+    if (!val) return ck_err(c, -1, ERR_INVAL, "missing attribute 'val'");
+    if (val->is_tuple || val->n != 1)
+        return mil_error_at(c->e, c->p, ERR_INVAL, val->line, val->col,
+                            "const: attribute 'val' must be one literal");
+    int v = val->values[0];
+    const mil_literal *l = v >= 0 && v < c->f->nvalues ? c->f->values[v].lit : NULL;
+    if (!l)
+        return mil_error_at(c->e, c->p, ERR_INVAL, val->line, val->col,
+                            "const: attribute 'val' must be a literal");
+    if (l->type.kind != MIL_T_TENSOR)
+        return mil_error_at(c->e, c->p, ERR_TYPE, val->line, val->col,
+                            "const: attribute 'val' must be a tensor or scalar literal");
+    copy_res(c, 0, &l->type);
+    return 0;
+}
+
+static int r_constexpr_affine_dequantize(ck *c)
+{
+    enum { Q, ZP, SC, AX };
+    const in_spec S[] = {
+        {"quantized_data", I_REQ | I_CONST, D_Q, 0, RK_ANY, 0},
+        {"zero_point", I_REQ | I_CONST, D_Q | DB(MIL_FP32), 0, RK_LE1, 0},
+        {"scale", I_REQ | I_CONST, D_F, 0, RK_LE1, 0},
+        {"axis", I_REQ | I_CONST, D_I32, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *q = ck_t(c, Q);
+    int64_t ax;
+    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_axis(c, AX, ax, q->rank, &ax));
+    for (int i = ZP; i <= SC; i++) {
+        const mil_type *t = ck_t(c, i);
+        if (t->rank == 1 && t->shape[0] != q->shape[ax])
+            return ck_err(c, i, ERR_SHAPE, "%s has %lld values, axis %lld of the data has %lld",
+                          S[i].name, (long long)t->shape[0], (long long)ax,
+                          (long long)q->shape[ax]);
+    }
+    ck_set_res(c, 0, ck_t(c, SC)->dtype, q->rank, q->shape);
+    return 0;
+}
+
+static int r_constexpr_blockwise_shift_scale(ck *c)
+{
+    enum { DATA, SC, OFF };
+    const in_spec S[] = {
+        {"data", I_REQ | I_CONST,
+         DB(MIL_INT4) | DB(MIL_UINT4) | D_Q | D_F, 0, RK_ANY, 0},
+        {"scale", I_REQ | I_CONST, D_F, 0, RK_ANY, 0},
+        {"offset", I_CONST, DB(MIL_INT4) | DB(MIL_UINT4) | D_Q | D_F, 0, RK_ANY, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *d = ck_t(c, DATA), *s = ck_t(c, SC);
+    char a[200], b[200];
+    if (s->rank != d->rank)
+        return ck_err(c, SC, ERR_SHAPE, "scale has rank %d, data has rank %d", s->rank, d->rank);
+    for (int i = 0; i < d->rank; i++)
+        if (s->shape[i] < 1 || d->shape[i] % s->shape[i])
+            return ck_err(c, SC, ERR_SHAPE, "scale shape %s does not divide data shape %s",
+                          sh(s, a, sizeof a), sh(d, b, sizeof b));
+    if (ck_has(c, OFF)) {
+        const mil_type *o = ck_t(c, OFF);
+        if (!ck_type_equal(o, s) && !(o->dtype == d->dtype || o->dtype == MIL_FP16 ||
+                                      o->dtype == MIL_FP32))
+            return ck_err(c, OFF, ERR_TYPE, "offset must be a float or have the data's dtype");
+        if (o->rank != s->rank || memcmp(o->shape, s->shape, sizeof(int64_t) * (size_t)s->rank))
+            return ck_err(c, OFF, ERR_SHAPE, "offset shape %s differs from scale shape %s",
+                          sh(o, a, sizeof a), sh(s, b, sizeof b));
+        int is_float = o->dtype == MIL_FP16 || o->dtype == MIL_FP32;
+        if (!is_float && o->dtype != d->dtype)
+            return ck_err(c, OFF, ERR_TYPE, "offset is %s, expected a float or %s (the data's)",
+                          mil_dtype_name(o->dtype), mil_dtype_name(d->dtype));
+    }
+    ck_set_res(c, 0, s->dtype, d->rank, d->shape);
+    return 0;
+}
+
+static int r_constexpr_cast(ck *c)
+{
+    enum { SRC, OD };
+    const in_spec S[] = {
+        {"source_val", I_REQ | I_CONST, DB(MIL_FP16), 0, RK_ANY, 0},
+        {"output_dtype", I_REQ | I_CONST, D_STR, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const char *od;
+    TRY(ck_str(c, OD, NULL, &od));
+    if (strcmp(od, "fp32"))
+        return ck_err(c, OD, ERR_INVAL, "output_dtype must be \"fp32\", got \"%s\"", od);
+    const mil_type *t = ck_t(c, SRC);
+    ck_set_res(c, 0, MIL_FP32, t->rank, t->shape);
+    return 0;
+}
+
+/* ======================================================================
+ * 8.2 elementwise binary
+ * ====================================================================== */
+
+static int binary(ck *c, uint32_t dts, int bool_out)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, dts, 'T', RK_ANY, 0},
+        {"y", I_REQ, dts, 'T', RK_ANY, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    int rank;
+    int64_t shape[MIL_MAX_RANK];
+    TRY(ck_broadcast(c, 0, 1, ck_t(c, 0), ck_t(c, 1), &rank, shape));
+    ck_set_res(c, 0, bool_out ? MIL_BOOL : ck_t(c, 0)->dtype, rank, shape);
+    return 0;
+}
+
+static int r_arith(ck *c) { return binary(c, D_FI, 0); }
+static int r_compare(ck *c) { return binary(c, D_FI, 1); }
+static int r_logical(ck *c) { return binary(c, D_BOOL, 0); }
+
+/* ======================================================================
+ * 8.3 elementwise unary and activations
+ * ====================================================================== */
+
+static int unary(ck *c, uint32_t dts)
+{
+    const in_spec S[] = {{"x", I_REQ, dts, 'T', RK_ANY, 0}};
+    TRY(ck_bind(c, S, NS(S)));
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_unary_f(ck *c) { return unary(c, D_F); }
+static int r_unary_fi(ck *c) { return unary(c, D_FI); }
+static int r_logical_not(ck *c) { return unary(c, D_BOOL); }
+
+static int r_unary_eps(ck *c) /* rsqrt, inverse, log */
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_clip(ck *c)
+{
+    /* clip keeps alpha/beta in T even from ios17 (7.2) */
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"alpha", I_REQ | I_CONST, D_F, 'T', RK0, 0},
+        {"beta", I_REQ | I_CONST, D_F, 'T', RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    if (c->opset >= 17 && ck_known(c, 1) && ck_known(c, 2)) {
+        double a, b;
+        TRY(ck_float(c, 1, 0, &a));
+        TRY(ck_float(c, 2, 0, &b));
+        if (!(a < b)) return ck_err(c, 2, ERR_INVAL, "alpha (%g) must be less than beta (%g)", a, b);
+    }
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_threshold(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
+        {"alpha", I_REQ | I_CONST, D_FI, 'T', RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_gelu(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"mode", I_CONST, D_STR, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const char *m;
+    TRY(ck_str(c, 1, "EXACT", &m));
+    if (strcmp(m, "EXACT") && strcmp(m, "TANH_APPROXIMATION") && strcmp(m, "SIGMOID_APPROXIMATION"))
+        return ck_err(c, 1, ERR_INVAL,
+                      "mode \"%s\" is not EXACT, TANH_APPROXIMATION or SIGMOID_APPROXIMATION", m);
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+/* Scalar-parameter activations. The reference gives no defaults for these; we follow CT:
+ * leaky_relu alpha = 0.01, elu alpha = 1, thresholded_relu alpha = 1, scaled_tanh 1/1,
+ * sigmoid_hard 0.2/0.5, linear_activation beta = 0; clamped_relu needs both. */
+static int activation(ck *c, int alpha_req, int has_beta, int beta_req)
+{
+    in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"alpha", I_CONST | (alpha_req ? I_REQ : 0), D_F, pdom(c), RK0, 0},
+        {"beta", I_CONST | (beta_req ? I_REQ : 0), D_F, pdom(c), RK0, 0},
+    };
+    TRY(ck_bind(c, S, has_beta ? 3 : 2));
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_alpha_opt(ck *c) { return activation(c, 0, 0, 0); }
+static int r_clamped_relu(ck *c) { return activation(c, 1, 1, 1); }
+static int r_linear_activation(ck *c) { return activation(c, 1, 1, 0); }
+static int r_alpha_beta_opt(ck *c) { return activation(c, 0, 1, 0); }
+
+static int r_prelu(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"alpha", I_REQ | I_CONST, D_F, pdom(c), 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, 0), *a = ck_t(c, 1);
+    if (x->rank < 3 || x->rank > 5)
+        return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 to 5, got %d", x->rank);
+    if (a->shape[0] != x->shape[1])
+        return ck_err(c, 1, ERR_SHAPE, "alpha has %lld values, x has %lld channels",
+                      (long long)a->shape[0], (long long)x->shape[1]);
+    copy_res(c, 0, x);
+    return 0;
+}
+
+/* ======================================================================
+ * 8.4 cast
+ * ====================================================================== */
+
+static int r_cast(ck *c)
+{
+    uint32_t dts = c->opset >= 17 ? D_DATA17 : D_DATA15;
+    const in_spec S[] = {
+        {"x", I_REQ, dts, 0, RK_ANY, 0},
+        {"dtype", I_REQ | I_CONST, D_STR, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const char *name;
+    TRY(ck_str(c, 1, NULL, &name));
+    mil_dtype d;
+    if (mil_dtype_lookup(name, &d) || !((dts >> d) & 1))
+        return ck_err(c, 1, ERR_INVAL, "cannot cast to \"%s\"%s", name,
+                      c->opset >= 17 ? "" : " (ios15/16: fp16, fp32, int32 or bool)");
+    const mil_type *x = ck_t(c, 0);
+    ck_set_res(c, 0, d, x->rank, x->shape);
+    return 0;
+}
+
+/* ======================================================================
+ * 8.5 softmax and normalisation
+ * ====================================================================== */
+
+static int r_softmax(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    int64_t ax;
+    TRY(ck_int(c, 1, -1, &ax));
+    TRY(ck_axis(c, 1, ax, ck_t(c, 0)->rank, &ax));
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int check_vec(ck *c, int i, int64_t want, const char *what)
+{
+    const mil_type *t = ck_t(c, i);
+    if (t->rank != 1 || t->shape[0] != want) {
+        char b[200];
+        return ck_err(c, i, ERR_SHAPE, "%s has shape %s, expected [%lld] (%s)", c->spec[i].name,
+                      sh(t, b, sizeof b), (long long)want, what);
+    }
+    return 0;
+}
+
+static int r_layer_norm(ck *c)
+{
+    enum { X, AXES, G, B, EPS };
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"axes", I_CONST, D_I32, 0, 1, 0},
+        {"gamma", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"beta", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X);
+    int64_t axes[MIL_MAX_RANK];
+    int n;
+    TRY(read_axes(c, AXES, x->rank, 1, axes, &n));
+    int64_t want[MIL_MAX_RANK];
+    for (int k = 0; k < n; k++) want[k] = x->shape[axes[k]];
+    for (int i = G; i <= B; i++) {
+        if (!ck_has(c, i)) continue;
+        const mil_type *t = ck_t(c, i);
+        if (t->rank != n || memcmp(t->shape, want, sizeof(int64_t) * (size_t)n)) {
+            char a[200], b[200];
+            return ck_err(c, i, ERR_SHAPE, "%s has shape %s, expected %s (x's shape on axes)",
+                          S[i].name, sh(t, a, sizeof a), ck_shape_str(n, want, b, sizeof b));
+        }
+    }
+    copy_res(c, 0, x);
+    return 0;
+}
+
+static int r_batch_norm(ck *c)
+{
+    enum { X, MEAN, VAR, G, B, EPS };
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"mean", I_REQ | I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"variance", I_REQ | I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"gamma", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"beta", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X);
+    if (x->rank < 3 || x->rank > 5)
+        return ck_err(c, X, ERR_SHAPE, "x must have rank 3 to 5, got %d", x->rank);
+    for (int i = MEAN; i <= B; i++)
+        if (ck_has(c, i)) TRY(check_vec(c, i, x->shape[1], "x's channels"));
+    copy_res(c, 0, x);
+    return 0;
+}
+
+static int r_instance_norm(ck *c)
+{
+    enum { X, G, B, EPS };
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"gamma", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"beta", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X);
+    if (x->rank < 3 || x->rank > 4)
+        return ck_err(c, X, ERR_SHAPE, "x must have rank 3 or 4, got %d", x->rank);
+    for (int i = G; i <= B; i++)
+        if (ck_has(c, i)) TRY(check_vec(c, i, x->shape[1], "x's channels"));
+    copy_res(c, 0, x);
+    return 0;
+}
+
+static int r_l2_norm(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    if (ck_t(c, 0)->rank < 3)
+        return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 or more, got %d", ck_t(c, 0)->rank);
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_local_response_norm(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"size", I_REQ | I_CONST, D_I32, 0, RK0, 0},
+        {"alpha", I_CONST, D_F, pdom(c), RK0, 0},
+        {"beta", I_CONST, D_F, pdom(c), RK0, 0},
+        {"k", I_CONST, D_F, pdom(c), RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    if (ck_t(c, 0)->rank < 3)
+        return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 or more, got %d", ck_t(c, 0)->rank);
+    int64_t size;
+    TRY(ck_int(c, 1, 1, &size));
+    if (size < 1) return ck_err(c, 1, ERR_INVAL, "size must be at least 1, got %lld", (long long)size);
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+/* ======================================================================
+ * 8.6 linear algebra
+ * ====================================================================== */
+
+/* strides/dilations (n values >= 1, default 1) */
+static int read_spatial(ck *c, int i, int nsp, int64_t *out)
+{
+    for (int k = 0; k < nsp; k++) out[k] = 1;
+    if (!ck_has(c, i)) return 0;
+    int n;
+    TRY(ck_ints(c, i, out, MIL_MAX_RANK, &n));
+    if (n != nsp)
+        return ck_err(c, i, ERR_SHAPE, "%s has %d values, expected %d (one per spatial axis)",
+                      c->spec[i].name, n, nsp);
+    for (int k = 0; k < nsp; k++)
+        if (out[k] < 1)
+            return ck_err(c, i, ERR_INVAL, "%s must be at least 1, got %lld", c->spec[i].name,
+                          (long long)out[k]);
+    return 0;
+}
+
+static int read_pad(ck *c, int i, int nsp, int64_t *pad)
+{
+    for (int k = 0; k < 2 * nsp; k++) pad[k] = 0;
+    if (!ck_has(c, i)) return 0;
+    int n;
+    TRY(ck_ints(c, i, pad, 2 * MIL_MAX_RANK, &n));
+    if (n != 2 * nsp)
+        return ck_err(c, i, ERR_SHAPE, "pad has %d values, expected %d (before and after per "
+                      "spatial axis)", n, 2 * nsp);
+    for (int k = 0; k < n; k++)
+        if (pad[k] < 0)
+            return ck_err(c, i, ERR_INVAL, "pad values must be >= 0, got %lld", (long long)pad[k]);
+    return 0;
+}
+
+static int r_conv(ck *c)
+{
+    enum { X, W, BIAS, STR, PT, PAD, DIL, GR };
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"weight", I_REQ, D_F, pdom(c), RK_ANY, 0},
+        {"bias", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"strides", I_CONST, D_I32, 0, 1, 0},
+        {"pad_type", I_CONST, D_STR, 0, RK0, 0},
+        {"pad", I_CONST, D_I32, 0, 1, 0},
+        {"dilations", I_CONST, D_I32, 0, 1, 0},
+        {"groups", I_CONST, D_I32, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
+    if (x->rank < 3 || x->rank > 5)
+        return ck_err(c, X, ERR_SHAPE, "x has %d dims, expected 3 to 5 ([N, C, spatial...])",
+                      x->rank);
+    int nsp = x->rank - 2;
+    if (w->rank != x->rank)
+        return ck_err(c, W, ERR_SHAPE, "weight has %d dims, expected %d", w->rank, x->rank);
+    int64_t g;
+    TRY(ck_int(c, GR, 1, &g));
+    if (g < 1) return ck_err(c, GR, ERR_INVAL, "groups must be at least 1, got %lld", (long long)g);
+    int64_t cin = x->shape[1], cout = w->shape[0];
+    if (cin % g)
+        return ck_err(c, GR, ERR_SHAPE, "x has %lld channels, not divisible by groups = %lld",
+                      (long long)cin, (long long)g);
+    if (cout % g)
+        return ck_err(c, GR, ERR_SHAPE,
+                      "weight has %lld output channels, not divisible by groups = %lld",
+                      (long long)cout, (long long)g);
+    if (w->shape[1] * g != cin)
+        return ck_err(c, W, ERR_SHAPE,
+                      "weight has %lld input channels per group, x has %lld channels / %lld "
+                      "groups = %lld",
+                      (long long)w->shape[1], (long long)cin, (long long)g, (long long)(cin / g));
+    if (ck_has(c, BIAS)) TRY(check_vec(c, BIAS, cout, "the weight's output channels"));
+    int64_t st[MIL_MAX_RANK], dil[MIL_MAX_RANK], pad[2 * MIL_MAX_RANK];
+    TRY(read_spatial(c, STR, nsp, st));
+    TRY(read_spatial(c, DIL, nsp, dil));
+    TRY(read_pad(c, PAD, nsp, pad));
+    if (!ck_const(c, W))
+        for (int k = 0; k < nsp; k++)
+            if (dil[k] != 1)
+                return ck_err(c, DIL, ERR_INVAL, "dilations must be 1 when weight is not a "
+                              "constant");
+    const char *pt;
+    TRY(ck_str(c, PT, "valid", &pt));
+    int mode; /* 0 valid, 1 custom, 2 same, 3 same_lower */
+    if (!strcmp(pt, "valid")) mode = 0;
+    else if (!strcmp(pt, "custom")) mode = 1;
+    else if (!strcmp(pt, "same")) mode = 2;
+    else if (!strcmp(pt, "same_lower") && c->opset >= 16) mode = 3;
+    else
+        return ck_err(c, PT, ERR_INVAL, "pad_type \"%s\" is not valid, custom, same%s", pt,
+                      c->opset >= 16 ? " or same_lower" : "");
+    int64_t out[MIL_MAX_RANK];
+    out[0] = x->shape[0];
+    out[1] = cout;
+    for (int k = 0; k < nsp; k++) {
+        int64_t d = x->shape[2 + k], kk = w->shape[2 + k];
+        int64_t keff = (kk - 1) * dil[k] + 1, o;
+        if (mode >= 2) {
+            o = (d + st[k] - 1) / st[k];
+        } else {
+            int64_t before = mode == 1 ? pad[2 * k] : 0, after = mode == 1 ? pad[2 * k + 1] : 0;
+            int64_t span = d + before + after - keff;
+            o = span < 0 ? 0 : span / st[k] + 1;
+        }
+        if (o < 1)
+            return ck_err(c, W, ERR_SHAPE,
+                          "output size along spatial axis %d would be %lld (input %lld, kernel "
+                          "%lld, dilation %lld)",
+                          k, (long long)o, (long long)d, (long long)kk, (long long)dil[k]);
+        out[2 + k] = o;
+    }
+    ck_set_res(c, 0, x->dtype, x->rank, out);
+    return 0;
+}
+
+static int r_conv_transpose(ck *c)
+{
+    enum { X, W, BIAS, PAD, OS, PT, STR, DIL, GR };
+    const in_spec S[] = {
+        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"weight", I_REQ | (c->opset >= 17 ? 0 : I_CONST), D_F, pdom(c), RK_ANY, 0},
+        {"bias", I_CONST, D_F, pdom(c), RK_ANY, 0},
+        {"pad", I_CONST, D_I32, 0, 1, 0},
+        {"output_shape", I_CONST, D_I32, 0, 1, 0},
+        {"pad_type", I_CONST, D_STR, 0, RK0, 0},
+        {"strides", I_CONST, D_I32, 0, 1, 0},
+        {"dilations", I_CONST, D_I32, 0, 1, 0},
+        {"groups", I_CONST, D_I32, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
+    if (x->rank < 3 || x->rank > 5)
+        return ck_err(c, X, ERR_SHAPE, "x has %d dims, expected 3 to 5 ([N, C, spatial...])",
+                      x->rank);
+    int nsp = x->rank - 2;
+    if (w->rank != x->rank)
+        return ck_err(c, W, ERR_SHAPE, "weight has %d dims, expected %d", w->rank, x->rank);
+    int64_t g;
+    TRY(ck_int(c, GR, 1, &g));
+    if (g < 1) return ck_err(c, GR, ERR_INVAL, "groups must be at least 1, got %lld", (long long)g);
+    int64_t cin = x->shape[1];
+    if (w->shape[0] != cin)
+        return ck_err(c, W, ERR_SHAPE, "weight has %lld input channels (dim 0), x has %lld",
+                      (long long)w->shape[0], (long long)cin);
+    if (cin % g)
+        return ck_err(c, GR, ERR_SHAPE, "x has %lld channels, not divisible by groups = %lld",
+                      (long long)cin, (long long)g);
+    int64_t cout = w->shape[1] * g;
+    if (ck_has(c, BIAS)) TRY(check_vec(c, BIAS, cout, "the output channels"));
+    int64_t st[MIL_MAX_RANK], dil[MIL_MAX_RANK], pad[2 * MIL_MAX_RANK];
+    TRY(read_spatial(c, STR, nsp, st));
+    TRY(read_spatial(c, DIL, nsp, dil));
+    TRY(read_pad(c, PAD, nsp, pad));
+    const char *pt;
+    TRY(ck_str(c, PT, "valid", &pt));
+    int mode;
+    if (!strcmp(pt, "valid")) mode = 0;
+    else if (!strcmp(pt, "custom")) mode = 1;
+    else if (!strcmp(pt, "same")) mode = 2;
+    else return ck_err(c, PT, ERR_INVAL, "pad_type \"%s\" is not valid, custom or same", pt);
+    int64_t out[MIL_MAX_RANK];
+    out[0] = x->shape[0];
+    out[1] = cout;
+    if (ck_has(c, OS)) {
+        int64_t os[MIL_MAX_RANK];
+        int n;
+        TRY(ck_ints(c, OS, os, MIL_MAX_RANK, &n));
+        if (n == x->rank) {
+            if (os[0] != out[0] || os[1] != cout)
+                return ck_err(c, OS, ERR_SHAPE, "output_shape starts [%lld, %lld], expected "
+                              "[%lld, %lld]", (long long)os[0], (long long)os[1],
+                              (long long)out[0], (long long)cout);
+            for (int k = 0; k < nsp; k++) out[2 + k] = os[2 + k];
+        } else if (n == nsp) {
+            for (int k = 0; k < nsp; k++) out[2 + k] = os[k];
+        } else {
+            return ck_err(c, OS, ERR_SHAPE, "output_shape has %d values, expected %d or %d", n,
+                          x->rank, nsp);
+        }
+        for (int k = 0; k < nsp; k++)
+            if (out[2 + k] < 1)
+                return ck_err(c, OS, ERR_SHAPE, "output_shape values must be >= 1");
+    } else {
+        for (int k = 0; k < nsp; k++) {
+            int64_t d = x->shape[2 + k], keff = (w->shape[2 + k] - 1) * dil[k] + 1, o;
+            if (mode == 2) o = d * st[k];
+            else o = (d - 1) * st[k] + keff - (mode == 1 ? pad[2 * k] + pad[2 * k + 1] : 0);
+            if (o < 1)
+                return ck_err(c, PAD, ERR_SHAPE, "output size along spatial axis %d would be "
+                              "%lld", k, (long long)o);
+            out[2 + k] = o;
+        }
+    }
+    ck_set_res(c, 0, x->dtype, x->rank, out);
+    return 0;
+}
+
+static int r_matmul(ck *c)
+{
+    enum { X, Y, TX, TY };
+    int mixed = c->opset >= 17;
+    const in_spec S[] = {
+        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
+        {"y", I_REQ, D_FI, mixed ? 'Y' : 'T', RK_ANY, 0},
+        {"transpose_x", I_CONST, D_BOOL, 0, RK0, 0},
+        {"transpose_y", I_CONST, D_BOOL, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X), *y = ck_t(c, Y);
+    mil_dtype dt = x->dtype;
+    if (x->dtype != y->dtype) {
+        int cx = ck_const(c, X), cy = ck_const(c, Y);
+        if (cx == cy)
+            return ck_err(c, Y, ERR_TYPE,
+                          "x is %s and y is %s: operands of different dtypes need exactly one "
+                          "constant operand",
+                          mil_dtype_name(x->dtype), mil_dtype_name(y->dtype));
+        dt = cx ? y->dtype : x->dtype;
+    }
+    int tx, ty;
+    TRY(ck_bool(c, TX, 0, &tx));
+    TRY(ck_bool(c, TY, 0, &ty));
+    if (x->rank < 1 || y->rank < 1)
+        return ck_err(c, x->rank < 1 ? X : Y, ERR_SHAPE, "operands must have rank 1 or more");
+    if (tx && x->rank == 1) return ck_err(c, TX, ERR_SHAPE, "transpose_x needs x of rank 2 or more");
+    if (ty && y->rank == 1) return ck_err(c, TY, ERR_SHAPE, "transpose_y needs y of rank 2 or more");
+    mil_type xs = *x, ys = *y;
+    if (xs.rank == 1) xs.rank = 2, xs.shape[1] = xs.shape[0], xs.shape[0] = 1;
+    if (ys.rank == 1) ys.rank = 2, ys.shape[1] = 1;
+    if (tx) {
+        int64_t t = xs.shape[xs.rank - 1];
+        xs.shape[xs.rank - 1] = xs.shape[xs.rank - 2], xs.shape[xs.rank - 2] = t;
+    }
+    if (ty) {
+        int64_t t = ys.shape[ys.rank - 1];
+        ys.shape[ys.rank - 1] = ys.shape[ys.rank - 2], ys.shape[ys.rank - 2] = t;
+    }
+    int64_t m = xs.shape[xs.rank - 2], kx = xs.shape[xs.rank - 1];
+    int64_t ky = ys.shape[ys.rank - 2], n = ys.shape[ys.rank - 1];
+    char a[200], b[200];
+    if (kx != ky)
+        return ck_err(c, Y, ERR_SHAPE,
+                      "inner dimensions differ: x %s%s gives K = %lld, y %s%s gives K = %lld",
+                      sh(x, a, sizeof a), tx ? " (transposed)" : "", (long long)kx,
+                      sh(y, b, sizeof b), ty ? " (transposed)" : "", (long long)ky);
+    mil_type bx = xs, by = ys;
+    bx.rank -= 2;
+    by.rank -= 2;
+    int64_t out[MIL_MAX_RANK + 2];
+    int br;
+    if (ck_broadcast(c, X, Y, &bx, &by, &br, out)) {
+        err_clear(c->e);
+        return ck_err(c, Y, ERR_SHAPE, "batch dimensions of x %s and y %s do not broadcast",
+                      sh(x, a, sizeof a), sh(y, b, sizeof b));
+    }
+    int r = br;
+    if (x->rank > 1) out[r++] = m;
+    if (y->rank > 1) out[r++] = n;
+    if (r > MIL_MAX_RANK) return ck_err(c, -1, ERR_SHAPE, "result rank exceeds %d", MIL_MAX_RANK);
+    ck_set_res(c, 0, dt, r, out);
+    return 0;
+}
+
+static int r_linear(ck *c)
+{
+    enum { X, W, B };
+    const in_spec S[] = {
+        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
+        {"weight", I_REQ | I_CONST, D_FI, pdom(c), 2, 0},
+        {"bias", I_CONST, D_FI, pdom(c), 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
+    if (x->rank < 1 || x->rank > 3)
+        return ck_err(c, X, ERR_SHAPE, "x must have rank 1 to 3, got %d", x->rank);
+    if (w->shape[1] != x->shape[x->rank - 1])
+        return ck_err(c, W, ERR_SHAPE, "weight has %lld input features, x has %lld",
+                      (long long)w->shape[1], (long long)x->shape[x->rank - 1]);
+    if (ck_has(c, B)) TRY(check_vec(c, B, w->shape[0], "the weight's output features"));
+    int64_t out[MIL_MAX_RANK];
+    memcpy(out, x->shape, sizeof(int64_t) * (size_t)x->rank);
+    out[x->rank - 1] = w->shape[0];
+    ck_set_res(c, 0, x->dtype, x->rank, out);
+    return 0;
+}
+
+/* ======================================================================
+ * 8.7 reductions
+ * ====================================================================== */
+
+static int r_reduce(ck *c)
+{
+    enum { X, AXES, KEEP };
+    const in_spec S[] = {
+        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
+        {"axes", I_CONST, D_I32, 0, 1, 0},
+        {"keep_dims", I_CONST, D_BOOL, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X);
+    int64_t axes[MIL_MAX_RANK];
+    int n, keep;
+    TRY(read_axes(c, AXES, x->rank, 1, axes, &n));
+    TRY(ck_bool(c, KEEP, 0, &keep));
+    int red[MIL_MAX_RANK] = {0};
+    for (int k = 0; k < n; k++) red[axes[k]] = 1;
+    int64_t out[MIL_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (!red[i]) out[r++] = x->shape[i];
+        else if (keep) out[r++] = 1;
+    }
+    ck_set_res(c, 0, x->dtype, r, out);
+    return 0;
+}
+
+static int r_reduce_arg(ck *c)
+{
+    enum { X, AX, KEEP, OD };
+    const in_spec S[] = {
+        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+        {"keep_dims", I_CONST, D_BOOL, 0, RK0, 0},
+        {"output_dtype", I_CONST, D_STR, 0, RK0, 17},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X);
+    int64_t ax;
+    int keep;
+    TRY(ck_int(c, AX, -1, &ax));
+    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    TRY(ck_bool(c, KEEP, 0, &keep));
+    const char *od;
+    TRY(ck_str(c, OD, "int32", &od));
+    mil_dtype d;
+    if (strcmp(od, "int32") && strcmp(od, "uint16"))
+        return ck_err(c, OD, ERR_INVAL, "output_dtype \"%s\" is not int32 or uint16", od);
+    mil_dtype_lookup(od, &d);
+    int64_t out[MIL_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (i != ax) out[r++] = x->shape[i];
+        else if (keep) out[r++] = 1;
+    }
+    ck_set_res(c, 0, d, r, out);
+    return 0;
+}
+
+/* ======================================================================
+ * 8.8 shape and data movement
+ * ====================================================================== */
+
+static int64_t numel(int rank, const int64_t *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= s[i];
+    return n;
+}
+
+static const char *ints_str(int n, const int64_t *v, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "", (long long)v[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
+static int r_reshape(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"shape", I_REQ, D_I32, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, 0);
+    int64_t s[MIL_MAX_RANK], given[MIL_MAX_RANK];
+    int n;
+    TRY(ck_ints(c, 1, s, MIL_MAX_RANK, &n));
+    memcpy(given, s, sizeof s);
+    int infer = -1;
+    char a[200], b[200];
+    for (int i = 0; i < n; i++) {
+        if (s[i] == -1) {
+            if (infer >= 0) return ck_err(c, 1, ERR_SHAPE, "shape has more than one -1");
+            infer = i;
+        } else if (s[i] == 0) {
+            if (c->opset >= 17) {
+                int j = x->rank - n + i; /* zeros pair with x's dims from the right */
+                s[i] = j >= 0 ? x->shape[j] : 1;
+            } else {
+                if (n != x->rank)
+                    return ck_err(c, 1, ERR_SHAPE, "0 in shape copies a dim of x and needs %d "
+                                  "values (x's rank), got %d", x->rank, n);
+                s[i] = x->shape[i];
+            }
+        } else if (s[i] < 0) {
+            return ck_err(c, 1, ERR_SHAPE, "shape value %lld is invalid", (long long)s[i]);
+        }
+    }
+    int64_t total = numel(x->rank, x->shape);
+    if (infer >= 0) {
+        int64_t rest = 1;
+        for (int i = 0; i < n; i++)
+            if (i != infer) rest *= s[i];
+        if (rest == 0 || total % rest)
+            return ck_err(c, 1, ERR_SHAPE, "cannot reshape %s (%lld elements) into %s",
+                          sh(x, a, sizeof a), (long long)total, ints_str(n, given, b, sizeof b));
+        s[infer] = total / rest;
+    }
+    if (numel(n, s) != total) {
+        return ck_err(c, 1, ERR_SHAPE, "cannot reshape %s (%lld elements) into %s (%lld elements)",
+                      sh(x, a, sizeof a), (long long)total, ck_shape_str(n, s, b, sizeof b),
+                      (long long)numel(n, s));
+    }
+    ck_set_res(c, 0, x->dtype, n, s);
+    return 0;
+}
+
+static int r_transpose(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"perm", I_REQ | I_CONST, D_I32, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, 0);
+    int64_t perm[MIL_MAX_RANK], out[MIL_MAX_RANK];
+    int n;
+    TRY(ck_ints(c, 1, perm, MIL_MAX_RANK, &n));
+    if (n != x->rank)
+        return ck_err(c, 1, ERR_SHAPE, "perm has %d values, x has rank %d", n, x->rank);
+    int seen[MIL_MAX_RANK] = {0};
+    for (int i = 0; i < n; i++) {
+        int64_t p;
+        TRY(ck_axis(c, 1, perm[i], n, &p));
+        if (seen[p]++) return ck_err(c, 1, ERR_INVAL, "perm is not a permutation (%lld repeats)", (long long)p);
+        out[i] = x->shape[p];
+    }
+    ck_set_res(c, 0, x->dtype, n, out);
+    return 0;
+}
+
+static int r_expand_dims(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"axes", I_REQ | I_CONST, D_I32, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, 0);
+    int64_t axes[MIL_MAX_RANK];
+    int n;
+    TRY(ck_ints(c, 1, axes, MIL_MAX_RANK, &n));
+    if (n < 1) return ck_err(c, 1, ERR_SHAPE, "axes is empty");
+    int r = x->rank + n;
+    if (r > MIL_MAX_RANK) return ck_err(c, 1, ERR_SHAPE, "result rank %d exceeds %d", r, MIL_MAX_RANK);
+    int ins[MIL_MAX_RANK] = {0};
+    for (int k = 0; k < n; k++) {
+        int64_t a;
+        TRY(ck_axis(c, 1, axes[k], r, &a));
+        if (ins[a]++) return ck_err(c, 1, ERR_INVAL, "axis %lld is listed twice", (long long)a);
+    }
+    int64_t out[MIL_MAX_RANK];
+    for (int i = 0, j = 0; i < r; i++) out[i] = ins[i] ? 1 : x->shape[j++];
+    ck_set_res(c, 0, x->dtype, r, out);
+    return 0;
+}
+
+static int r_squeeze(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"axes", I_CONST, D_I32, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, 0);
+    int64_t axes[MIL_MAX_RANK], out[MIL_MAX_RANK];
+    int n, drop[MIL_MAX_RANK] = {0}, r = 0;
+    TRY(read_axes(c, 1, x->rank, 0, axes, &n));
+    if (!ck_has(c, 1))
+        for (int i = 0; i < x->rank; i++) drop[i] = x->shape[i] == 1;
+    for (int k = 0; k < n; k++) drop[axes[k]] = x->shape[axes[k]] == 1; /* others kept (8.8) */
+    for (int i = 0; i < x->rank; i++)
+        if (!drop[i]) out[r++] = x->shape[i];
+    ck_set_res(c, 0, x->dtype, r, out);
+    return 0;
+}
+
+static int r_slice_by_size(ck *c)
+{
+    enum { X, BEGIN, SIZE };
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"begin", I_REQ, D_I32, 0, 1, 0},
+        {"size", I_REQ, D_I32, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X);
+    int64_t size[MIL_MAX_RANK], begin[MIL_MAX_RANK], out[MIL_MAX_RANK];
+    int n, nb = 0, has_begin = ck_known(c, BEGIN);
+    if (ck_t(c, BEGIN)->shape[0] != x->rank)
+        return ck_err(c, BEGIN, ERR_SHAPE, "begin has %lld values, x has rank %d",
+                      (long long)ck_t(c, BEGIN)->shape[0], x->rank);
+    TRY(ck_ints(c, SIZE, size, MIL_MAX_RANK, &n));
+    if (n != x->rank) return ck_err(c, SIZE, ERR_SHAPE, "size has %d values, x has rank %d", n, x->rank);
+    if (has_begin) TRY(ck_ints(c, BEGIN, begin, MIL_MAX_RANK, &nb));
+    for (int i = 0; i < n; i++) {
+        int64_t d = x->shape[i];
+        if (size[i] == 0 || size[i] < -1)
+            return ck_err(c, SIZE, ERR_SHAPE, "size[%d] = %lld (must be >= 1 or -1)", i,
+                          (long long)size[i]);
+        if (!has_begin) {
+            if (size[i] == -1)
+                return ck_err(c, BEGIN, ERR_INVAL, "begin must be a constant when size has -1");
+            if (size[i] > d)
+                return ck_err(c, SIZE, ERR_SHAPE, "size[%d] = %lld exceeds dim %lld", i,
+                              (long long)size[i], (long long)d);
+            out[i] = size[i];
+            continue;
+        }
+        int64_t b = begin[i] < 0 ? begin[i] + d : begin[i];
+        if (b < 0 || b >= d)
+            return ck_err(c, BEGIN, ERR_SHAPE, "begin[%d] = %lld is out of range for dim %lld", i,
+                          (long long)begin[i], (long long)d);
+        int64_t s = size[i] == -1 ? d - b : size[i];
+        if (b + s > d)
+            return ck_err(c, SIZE, ERR_SHAPE,
+                          "slice [%lld, %lld) on axis %d exceeds dim %lld", (long long)b,
+                          (long long)(b + s), i, (long long)d);
+        out[i] = s;
+    }
+    ck_set_res(c, 0, x->dtype, n, out);
+    return 0;
+}
+
+/* Shape of x[begin:end:stride] with masks (NumPy rules); the squeezed axes are dropped. Inputs at
+ * spec indices X, BEGIN, END, STRIDE, BMASK, EMASK, SMASK = x0 .. x0+6. */
+static int slice_shape(ck *c, int x0, int *rank, int64_t *out)
+{
+    const mil_type *x = ck_t(c, x0);
+    int r = x->rank;
+    int64_t be[MIL_MAX_RANK], en[MIL_MAX_RANK], st[MIL_MAX_RANK];
+    int bm[MIL_MAX_RANK] = {0}, em[MIL_MAX_RANK] = {0}, sm[MIL_MAX_RANK] = {0};
+    int n;
+    TRY(ck_ints(c, x0 + 1, be, MIL_MAX_RANK, &n));
+    if (n != r) return ck_err(c, x0 + 1, ERR_SHAPE, "begin has %d values, x has rank %d", n, r);
+    TRY(ck_ints(c, x0 + 2, en, MIL_MAX_RANK, &n));
+    if (n != r) return ck_err(c, x0 + 2, ERR_SHAPE, "end has %d values, x has rank %d", n, r);
+    for (int i = 0; i < r; i++) st[i] = 1;
+    if (ck_has(c, x0 + 3)) {
+        TRY(ck_ints(c, x0 + 3, st, MIL_MAX_RANK, &n));
+        if (n != r) return ck_err(c, x0 + 3, ERR_SHAPE, "stride has %d values, x has rank %d", n, r);
+    }
+    int *masks[3] = {bm, em, sm};
+    for (int k = 0; k < 3; k++) {
+        if (!ck_has(c, x0 + 4 + k)) continue;
+        TRY(ck_bools(c, x0 + 4 + k, masks[k], MIL_MAX_RANK, &n));
+        if (n != r)
+            return ck_err(c, x0 + 4 + k, ERR_SHAPE, "%s has %d values, x has rank %d",
+                          c->spec[x0 + 4 + k].name, n, r);
+    }
+    int o = 0;
+    for (int i = 0; i < r; i++) {
+        int64_t d = x->shape[i], s = st[i];
+        if (s == 0) return ck_err(c, x0 + 3, ERR_INVAL, "stride[%d] is 0", i);
+        if (sm[i]) {
+            int64_t b = be[i] < 0 ? be[i] + d : be[i];
+            if (b < 0 || b >= d)
+                return ck_err(c, x0 + 1, ERR_SHAPE, "begin[%d] = %lld is out of range for dim %lld "
+                              "(squeezed axis)", i, (long long)be[i], (long long)d);
+            continue;
+        }
+        int64_t b = be[i] < 0 ? be[i] + d : be[i], e = en[i] < 0 ? en[i] + d : en[i], len;
+        if (s > 0) {
+            b = bm[i] ? 0 : b < 0 ? 0 : b > d ? d : b;
+            e = em[i] ? d : e < 0 ? 0 : e > d ? d : e;
+            len = e > b ? (e - b + s - 1) / s : 0;
+        } else {
+            b = bm[i] ? d - 1 : b < -1 ? -1 : b > d - 1 ? d - 1 : b;
+            e = em[i] ? -1 : e < -1 ? -1 : e > d - 1 ? d - 1 : e;
+            len = b > e ? (b - e + (-s) - 1) / (-s) : 0;
+        }
+        if (len < 1)
+            return ck_err(c, x0 + 2, ERR_SHAPE, "the slice along axis %d is empty", i);
+        out[o++] = len;
+    }
+    *rank = o;
+    return 0;
+}
+
+static int r_slice_by_index(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"begin", I_REQ, D_I32, 0, 1, 0},
+        {"end", I_REQ, D_I32, 0, 1, 0},
+        {"stride", I_CONST, D_I32, 0, 1, 0},
+        {"begin_mask", I_CONST, D_BOOL, 0, 1, 0},
+        {"end_mask", I_CONST, D_BOOL, 0, 1, 0},
+        {"squeeze_mask", I_CONST, D_BOOL, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    int r;
+    int64_t out[MIL_MAX_RANK];
+    TRY(slice_shape(c, 0, &r, out));
+    ck_set_res(c, 0, ck_t(c, 0)->dtype, r, out);
+    return 0;
+}
+
+static int r_slice_update(ck *c)
+{
+    enum { UPD = 7 };
+    const in_spec S[] = {
+        {"x", I_REQ, D_DATA17, 'T', RK_ANY, 0},
+        {"begin", I_REQ, D_I32, 0, 1, 0},
+        {"end", I_REQ, D_I32, 0, 1, 0},
+        {"stride", I_CONST, D_I32, 0, 1, 0},
+        {"begin_mask", I_CONST, D_BOOL, 0, 1, 0},
+        {"end_mask", I_CONST, D_BOOL, 0, 1, 0},
+        {"squeeze_mask", I_CONST, D_BOOL, 0, 1, 0},
+        {"update", I_REQ, D_DATA17, 'T', RK_ANY, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    int r;
+    int64_t out[MIL_MAX_RANK];
+    TRY(slice_shape(c, 0, &r, out));
+    const mil_type *u = ck_t(c, UPD);
+    if (u->rank != r || memcmp(u->shape, out, sizeof(int64_t) * (size_t)r)) {
+        char a[200], b[200];
+        return ck_err(c, UPD, ERR_SHAPE, "update has shape %s, the slice has %s",
+                      sh(u, a, sizeof a), ck_shape_str(r, out, b, sizeof b));
+    }
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_concat(ck *c)
+{
+    enum { VALS, AX, IL };
+    const in_spec S[] = {
+        {"values", I_REQ | I_TUPLE, data_dtypes(c), 'T', RK_ANY, 0},
+        {"axis", I_REQ | I_CONST, D_I32, 0, RK0, 0},
+        {"interleave", I_CONST, D_BOOL, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_binding *vb = c->in[VALS];
+    const mil_type *t0 = &c->f->values[vb->values[0]].type;
+    int64_t ax;
+    int il;
+    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_axis(c, AX, ax, t0->rank, &ax));
+    TRY(ck_bool(c, IL, 0, &il));
+    int64_t out[MIL_MAX_RANK];
+    memcpy(out, t0->shape, sizeof(int64_t) * (size_t)t0->rank);
+    out[ax] = 0;
+    for (int k = 0; k < vb->n; k++) {
+        const mil_type *t = &c->f->values[vb->values[k]].type;
+        char a[200], b[200];
+        if (t->rank != t0->rank)
+            return ck_err(c, VALS, ERR_SHAPE, "values[%d] has rank %d, values[0] has rank %d", k,
+                          t->rank, t0->rank);
+        for (int i = 0; i < t->rank; i++)
+            if ((i != ax || il) && t->shape[i] != t0->shape[i])
+                return ck_err(c, VALS, ERR_SHAPE,
+                              "values[%d] has shape %s, values[0] has %s (only axis %lld may "
+                              "differ%s)",
+                              k, sh(t, a, sizeof a), sh(t0, b, sizeof b), (long long)ax,
+                              il ? ", and not with interleave" : "");
+        out[ax] += t->shape[ax];
+    }
+    ck_set_res(c, 0, t0->dtype, t0->rank, out);
+    return 0;
+}
+
+static int r_split(ck *c)
+{
+    enum { X, AX, NUM, SIZES };
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"axis", I_REQ | I_CONST, D_I32, 0, RK0, 0},
+        {"num_splits", I_CONST, D_I32, 0, RK0, 0},
+        {"split_sizes", I_CONST, D_I32, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X);
+    int64_t ax;
+    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    int64_t d = x->shape[ax], sizes[MIL_MAX_RESULTS];
+    int n = 0;
+    if (!ck_has(c, NUM) && !ck_has(c, SIZES))
+        return ck_err(c, -1, ERR_INVAL, "needs num_splits or split_sizes");
+    if (ck_has(c, SIZES)) {
+        if (ck_t(c, SIZES)->shape[0] > MIL_MAX_RESULTS)
+            return ck_err(c, SIZES, ERR_SHAPE, "more than %d splits", MIL_MAX_RESULTS);
+        TRY(ck_ints(c, SIZES, sizes, MIL_MAX_RESULTS, &n));
+        int64_t sum = 0;
+        for (int k = 0; k < n; k++) {
+            if (sizes[k] < 1)
+                return ck_err(c, SIZES, ERR_SHAPE, "split_sizes[%d] = %lld (must be >= 1)", k,
+                              (long long)sizes[k]);
+            sum += sizes[k];
+        }
+        if (sum != d)
+            return ck_err(c, SIZES, ERR_SHAPE, "split_sizes sum to %lld, axis %lld has %lld",
+                          (long long)sum, (long long)ax, (long long)d);
+    }
+    if (ck_has(c, NUM)) {
+        int64_t num;
+        TRY(ck_int(c, NUM, 1, &num));
+        if (num < 1 || num > MIL_MAX_RESULTS)
+            return ck_err(c, NUM, ERR_INVAL, "num_splits = %lld (must be 1 to %d)", (long long)num,
+                          MIL_MAX_RESULTS);
+        if (n && num != n)
+            return ck_err(c, NUM, ERR_INVAL, "num_splits = %lld but split_sizes has %d values",
+                          (long long)num, n);
+        if (!n) {
+            if (d % num)
+                return ck_err(c, NUM, ERR_SHAPE, "axis %lld has %lld, not divisible into %lld "
+                              "splits", (long long)ax, (long long)d, (long long)num);
+            n = (int)num;
+            for (int k = 0; k < n; k++) sizes[k] = d / num;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        int64_t out[MIL_MAX_RANK];
+        memcpy(out, x->shape, sizeof(int64_t) * (size_t)x->rank);
+        out[ax] = sizes[k];
+        ck_set_res(c, k, x->dtype, x->rank, out);
+    }
+    return 0;
+}
+
+static int r_tile(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"reps", I_REQ, D_I32, 0, 1, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, 0);
+    int64_t reps[MIL_MAX_RANK], out[MIL_MAX_RANK];
+    int n;
+    TRY(ck_ints(c, 1, reps, MIL_MAX_RANK, &n));
+    if (n != x->rank) return ck_err(c, 1, ERR_SHAPE, "reps has %d values, x has rank %d", n, x->rank);
+    for (int i = 0; i < n; i++) {
+        if (reps[i] < 1)
+            return ck_err(c, 1, ERR_INVAL, "reps[%d] = %lld (must be >= 1)", i, (long long)reps[i]);
+        if (x->shape[i] > ((int64_t)1 << 40) / reps[i])
+            return ck_err(c, 1, ERR_SHAPE, "result shape is too large");
+        out[i] = x->shape[i] * reps[i];
+    }
+    ck_set_res(c, 0, x->dtype, n, out);
+    return 0;
+}
+
+static int r_identity(ck *c)
+{
+    const in_spec S[] = {{"x", I_REQ, D_ANY, 0, RK_ANY, 0}};
+    TRY(ck_bind(c, S, NS(S)));
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_fill(ck *c)
+{
+    const in_spec S[] = {
+        {"shape", I_REQ, D_I32, 0, 1, 0},
+        {"value", I_CONST, D_FI | D_BOOL, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    int64_t s[MIL_MAX_RANK];
+    int n;
+    TRY(ck_ints(c, 0, s, MIL_MAX_RANK, &n));
+    for (int i = 0; i < n; i++)
+        if (s[i] < 1)
+            return ck_err(c, 0, ERR_SHAPE, "shape[%d] = %lld (must be >= 1)", i, (long long)s[i]);
+    ck_set_res(c, 0, ck_has(c, 1) ? ck_t(c, 1)->dtype : MIL_FP32, n, s);
+    return 0;
+}
+
+static int r_band_part(ck *c)
+{
+    const in_spec S[] = {
+        {"x", I_REQ, D_FI, 0, RK_ANY, 0},
+        {"lower", I_CONST, D_I32, 0, RK0, 0},
+        {"upper", I_CONST, D_I32, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    if (ck_t(c, 0)->rank < 2)
+        return ck_err(c, 0, ERR_SHAPE, "x must have rank 2 or more, got %d", ck_t(c, 0)->rank);
+    copy_res(c, 0, ck_t(c, 0));
+    return 0;
+}
+
+static int r_select(ck *c)
+{
+    const in_spec S[] = {
+        {"cond", I_REQ, D_BOOL, 0, RK_ANY, 0},
+        {"a", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
+        {"b", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    mil_type ab;
+    memset(&ab, 0, sizeof ab);
+    TRY(ck_broadcast(c, 1, 2, ck_t(c, 1), ck_t(c, 2), &ab.rank, ab.shape));
+    int r;
+    int64_t out[MIL_MAX_RANK];
+    TRY(ck_broadcast(c, 1, 0, &ab, ck_t(c, 0), &r, out));
+    ck_set_res(c, 0, ck_t(c, 1)->dtype, r, out);
+    return 0;
+}
+
+static uint32_t index_dtypes(const ck *c)
+{
+    return c->opset >= 17 ? D_I32 | D_Q | DB(MIL_INT16) | DB(MIL_UINT16) : D_I32;
+}
+
+static int r_gather(ck *c)
+{
+    enum { X, IDX, AX, BD, VAL };
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+        {"batch_dims", I_CONST, D_I32, 0, RK0, 16},
+        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X), *ix = ck_t(c, IDX);
+    int64_t ax, bd;
+    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    TRY(ck_int(c, BD, 0, &bd));
+    if (bd < 0 || bd > ax || (bd > 0 && bd >= ix->rank + 1) || bd > ix->rank)
+        return ck_err(c, BD, ERR_INVAL, "batch_dims = %lld must be in [0, min(axis, rank of "
+                      "indices)]", (long long)bd);
+    for (int i = 0; i < bd; i++)
+        if (ix->shape[i] != x->shape[i])
+            return ck_err(c, IDX, ERR_SHAPE, "indices dim %d (%lld) differs from x's (%lld) "
+                          "inside batch_dims", i, (long long)ix->shape[i], (long long)x->shape[i]);
+    int64_t out[MIL_MAX_RANK];
+    int r = 0;
+    if (x->rank - 1 + ix->rank - bd > MIL_MAX_RANK)
+        return ck_err(c, IDX, ERR_SHAPE, "result rank exceeds %d", MIL_MAX_RANK);
+    for (int i = 0; i < ax; i++) out[r++] = x->shape[i];
+    for (int i = (int)bd; i < ix->rank; i++) out[r++] = ix->shape[i];
+    for (int i = (int)ax + 1; i < x->rank; i++) out[r++] = x->shape[i];
+    ck_set_res(c, 0, x->dtype, r, out);
+    return 0;
+}
+
+/* indices of rank(x), equal to x except along axis */
+static int along_axis_indices(ck *c, int xi, int ii, int64_t ax)
+{
+    const mil_type *x = ck_t(c, xi), *ix = ck_t(c, ii);
+    if (ix->rank != x->rank)
+        return ck_err(c, ii, ERR_SHAPE, "indices has rank %d, expected %d", ix->rank, x->rank);
+    for (int i = 0; i < x->rank; i++)
+        if (i != ax && ix->shape[i] != x->shape[i]) {
+            char a[200], b[200];
+            return ck_err(c, ii, ERR_SHAPE, "indices shape %s differs from %s off axis %lld",
+                          sh(ix, a, sizeof a), sh(x, b, sizeof b), (long long)ax);
+        }
+    return 0;
+}
+
+static int r_gather_along_axis(ck *c)
+{
+    enum { X, IDX, AX, VAL };
+    const in_spec S[] = {
+        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
+        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *x = ck_t(c, X), *ix = ck_t(c, IDX);
+    int64_t ax;
+    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    TRY(along_axis_indices(c, X, IDX, ax));
+    ck_set_res(c, 0, x->dtype, ix->rank, ix->shape);
+    return 0;
+}
+
+static int check_mode(ck *c, int i)
+{
+    const char *m;
+    TRY(ck_str(c, i, "add", &m));
+    static const char *const modes[] = {"update", "add", "sub", "mul", "div", "max", "min", NULL};
+    for (int k = 0; modes[k]; k++)
+        if (!strcmp(m, modes[k])) return 0;
+    return ck_err(c, i, ERR_INVAL, "mode \"%s\" is not update, add, sub, mul, div, max or min", m);
+}
+
+static int r_scatter(ck *c)
+{
+    enum { DATA, IDX, UPD, AX, MODE, VAL };
+    const in_spec S[] = {
+        {"data", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
+        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
+        {"updates", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+        {"mode", I_CONST, D_STR, 0, RK0, 0},
+        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *d = ck_t(c, DATA), *ix = ck_t(c, IDX), *u = ck_t(c, UPD);
+    int64_t ax;
+    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_axis(c, AX, ax, d->rank, &ax));
+    TRY(check_mode(c, MODE));
+    int64_t want[MIL_MAX_RANK];
+    int r = 0;
+    if (d->rank - 1 + ix->rank > MIL_MAX_RANK)
+        return ck_err(c, IDX, ERR_SHAPE, "updates rank would exceed %d", MIL_MAX_RANK);
+    for (int i = 0; i < ax; i++) want[r++] = d->shape[i];
+    for (int i = 0; i < ix->rank; i++) want[r++] = ix->shape[i];
+    for (int i = (int)ax + 1; i < d->rank; i++) want[r++] = d->shape[i];
+    if (u->rank != r || memcmp(u->shape, want, sizeof(int64_t) * (size_t)r)) {
+        char a[200], b[200];
+        return ck_err(c, UPD, ERR_SHAPE, "updates has shape %s, expected %s", sh(u, a, sizeof a),
+                      ck_shape_str(r, want, b, sizeof b));
+    }
+    copy_res(c, 0, d);
+    return 0;
+}
+
+static int r_scatter_along_axis(ck *c)
+{
+    enum { DATA, IDX, UPD, AX, MODE, VAL };
+    const in_spec S[] = {
+        {"data", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
+        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
+        {"updates", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+        {"mode", I_CONST, D_STR, 0, RK0, 0},
+        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *d = ck_t(c, DATA), *ix = ck_t(c, IDX), *u = ck_t(c, UPD);
+    int64_t ax;
+    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_axis(c, AX, ax, d->rank, &ax));
+    TRY(check_mode(c, MODE));
+    TRY(along_axis_indices(c, DATA, IDX, ax));
+    if (!ck_type_equal(u, ix) && (u->rank != ix->rank ||
+                                   memcmp(u->shape, ix->shape, sizeof(int64_t) * (size_t)u->rank))) {
+        char a[200], b[200];
+        return ck_err(c, UPD, ERR_SHAPE, "updates has shape %s, indices has %s",
+                      sh(u, a, sizeof a), sh(ix, b, sizeof b));
+    }
+    copy_res(c, 0, d);
+    return 0;
+}
+
+/* ======================================================================
+ * 8.9 attention, 8.10 quantisation
+ * ====================================================================== */
+
+static int r_sdpa(ck *c)
+{
+    enum { Q, K, V, M };
+    const in_spec S[] = {
+        {"query", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"key", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"value", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"attn_mask", 0, D_F | D_BOOL, 0, RK_ANY, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const mil_type *q = ck_t(c, Q), *k = ck_t(c, K), *v = ck_t(c, V);
+    char a[200], b[200];
+    if (q->rank < 3) return ck_err(c, Q, ERR_SHAPE, "query must have rank 3 or more, got %d", q->rank);
+    if (k->rank != q->rank || v->rank != q->rank)
+        return ck_err(c, k->rank != q->rank ? K : V, ERR_SHAPE,
+                      "query, key and value must have the same rank (%d, %d, %d)", q->rank,
+                      k->rank, v->rank);
+    int r = q->rank;
+    for (int i = 0; i < r - 2; i++) {
+        if (k->shape[i] != q->shape[i])
+            return ck_err(c, K, ERR_SHAPE, "key %s and query %s differ in batch dims",
+                          sh(k, a, sizeof a), sh(q, b, sizeof b));
+        if (v->shape[i] != q->shape[i])
+            return ck_err(c, V, ERR_SHAPE, "value %s and query %s differ in batch dims",
+                          sh(v, a, sizeof a), sh(q, b, sizeof b));
+    }
+    if (k->shape[r - 1] != q->shape[r - 1])
+        return ck_err(c, K, ERR_SHAPE, "key has embedding size %lld, query has %lld",
+                      (long long)k->shape[r - 1], (long long)q->shape[r - 1]);
+    if (v->shape[r - 2] != k->shape[r - 2])
+        return ck_err(c, V, ERR_SHAPE, "value has %lld positions, key has %lld",
+                      (long long)v->shape[r - 2], (long long)k->shape[r - 2]);
+    if (ck_has(c, M)) {
+        const mil_type *m = ck_t(c, M);
+        if (m->dtype != MIL_BOOL && m->dtype != q->dtype)
+            return ck_err(c, M, ERR_TYPE, "attn_mask is %s, expected bool or %s (the query's)",
+                          mil_dtype_name(m->dtype), mil_dtype_name(q->dtype));
+        int64_t target[MIL_MAX_RANK];
+        memcpy(target, q->shape, sizeof(int64_t) * (size_t)r);
+        target[r - 1] = k->shape[r - 2];
+        int ok = m->rank >= 1 && m->rank <= r && m->shape[m->rank - 1] == target[r - 1];
+        for (int i = 0; ok && i < m->rank; i++) {
+            int64_t md = m->shape[m->rank - 1 - i], td = target[r - 1 - i];
+            if (md != td && md != 1) ok = 0;
+        }
+        if (!ok)
+            return ck_err(c, M, ERR_SHAPE, "attn_mask %s does not broadcast to %s",
+                          sh(m, a, sizeof a), ck_shape_str(r, target, b, sizeof b));
+    }
+    int64_t out[MIL_MAX_RANK];
+    memcpy(out, q->shape, sizeof(int64_t) * (size_t)r);
+    out[r - 1] = v->shape[r - 1];
+    ck_set_res(c, 0, q->dtype, r, out);
+    return 0;
+}
+
+/* scale / zero_point rank 0 (no axis) or [input.shape[axis]] (axis required) */
+static int quant_params(ck *c, int in, int sc, int zp, int axi)
+{
+    const mil_type *x = ck_t(c, in), *s = ck_t(c, sc);
+    if (ck_has(c, zp)) {
+        const mil_type *z = ck_t(c, zp);
+        if (z->rank != s->rank || (s->rank == 1 && z->shape[0] != s->shape[0]))
+            return ck_err(c, zp, ERR_SHAPE, "zero_point must have the shape of scale");
+    }
+    if (s->rank == 0) {
+        if (ck_has(c, axi)) return ck_err(c, axi, ERR_INVAL, "axis must be absent for a scalar scale");
+        return 0;
+    }
+    if (!ck_has(c, axi)) return ck_err(c, sc, ERR_INVAL, "axis is required for a vector scale");
+    int64_t ax;
+    TRY(ck_int(c, axi, 0, &ax));
+    TRY(ck_axis(c, axi, ax, x->rank, &ax));
+    if (s->shape[0] != x->shape[ax])
+        return ck_err(c, sc, ERR_SHAPE, "scale has %lld values, axis %lld of input has %lld",
+                      (long long)s->shape[0], (long long)ax, (long long)x->shape[ax]);
+    return 0;
+}
+
+static int r_quantize(ck *c)
+{
+    enum { IN, SC, ZP, AX, OD };
+    const in_spec S[] = {
+        {"input", I_REQ, D_F, 'T', RK_ANY, 0},
+        {"scale", I_REQ | I_CONST, D_F, 'T', RK_LE1, 0},
+        {"zero_point", I_CONST, D_Q, 0, RK_LE1, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+        {"output_dtype", I_REQ | I_CONST, D_STR, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    const char *od;
+    TRY(ck_str(c, OD, NULL, &od));
+    mil_dtype d;
+    if (strcmp(od, "int8") && strcmp(od, "uint8"))
+        return ck_err(c, OD, ERR_INVAL, "output_dtype \"%s\" is not int8 or uint8", od);
+    mil_dtype_lookup(od, &d);
+    if (ck_has(c, ZP) && ck_t(c, ZP)->dtype != d)
+        return ck_err(c, ZP, ERR_TYPE, "zero_point is %s, output_dtype is %s",
+                      mil_dtype_name(ck_t(c, ZP)->dtype), od);
+    TRY(quant_params(c, IN, SC, ZP, AX));
+    const mil_literal *l = mil_value_lit(c->f, ck_v(c, SC));
+    for (int64_t i = 0; l && i < l->count; i++) {
+        double s;
+        if (mil_lit_float(l, i, &s) == 0 && s == 0)
+            return ck_err(c, SC, ERR_INVAL, "scale must not be 0");
+    }
+    const mil_type *x = ck_t(c, IN);
+    ck_set_res(c, 0, d, x->rank, x->shape);
+    return 0;
+}
+
+static int r_dequantize(ck *c)
+{
+    enum { IN, SC, ZP, AX };
+    const in_spec S[] = {
+        {"input", I_REQ, D_Q, 'Q', RK_ANY, 0},
+        {"scale", I_REQ | I_CONST, D_F, 0, RK_LE1, 0},
+        {"zero_point", I_CONST, D_Q, 'Q', RK_LE1, 0},
+        {"axis", I_CONST, D_I32, 0, RK0, 0},
+    };
+    TRY(ck_bind(c, S, NS(S)));
+    TRY(quant_params(c, IN, SC, ZP, AX));
+    const mil_type *x = ck_t(c, IN);
+    ck_set_res(c, 0, ck_t(c, SC)->dtype, x->rank, x->shape);
+    return 0;
+}
+
+/* ======================================================================
+ * the table
+ * ====================================================================== */
+
+ck_rule ck_rule_for(mil_opkind k)
+{
+    switch (k) {
+    case MIL_OP_const: return r_const;
+    case MIL_OP_constexpr_affine_dequantize: return r_constexpr_affine_dequantize;
+    case MIL_OP_constexpr_blockwise_shift_scale: return r_constexpr_blockwise_shift_scale;
+    case MIL_OP_constexpr_cast: return r_constexpr_cast;
+
+    case MIL_OP_add: case MIL_OP_sub: case MIL_OP_mul: case MIL_OP_real_div: case MIL_OP_pow:
+    case MIL_OP_maximum: case MIL_OP_minimum: case MIL_OP_floor_div: case MIL_OP_mod:
+        return r_arith;
+    case MIL_OP_equal: case MIL_OP_not_equal: case MIL_OP_greater: case MIL_OP_greater_equal:
+    case MIL_OP_less: case MIL_OP_less_equal:
+        return r_compare;
+    case MIL_OP_logical_and: case MIL_OP_logical_or: case MIL_OP_logical_xor: return r_logical;
+
+    case MIL_OP_relu: case MIL_OP_relu6: case MIL_OP_sigmoid: case MIL_OP_silu: case MIL_OP_tanh:
+    case MIL_OP_exp: case MIL_OP_exp2: case MIL_OP_sqrt: case MIL_OP_sin: case MIL_OP_cos:
+    case MIL_OP_tan: case MIL_OP_asin: case MIL_OP_acos: case MIL_OP_atan: case MIL_OP_atanh:
+    case MIL_OP_sinh: case MIL_OP_cosh: case MIL_OP_erf: case MIL_OP_floor: case MIL_OP_ceil:
+    case MIL_OP_round: case MIL_OP_softplus: case MIL_OP_softsign:
+        return r_unary_f;
+    case MIL_OP_abs: case MIL_OP_sign: case MIL_OP_square: return r_unary_fi;
+    case MIL_OP_rsqrt: case MIL_OP_inverse: case MIL_OP_log: return r_unary_eps;
+    case MIL_OP_clip: return r_clip;
+    case MIL_OP_threshold: return r_threshold;
+    case MIL_OP_gelu: return r_gelu;
+    case MIL_OP_leaky_relu: case MIL_OP_elu: case MIL_OP_thresholded_relu: return r_alpha_opt;
+    case MIL_OP_clamped_relu: return r_clamped_relu;
+    case MIL_OP_linear_activation: return r_linear_activation;
+    case MIL_OP_scaled_tanh: case MIL_OP_sigmoid_hard: return r_alpha_beta_opt;
+    case MIL_OP_prelu: return r_prelu;
+    case MIL_OP_logical_not: return r_logical_not;
+
+    case MIL_OP_cast: return r_cast;
+
+    case MIL_OP_softmax: return r_softmax;
+    case MIL_OP_layer_norm: return r_layer_norm;
+    case MIL_OP_batch_norm: return r_batch_norm;
+    case MIL_OP_instance_norm: return r_instance_norm;
+    case MIL_OP_l2_norm: return r_l2_norm;
+    case MIL_OP_local_response_norm: return r_local_response_norm;
+
+    case MIL_OP_conv: return r_conv;
+    case MIL_OP_conv_transpose: return r_conv_transpose;
+    case MIL_OP_matmul: return r_matmul;
+    case MIL_OP_linear: return r_linear;
+
+    case MIL_OP_reduce_sum: case MIL_OP_reduce_mean: case MIL_OP_reduce_max:
+    case MIL_OP_reduce_min: case MIL_OP_reduce_prod: case MIL_OP_reduce_sum_square:
+    case MIL_OP_reduce_l1_norm: case MIL_OP_reduce_l2_norm: case MIL_OP_reduce_log_sum:
+    case MIL_OP_reduce_log_sum_exp:
+        return r_reduce;
+    case MIL_OP_reduce_argmax: case MIL_OP_reduce_argmin: return r_reduce_arg;
+
+    case MIL_OP_reshape: return r_reshape;
+    case MIL_OP_transpose: return r_transpose;
+    case MIL_OP_expand_dims: return r_expand_dims;
+    case MIL_OP_squeeze: return r_squeeze;
+    case MIL_OP_slice_by_size: return r_slice_by_size;
+    case MIL_OP_slice_by_index: return r_slice_by_index;
+    case MIL_OP_concat: return r_concat;
+    case MIL_OP_split: return r_split;
+    case MIL_OP_tile: return r_tile;
+    case MIL_OP_identity: return r_identity;
+    case MIL_OP_fill: return r_fill;
+    case MIL_OP_band_part: return r_band_part;
+    case MIL_OP_select: return r_select;
+    case MIL_OP_gather: return r_gather;
+    case MIL_OP_gather_along_axis: return r_gather_along_axis;
+    case MIL_OP_scatter: return r_scatter;
+    case MIL_OP_scatter_along_axis: return r_scatter_along_axis;
+    case MIL_OP_slice_update: return r_slice_update;
+
+    case MIL_OP_scaled_dot_product_attention: return r_sdpa;
+    case MIL_OP_quantize: return r_quantize;
+    case MIL_OP_dequantize: return r_dequantize;
+    default: return NULL;
+    }
+}

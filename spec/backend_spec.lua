@@ -1,0 +1,298 @@
+-- The Lua API of backends and kernels (ane.compile, ane.Kernel, ane.backend[s]), strict mode,
+-- the compile budget, bad input, and stability over many evals.
+local ane = require "ane"
+local R = require "cpu_ref"
+local H = require "helpers"
+
+local relu = R.program({ { "x", "fp16", { 1, 64, 1, 32 } } },
+  { 'tensor<fp16, [1, 64, 1, 32]> y = relu(x = x)[name = string("r")];' }, { "y" })
+
+local two = R.program({ { "a", "fp16", { 1, 4 } }, { "b", "fp16", { 1, 4 } } }, {
+  'tensor<fp16, [1, 4]> s = add(x = a, y = b)[name = string("s")];',
+  'tensor<fp16, [1, 4]> d = sub(x = a, y = b)[name = string("d")];',
+}, { "s", "d" })
+
+local function t(vals, shape, dt) return R.tensor(dt or "fp16", shape, vals) end
+
+describe("ane.compile and ane.Kernel", function()
+  it("describes inputs and outputs", function()
+    local k <close> = ane.compile(two)
+    assert.same({ { name = "a", dtype = "fp16", shape = { 1, 4 } }, { name = "b", dtype = "fp16", shape = { 1, 4 } } }, k.inputs)
+    assert.same({ { name = "s", dtype = "fp16", shape = { 1, 4 } }, { name = "d", dtype = "fp16", shape = { 1, 4 } } }, k.outputs)
+    assert.equal("cpu", k.backend)
+    assert.is_false(k.loaded)
+    assert.matches("ane.Kernel cpu %(not loaded%) %(a: fp16%[1, 4%], b: fp16%[1, 4%]%) %-> %(s: fp16%[1, 4%], d: fp16%[1, 4%]%)", tostring(k))
+  end)
+
+  it("evaluates with inputs by position and by name, returning outputs in order", function()
+    local k <close> = ane.compile(two)
+    k:load()
+    assert.is_true(k.loaded)
+    local a, b = t({ 1, 2, 3, 4 }, { 1, 4 }), t({ 0.5, 0.5, 1, -1 }, { 1, 4 })
+    local s, d = k:eval { a, b }
+    assert.same({ 1.5, 2.5, 4, 3 }, R.flat(s))
+    assert.same({ 0.5, 1.5, 2, 5 }, R.flat(d))
+    s, d = k:eval { b = b, a = a }
+    assert.same({ 1.5, 2.5, 4, 3 }, R.flat(s))
+    assert.same({ 0.5, 1.5, 2, 5 }, R.flat(d))
+  end)
+
+  it("writes into caller tensors and returns them", function()
+    local k <close> = ane.compile(two)
+    k:load()
+    local s, d = ane.zeros({ 1, 4 }), ane.zeros({ 1, 4 })
+    local s2, d2 = k:eval({ t({ 1, 1, 1, 1 }, { 1, 4 }), t({ 2, 2, 2, 2 }, { 1, 4 }) }, { s, d })
+    assert.equal(s, s2)
+    assert.equal(d, d2)
+    assert.same({ 3, 3, 3, 3 }, R.flat(s))
+    assert.same({ -1, -1, -1, -1 }, R.flat(d))
+    local s3 = k:eval({ t({ 1, 1, 1, 1 }, { 1, 4 }), t({ 2, 2, 2, 2 }, { 1, 4 }) }, { d = ane.zeros({ 1, 4 }), s = s })
+    assert.equal(s, s3)
+  end)
+
+  it("takes a single tensor for a one-input kernel", function()
+    local k <close> = ane.compile(relu)
+    k:load()
+    local x = ane.zeros({ 1, 64, 1, 32 })
+    x:set(1, 1, 1, 1, -3)
+    x:set(1, 1, 1, 2, 3)
+    local y = k:eval(x)
+    assert.equal(0, y:get(1, 1, 1, 1))
+    assert.equal(3, y:get(1, 1, 1, 2))
+  end)
+
+  it("accepts a builder-like object with :program()", function()
+    local builder = { program = function() return two end }
+    local k <close> = ane.compile(builder)
+    assert.equal(2, #k.inputs)
+  end)
+
+  it("unload, load again, close, double close", function()
+    local k = ane.compile(relu)
+    k:load()
+    k:unload()
+    assert.is_false(k.loaded)
+    assert.has_error(function() k:eval { ane.zeros({ 1, 64, 1, 32 }) } end, "eval: kernel is not loaded (call kernel:load())")
+    k:load()
+    k:eval { ane.zeros({ 1, 64, 1, 32 }) }
+    k:close()
+    assert.equal("ane.Kernel (closed)", tostring(k))
+    assert.is_true(k.closed)
+    assert.has_error(function() k:eval { ane.zeros({ 1, 64, 1, 32 }) } end, "eval: ane.Kernel is closed")
+    assert.has_error(function() k:load() end, "load: ane.Kernel is closed")
+    assert.has_error(function() k:close() end, "ane.Kernel is already closed")
+  end)
+
+  it("is freed by __close and by the collector", function()
+    do
+      local k <close> = ane.compile(relu)
+      k:load()
+    end
+    for _ = 1, 50 do ane.compile(relu):load() end
+    collectgarbage()
+    collectgarbage()
+  end)
+end)
+
+describe("bad input is a clear error", function()
+  local k = ane.compile(two)
+  k:load()
+  local a = t({ 1, 2, 3, 4 }, { 1, 4 })
+  local cases = {
+    { function() k:eval { a } end, "input 'b' must be an ane.Tensor, got nothing" },
+    { function() k:eval { a, ane.zeros({ 1, 5 }) } end, "eval: input 'b' has shape [1, 5], expected [1, 4]" },
+    { function() k:eval { a, ane.zeros({ 1, 4 }, "fp32") } end, "eval: input 'b' has dtype fp32, expected fp16" },
+    { function() k:eval { a = a, c = a } end, "the kernel has no input named 'c'" },
+    { function() k:eval { a, 3 } end, "input 'b' must be an ane.Tensor, got number" },
+    { function() k:eval(42) end, "table of ane.Tensor expected" },
+    { function() k:eval({ a, a }, { ane.zeros({ 2, 4 }), ane.zeros({ 1, 4 }) }) end, "eval: output 's' has shape [2, 4], expected [1, 4]" },
+  }
+  for i, c in ipairs(cases) do
+    it("case " .. i, function()
+      local ok, err = pcall(c[1])
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(c[2], 1, true), tostring(err))
+    end)
+  end
+
+  it("a closed input tensor", function()
+    local x = ane.zeros({ 1, 4 })
+    x:close()
+    local ok, err = pcall(function() k:eval { a, x } end)
+    assert.is_false(ok)
+    assert.truthy(err:find("input 'b' is a closed ane.Tensor", 1, true), err)
+  end)
+
+  it("options are checked", function()
+    assert.has_error(function() ane.compile(two, { bogus = 1 }) end)
+    assert.has_error(function() ane.compile(two, { backend = "nope" }) end)
+    assert.has_error(function() ane.compile(two, { strict = "yes" }) end)
+    assert.has_error(function() ane.compile(two, { threads = -1 }) end)
+    assert.has_error(function() ane.compile(two, { ["function"] = "other" }) end, "compile: the program has no function 'other'")
+    assert.has_error(function() ane.compile(two, { strict = true, chip = "m9" }) end, "compile: unknown chip 'm9' (expected m1..m5)")
+  end)
+
+  it("MIL errors carry a position", function()
+    local ok, err = pcall(ane.compile, "program(1.3)\n{\n  func main<ios18>(tensor<fp16, [2]> x) {\n    tensor<fp16, [3]> y = relu(x = x)[name = string(\"r\")];\n  } -> (y);\n}\n")
+    assert.is_false(ok)
+    assert.truthy(err:find(":4:", 1, true), err)
+  end)
+
+  it("a program whose weight file vanished", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local src = R.program({ { "x", "fp16", { 1, 4, 1, 2 } } }, {
+      'tensor<fp16, [2, 4, 1, 1]> w = const()[name = string("w"), val = tensor<fp16, [2, 4, 1, 1]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];',
+      'tensor<fp16, [1, 2, 1, 2]> y = conv(x = x, weight = w)[name = string("c")];',
+    }, { "y" })
+    local ok, err = pcall(ane.compile, src, { model_path = dir })
+    assert.is_false(ok)
+    assert.truthy(err:find("w.bin", 1, true), err)
+  end)
+end)
+
+describe("backends", function()
+  it("lists cpu as available and reports the default", function()
+    local list = ane.backends()
+    local cpu
+    for _, b in ipairs(list) do if b.name == "cpu" then cpu = b end end
+    assert.is_table(cpu)
+    assert.is_true(cpu.available)
+    assert.is_string(ane.backend())
+    assert.equal("cpu", ane.backend("cpu"))
+    assert.has_error(function() ane.backend("nope") end)
+  end)
+end)
+
+describe("strict mode", function()
+  local function refused(src, pattern, opts)
+    opts = opts or {}
+    opts.strict = true
+    ane.set_compile_budget(-1)
+    local ok, err = pcall(ane.compile, src, opts)
+    assert.is_false(ok, "expected a strict refusal")
+    assert.truthy(err:find(pattern, 1, true), err)
+    return err
+  end
+  local function un(op, dt, extra)
+    return R.program({ { "x", dt or "fp16", { 1, 8, 1, 32 } } },
+      { ("tensor<%s, [1, 8, 1, 32]> y = %s(x = x%s)[name = string(\"u\")];"):format(dt or "fp16", op, extra or "") }, { "y" })
+  end
+
+  it("accepts a plain fp16 kernel", function()
+    ane.set_compile_budget(-1)
+    local k <close> = ane.compile(relu, { strict = true })
+    assert.equal("cpu", k.backend)
+  end)
+
+  it("refuses ops with no ANE path, citing the source", function()
+    local err = refused(un("asin"), "asin: the ANE has no inverse-trig path")
+    assert.truthy(err:find("ane-field-notes.md 1.15", 1, true))
+    refused(un("sin"), "sin needs A15 or newer", { chip = "m1" })
+    local k <close> = ane.compile(un("sin"), { strict = true, chip = "m4" })
+  end)
+
+  it("refuses fp32 compute inside the program, and fp32 I/O on M1/M2", function()
+    refused(un("relu", "fp32"), "relu computes in fp32")
+    local castio = R.program({ { "x", "fp32", { 1, 8, 1, 32 } } }, {
+      'tensor<fp16, [1, 8, 1, 32]> h = cast(x = x, dtype = string("fp16"))[name = string("c")];',
+      'tensor<fp16, [1, 8, 1, 32]> r = relu(x = h)[name = string("r")];',
+      'tensor<fp32, [1, 8, 1, 32]> y = cast(x = r, dtype = string("fp32"))[name = string("o")];',
+    }, { "y" })
+    local k <close> = ane.compile(castio, { strict = true, chip = "m4" })
+    refused(castio, "fp32 I/O 'x' with casts fails to compile on M1/M2", { chip = "m2" })
+  end)
+
+  it("refuses a masked sdpa, non-power-of-two channel softmax, wide conv kernels", function()
+    refused(R.program({ { "q", "fp16", { 1, 2, 32, 8 } } }, {
+      'tensor<fp16, [1, 2, 32, 8]> y = scaled_dot_product_attention(query = q, key = q, value = q, attn_mask = tensor<bool, [32, 32]>(' ..
+        ("[" .. ("true, "):rep(32 * 32 - 1) .. "true]") .. '))[name = string("a")];' }, { "y" }), "ignores attn_mask")
+    refused(R.program({ { "x", "fp16", { 1, 12, 1, 32 } } },
+      { 'tensor<fp16, [1, 12, 1, 32]> y = softmax(x = x, axis = int32(1))[name = string("s")];' }, { "y" }), "not a power of two")
+    refused(R.program({ { "x", "fp16", { 1, 1, 1, 64 } } },
+      { 'tensor<fp16, [1, 1, 1, 49]> y = conv(x = x, weight = tensor<fp16, [1, 1, 1, 16]>([' .. ("1, "):rep(15) .. '1]))[name = string("c")];' }, { "y" }),
+      "kernel width")
+  end)
+
+  it("refuses runtime matmul contractions that are not a multiple of 32", function()
+    refused(R.program({ { "a", "fp16", { 1, 1, 32, 48 } }, { "b", "fp16", { 1, 1, 48, 32 } } },
+      { 'tensor<fp16, [1, 1, 32, 32]> y = matmul(x = a, y = b, transpose_x = bool(false), transpose_y = bool(false))[name = string("m")];' }, { "y" }),
+      "not a multiple of 32")
+  end)
+
+  it("flags fp16 overflow at eval, naming the op", function()
+    ane.set_compile_budget(-1)
+    local src = R.program({ { "x", "fp16", { 1, 8, 1, 32 } } },
+      { 'tensor<fp16, [1, 8, 1, 32]> y = mul(x = x, y = x)[name = string("sq")];' }, { "y" })
+    local k <close> = ane.compile(src, { strict = true })
+    k:load()
+    local x = ane.full({ 1, 8, 1, 32 }, 2)
+    k:eval { x } -- fine
+    x:set(1, 3, 1, 7, 300)
+    local ok, err = pcall(k.eval, k, { x })
+    assert.is_false(ok)
+    assert.truthy(err:find("mul 'sq' overflowed fp16", 1, true), err)
+    -- the same kernel without strict mode gives inf, as IEEE fp16 would
+    local k2 <close> = ane.compile(src)
+    k2:load()
+    assert.equal(math.huge, k2:eval({ x }):get(1, 3, 1, 7))
+  end)
+
+  it("flags matmul results the ANE saturates (|v| > 32752)", function()
+    local src = R.program({ { "a", "fp16", { 1, 1, 32, 32 } } },
+      { 'tensor<fp16, [1, 1, 32, 32]> y = matmul(x = a, y = a, transpose_x = bool(false), transpose_y = bool(false))[name = string("mm")];' }, { "y" })
+    local k <close> = ane.compile(src, { strict = true })
+    k:load()
+    local ok, err = pcall(k.eval, k, { ane.full({ 1, 1, 32, 32 }, 40) })
+    assert.is_false(ok)
+    assert.truthy(err:find("beyond +-32752", 1, true), err)
+  end)
+
+  it("counts compiles against the per-process budget and fails like the ANE when spent", function()
+    ane.set_compile_budget(-1)
+    local _, used = ane.compile_budget()
+    ane.set_compile_budget(used + 2)
+    ane.compile(relu, { strict = true })
+    ane.compile(relu) -- non-strict cpu compiles are not counted
+    ane.compile(relu, { strict = true })
+    local ok, err = pcall(ane.compile, relu, { strict = true })
+    assert.is_false(ok)
+    assert.truthy(err:find("compile: ANE compile budget spent", 1, true), err)
+    local limit, used2 = ane.compile_budget()
+    assert.equal(used + 2, limit)
+    assert.equal(used + 2, used2)
+    ane.set_compile_budget(-1)
+    ane.compile(relu, { strict = true })
+  end)
+
+  it("ANE_STRICT=1 turns strict mode on for a whole run", function()
+    local script = H.tmpfile([[
+      local ane = require "ane"
+      local ok, err = pcall(ane.compile, ]] .. ("%q"):format(un("asin")) .. [[)
+      io.write(ok and "compiled" or err)
+    ]])
+    local out = H.run({ "env", "ANE_STRICT=1", H.ane_bin, script })
+    assert.truthy(out:find("no inverse-trig path", 1, true), out)
+    out = H.run({ "env", "ANE_STRICT=0", H.ane_bin, script })
+    assert.equal("compiled", out)
+  end)
+end)
+
+describe("no drift", function()
+  it("thousands of evals keep memory and the Lua stack bounded", function()
+    local k <close> = ane.compile(two)
+    k:load()
+    local a, b = t({ 1, 2, 3, 4 }, { 1, 4 }), t({ 1, 1, 1, 1 }, { 1, 4 })
+    local s, d = ane.zeros({ 1, 4 }), ane.zeros({ 1, 4 })
+    for _ = 1, 200 do k:eval({ a, b }, { s, d }) end
+    collectgarbage()
+    local mem0, c_mem0 = collectgarbage("count"), ane.memory()
+    for _ = 1, 5000 do k:eval({ a, b }, { s, d }) end
+    for _ = 1, 2000 do k:eval { a, b } end
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(collectgarbage("count") < mem0 + 256, "Lua heap grew")
+    assert.is_true(ane.memory() <= c_mem0 + 4096, "tensor storage grew")
+    assert.same({ 2, 3, 4, 5 }, R.flat(s))
+  end)
+end)

@@ -1,0 +1,210 @@
+-- `ane mil check|fmt|run` through the real build/ane binary: exit codes, stdout, stderr.
+local H = require "helpers"
+local ane = require "ane"
+
+local ADD = [[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [1, 4]> x) {
+        fp16 two = const()[name = string("two"), val = fp16(2)];
+        tensor<fp16, [1, 4]> y = mul(x = x, y = two)[name = string("y")];
+    } -> (y);
+}
+]]
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. H.shquote(d .. "/weights")))
+  return d
+end
+
+local function write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+  return path
+end
+
+describe("ane mil", function()
+  describe("check", function()
+    it("exits 0 for a valid program", function()
+      local f = H.tmpfile(ADD, ".mil")
+      local out, ok, code, err = H.ane { "mil", "check", f }
+      assert.same({ true, 0, "", "" }, { ok, code, out, err })
+    end)
+
+    it("reports a parse error as PROG.mil:LINE:COL with the line and a caret", function()
+      local f = H.tmpfile(ADD:gsub("x = x, y = two", "x = x, y = three"), ".mil")
+      local _, ok, code, err = H.ane { "mil", "check", f }
+      assert.is_false(ok)
+      assert.equal(1, code)
+      assert.equal(f .. ":5:49: undefined value 'three'\n" ..
+        "            tensor<fp16, [1, 4]> y = mul(x = x, y = three)[name = string(\"y\")];\n" ..
+        "    " .. string.rep(" ", 48) .. "^\n", err)
+    end)
+
+    it("reports a type error at the op", function()
+      local f = H.tmpfile(ADD:gsub("fp16 two", "fp32 two"):gsub("fp16%(2%)", "fp32(2)"), ".mil")
+      local _, ok, code, err = H.ane { "mil", "check", f }
+      assert.is_false(ok)
+      assert.equal(1, code)
+      -- the checker points at the offending input binding
+      assert.matches("^" .. H.escape(f) .. ":5:45: mul: ", err)
+    end)
+
+    it("accepts lenient forms only with --lenient", function()
+      local f = H.tmpfile("// note\n" .. ADD, ".mil")
+      local _, ok, _, err = H.ane { "mil", "check", f }
+      assert.is_false(ok)
+      assert.equal(f .. ":1:1: comments are accepted only in lenient mode", err:match("^[^\n]*"))
+      local _, ok2 = H.ane { "mil", "check", "--lenient", f }
+      assert.is_true(ok2)
+    end)
+
+    it("rejects bad arguments", function()
+      local cases = {
+        { { "mil", "check" }, "ane mil check: missing PROG.mil\n" },
+        { { "mil", "check", "a.mil", "b.mil" }, "ane mil check: unexpected argument 'b.mil'\n" },
+        { { "mil", "check", "--fast", "a.mil" }, "ane mil check: unknown option '--fast'\n" },
+        { { "mil", "check", "/nonexistent/p.mil" }, "ane mil check: /nonexistent/p.mil: No such file or directory\n" },
+      }
+      for _, c in ipairs(cases) do
+        local _, ok, code, err = H.ane(c[1])
+        assert.is_false(ok)
+        assert.equal(1, code)
+        assert.equal(c[2], err)
+      end
+    end)
+
+    it("prints usage for no command and for an unknown one", function()
+      local _, ok, _, err = H.ane { "mil" }
+      assert.is_false(ok)
+      assert.matches("^usage: ane mil check", err)
+      local _, ok2, _, err2 = H.ane { "mil", "lint", "x" }
+      assert.is_false(ok2)
+      assert.matches("^ane mil: unknown command 'lint'\nusage:", err2)
+    end)
+  end)
+
+  describe("fmt", function()
+    it("prints canonical text in the program's dialect or the one asked for", function()
+      local f = H.tmpfile("program(1.3){func main<ios18>(fp16 x){fp16 y=relu(x=x);}->(y);}", ".mil")
+      local out, ok = H.ane { "mil", "fmt", f }
+      assert.is_true(ok)
+      assert.equal([[
+program(1.3)
+{
+    func main<ios18>(fp16 x) {
+        fp16 y = relu(x = x)[name = string("y")];
+    } -> (y);
+}
+]], out)
+      local out2 = H.ane { "mil", "fmt", "--dialect", "1.0", f }
+      assert.matches("^program%(1%.0%)\n", out2)
+      assert.matches("tensor<fp16, %[%]> y = relu%(x = x%)%[name = tensor<string, %[%]>%(\"y\"%)%];", out2)
+      local _, ok3, _, err3 = H.ane { "mil", "fmt", "--dialect=2", f }
+      assert.is_false(ok3)
+      assert.equal("ane mil fmt: --dialect must be 1.0 or 1.3, got '2'\n", err3)
+    end)
+
+    it("formats every corpus program to text that parses back to the same program", function()
+      for _, name in ipairs { "ref_causal_attention.mil", "ref_rmsnorm_v2.mil" } do
+        local path = H.root .. "/spec/fixtures/mil/" .. name
+        local out, ok = H.ane { "mil", "fmt", path }
+        assert.is_true(ok)
+        local p = ane.mil_parse_file(path)
+        assert.is_true(p:equal(ane.mil_parse(out)))
+      end
+    end)
+  end)
+
+  describe("run", function()
+    local prog, x_npy
+    setup(function()
+      prog = H.tmpfile(ADD, ".mil")
+      x_npy = os.tmpname() .. ".npy"
+      ane.from_table({ { 1, -2, 0.5, 3 } }, "fp16"):save_npy(x_npy)
+    end)
+
+    it("evaluates main and writes the requested outputs", function()
+      local y_npy = os.tmpname() .. ".npy"
+      local _, ok, code, err = H.ane { "mil", "run", prog, "--in", "x=" .. x_npy, "--out", "y=" .. y_npy, "--backend", "cpu" }
+      assert.same({ true, 0 }, { ok, code }, err)
+      local y = assert(ane.load_npy(y_npy))
+      assert.equal("fp16", y:dtype())
+      assert.same({ 1, 4 }, y:shape())
+      assert.same({ { 2, -4, 1, 6 } }, y:to_table())
+    end)
+
+    it("times N evaluations after a warm-up with --repeat", function()
+      local _, ok, _, err = H.ane { "mil", "run", prog, "--in=x=" .. x_npy, "--repeat", "3" }
+      assert.is_true(ok, err)
+      assert.matches("compile: [%d.]+ ms\n", err)
+      assert.matches("eval: median [%d.]+ ms, min [%d.]+ ms over 3\n", err)
+    end)
+
+    it("resolves @model_path against --model-path (default: the program's directory)", function()
+      local dir = tmpdir()
+      local bytes = ane.mil_blob_write { ane.from_table({ 10, 20, 30, 40 }, "fp16") }
+      write(dir .. "/weights/w.bin", bytes)
+      local text = [[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [4]> x) {
+        tensor<fp16, [4]> w = const()[name = string("w"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];
+        tensor<fp16, [4]> y = add(x = x, y = w)[name = string("y")];
+    } -> (y);
+}
+]]
+      local p = write(dir .. "/p.mil", text)
+      local x4 = os.tmpname() .. ".npy"
+      ane.from_table({ 1, 2, 3, 4 }, "fp16"):save_npy(x4)
+      local y = os.tmpname() .. ".npy"
+      local _, ok, _, err = H.ane { "mil", "run", p, "--in", "x=" .. x4, "--out", "y=" .. y }
+      assert.is_true(ok, err)
+      assert.same({ 11, 22, 33, 44 }, ane.load_npy(y):to_table())
+      -- elsewhere, with --model-path
+      local p2 = H.tmpfile(text, ".mil")
+      local _, ok2, _, err2 = H.ane { "mil", "run", p2, "--in", "x=" .. x4 }
+      assert.is_false(ok2)
+      assert.matches("^" .. H.escape(p2) .. ":4:65: cannot open weight file .*/weights/w%.bin %(@model_path/weights/w%.bin%): No such file or directory", err2)
+      local _, ok3, _, err3 = H.ane { "mil", "run", p2, "--in", "x=" .. x4, "--model-path", dir }
+      assert.is_true(ok3, err3)
+    end)
+
+    it("rejects bad arguments, missing inputs and mismatched files", function()
+      local f32 = os.tmpname() .. ".npy"
+      ane.from_table({ { 1, 2, 3, 4 } }, "fp32"):save_npy(f32)
+      local wrong_shape = os.tmpname() .. ".npy"
+      ane.from_table({ 1, 2, 3, 4 }, "fp16"):save_npy(wrong_shape)
+      local nomain = H.tmpfile((ADD:gsub("func main", "func other")), ".mil")
+      local cases = {
+        { { "--repeat", "0" }, "--repeat expects a positive integer, got '0'" },
+        { { "--repeat", "x" }, "--repeat expects a positive integer, got 'x'" },
+        { { "--repeat" }, "option '--repeat' needs a value" },
+        { { "--in", "x" }, "--in expects NAME=FILE.npy, got 'x'" },
+        { { "--in", "x=a.npy", "--in", "x=b.npy" }, "--in 'x' given twice" },
+        { { "--in", "q=" .. x_npy }, "--in q: main has no input 'q'" },
+        { {}, "missing input 'x' (fp16 [1, 4]): give --in x=FILE.npy" },
+        { { "--in", "x=" .. f32 }, "--in x: " .. f32 .. " holds fp32, main declares fp16" },
+        { { "--in", "x=" .. wrong_shape }, "--in x: " .. wrong_shape .. " has shape [4], main declares [1, 4]" },
+        { { "--in", "x=/nonexistent.npy" }, "--in x: /nonexistent.npy: " },
+        { { "--in", "x=" .. x_npy, "--out", "z=z.npy" }, "--out z: main returns no value 'z'" },
+        { { "--in", "x=" .. x_npy, "--backend", "tpu" }, "unknown backend 'tpu'" },
+        { { "--bogus" }, "unknown option '--bogus'" },
+      }
+      for _, c in ipairs(cases) do
+        local argv = { "mil", "run", prog }
+        for _, a in ipairs(c[1]) do argv[#argv + 1] = a end
+        local _, ok, code, err = H.ane(argv)
+        assert.is_false(ok, table.concat(c[1], " "))
+        assert.equal(1, code)
+        assert.matches("^ane mil run: " .. H.escape(c[2]), err)
+      end
+      local _, ok, _, err = H.ane { "mil", "run", nomain }
+      assert.is_false(ok)
+      assert.equal("ane mil run: " .. nomain .. " has no function 'main'\n", err)
+    end)
+  end)
+end)
