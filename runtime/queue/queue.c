@@ -400,6 +400,12 @@ int queue_submit(queue *q, job_run_fn run, void *arg, job_free_fn free_arg,
     }
     pthread_mutex_lock(&q->mu);
     while (!q->closed && q->len >= q->cap) {
+        if (block && q->paused) {
+            /* Nobody would free a slot: waiting could hang the caller that holds the pause. */
+            pthread_mutex_unlock(&q->mu);
+            future_release(f);
+            return err_set(e, ERR_STATE, "queue full (%d jobs waiting) and paused: resume it first", q->cap);
+        }
         if (!block) {
             pthread_mutex_unlock(&q->mu);
             future_release(f); /* frees arg */

@@ -68,7 +68,8 @@ typedef int (*job_run_fn)(void *arg, void **result, ane_error *e);
 typedef void (*job_free_fn)(void *p);
 
 /* Submit; on success *out holds a new future reference (release it with future_release).
- * block = 0: a full queue gives ERR_BUDGET "queue full". A closed queue gives ERR_STATE. On
+ * block = 0: a full queue gives ERR_BUDGET "queue full". A closed queue gives ERR_STATE, and so
+ * does a full queue that is paused (waiting would never end if the caller holds the pause). On
  * failure free_arg(arg) has been called and *out is NULL. */
 int queue_submit(queue *q, job_run_fn run, void *arg, job_free_fn free_arg,
                  job_free_fn free_result, int block, future **out, ane_error *e);

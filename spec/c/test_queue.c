@@ -376,6 +376,17 @@ static void test_pause(void) {
     queue_free(q);
     CHECK(future_wait(f, -1, &e) == ERR_CANCELLED);
     future_release(f);
+    /* A full paused queue refuses instead of blocking forever. */
+    q = mkqueue(1, 2);
+    queue_pause(q, 1);
+    fs[0] = submit(q, 1, NULL);
+    fs[1] = submit(q, 2, NULL);
+    future *g = NULL;
+    CHECK(queue_submit(q, job_run, arg_new(3, NULL), arg_free, result_free, 1, &g, &e) == ERR_STATE);
+    CHECK(g == NULL && strstr(e.msg, "paused"));
+    future_release(fs[0]);
+    future_release(fs[1]);
+    queue_free(q);
 }
 
 static void test_bad_options(void) {
