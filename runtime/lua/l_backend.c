@@ -11,6 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#ifdef ANE_ACCELERATE
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+#endif
+
+#include "../backend/cpu/cpu.h"
 #include "../mil/mil.h"
 #include "lane.h"
 
@@ -291,8 +300,29 @@ static int k_index(lua_State *L) {
     return 1;
 }
 
+/* kernel:stats() -> {arena_bytes=, const_bytes=, nodes=, values=} (cpu kernels), or nil */
+static int k_stats(lua_State *L) {
+    kernel *k = lane_checkkernel(L, 1);
+    cpu_stats st;
+    if (cpu_kernel_stats(k, &st) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)st.arena_bytes);
+    lua_setfield(L, -2, "arena_bytes");
+    lua_pushinteger(L, (lua_Integer)st.const_bytes);
+    lua_setfield(L, -2, "const_bytes");
+    lua_pushinteger(L, st.nodes);
+    lua_setfield(L, -2, "nodes");
+    lua_pushinteger(L, st.values);
+    lua_setfield(L, -2, "values");
+    return 1;
+}
+
 static const luaL_Reg kernel_methods[] = {
-    {"load", k_load}, {"eval", k_eval}, {"unload", k_unload}, {"close", k_close}, {NULL, NULL},
+    {"load", k_load}, {"eval", k_eval}, {"unload", k_unload}, {"close", k_close},
+    {"stats", k_stats}, {NULL, NULL},
 };
 
 static void kernel_class(lua_State *L) {
@@ -501,7 +531,78 @@ static int l_compile_budget(lua_State *L) {
     return 2;
 }
 
+/* ---- benchmark helpers (scripts/bench.lua): timings measured in C, without Lua in the loop ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ane.bench_sgemm(m, n, k, reps [, batch]) -> seconds per call of `batch` row-major sgemms
+ * C[m,n] = A[m,k] B[k,n] on fresh buffers (the direct-BLAS baseline for the GEMM kernels). */
+static int l_bench_sgemm(lua_State *L) {
+    lua_Integer m = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2), k = luaL_checkinteger(L, 3);
+    lua_Integer reps = luaL_checkinteger(L, 4), batch = luaL_optinteger(L, 5, 1);
+    luaL_argcheck(L, m > 0 && m <= 65536, 1, "m out of range");
+    luaL_argcheck(L, n > 0 && n <= 65536, 2, "n out of range");
+    luaL_argcheck(L, k > 0 && k <= 65536, 3, "k out of range");
+    luaL_argcheck(L, reps > 0, 4, "reps must be positive");
+    luaL_argcheck(L, batch > 0 && batch <= 4096, 5, "batch out of range");
+    size_t na = (size_t)(m * k * batch), nb = (size_t)(k * n * batch), nc = (size_t)(m * n * batch);
+    float *buf = lua_newuserdatauv(L, (na + nb + nc) * sizeof(float), 0); /* GC-owned */
+    float *a = buf, *b = a + na, *c = b + nb;
+    for (size_t i = 0; i < na + nb; i++) buf[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+    double best = 1e30;
+    for (lua_Integer r = 0; r < reps; r++) {
+        double t0 = now_s();
+        for (lua_Integer i = 0; i < batch; i++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
+                        a + i * m * k, (int)k, b + i * k * n, (int)n, 0.0f, c + i * m * n, (int)n);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    lua_pushnumber(L, best);
+    return 1;
+}
+
+/* ane.bench_eval(kernel, inputs, outputs, reps) -> best, mean seconds per eval, called from C. */
+static int l_bench_eval(lua_State *L) {
+    lane_kernel *u = tokud(L, 1);
+    if (!u->k) return luaL_argerror(L, 1, "ane.Kernel is closed");
+    kernel *k = u->k;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Integer reps = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, reps > 0, 4, "reps must be positive");
+    if (k->nin > MAX_IO_FAST || k->nout > MAX_IO_FAST) return luaL_error(L, "too many inputs for bench_eval");
+    tensor *in[MAX_IO_FAST], *out[MAX_IO_FAST];
+    collect(L, 2, k->in, k->nin, in, "input", 0);
+    collect(L, 3, k->out, k->nout, out, "output", 0);
+    ane_error e;
+    err_clear(&e);
+    double best = 1e30, start = now_s();
+    for (lua_Integer r = 0; r < reps; r++) {
+        double t0 = now_s();
+        if (u->be->eval(k, in, out, &e) != 0) return lane_error(L, &e);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    lua_pushnumber(L, best);
+    lua_pushnumber(L, (now_s() - start) / (double)reps);
+    return 2;
+}
+
+/* ane.clock() -> monotonic seconds (wall time, for benchmarks). */
+static int l_clock(lua_State *L) {
+    lua_pushnumber(L, now_s());
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"bench_sgemm", l_bench_sgemm},
+    {"bench_eval", l_bench_eval},
+    {"clock", l_clock},
     {"compile", l_compile},
     {"backend", l_backend},
     {"backends", l_backends},

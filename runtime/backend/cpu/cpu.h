@@ -18,6 +18,15 @@
 
 const backend *cpu_backend(void);
 
+/* Plan figures of a cpu kernel (for benchmarks and `kernel:stats()`); -1 if k is not one. */
+typedef struct cpu_stats {
+    size_t arena_bytes;  /* working memory: the largest set of simultaneously live values */
+    size_t const_bytes;  /* converted constants (weights as fp32) */
+    int nodes;           /* ops that run at eval (after folding, views, dead-node removal) */
+    int values;
+} cpu_stats;
+int cpu_kernel_stats(const kernel *k, cpu_stats *st);
+
 /* Where a value's elements live. */
 enum {
     CV_NONE = 0, /* not a tensor the plan touches (strings, unused) */
@@ -42,6 +51,7 @@ typedef struct cpu_val {
     int first, last;     /* liveness in node indices (last = INT32_MAX for outputs) */
     int nuse;            /* consumers among the planned nodes */
     int only_softmax;    /* every consumer is a softmax (strict: -inf is harmless there) */
+    int skip_round;      /* fp16 result read only by the output conversion, which rounds anyway */
     const char *name;
 } cpu_val;
 
@@ -84,6 +94,8 @@ typedef struct cpu_plan {
     int nin_views;
     size_t const_bytes;  /* memory held by converted constants */
     int threads;
+    double *prof;        /* ANE_CPU_PROFILE=1: seconds per node, summed over evals; NULL otherwise */
+    long nprof_evals;
 } cpu_plan;
 
 typedef struct cpu_exec {
@@ -153,6 +165,33 @@ int cpu_strict_check_function(cpu_planner *P);
 int cpu_strict_check_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr, ane_error *e);
 
 /* ---- shared loops ---- */
+
+/* Hot loops get an AVX2+FMA clone picked at load time (GCC ifunc on x86-64 Linux); the build
+ * itself stays baseline x86-64, so the library runs on any x86-64. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define CPU_VEC __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CPU_VEC
+#endif
+
+/* e^x in fp32 to ~2e-7 relative (Cody-Waite reduction + degree-6 polynomial), branch-free so loops
+ * over it vectorise. The ANE's own transcendental algorithms are undocumented (mil-reference.md
+ * 7.3) and every result is rounded to fp16 after, so libm's last bit buys nothing here. NaN in,
+ * NaN out; beyond the fp32 range it gives 0 or inf like expf. */
+static inline float cpu_expf(float x) {
+    float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest integer */
+    float r = xc - n * 0.693145752f - n * 1.42860677e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f +
+              r * (0.00833333377f + r * 0.00138888892f)))));
+    union { int32_t i; float f; } s;
+    s.i = ((int32_t)n + 127) << 23;
+    float y = p * s.f;
+    y = x < -87.3f ? 0.0f : y;
+    y = x > 88.7f ? __builtin_inff() : y;
+    return x != x ? x : y;
+}
+
 static inline const cpu_val *cpu_v(const cpu_exec *ex, int v) { return &ex->pl->vals[v]; }
 /* Row-major strides of a shape (elements). */
 void cpu_strides(int rank, const int64_t *shape, int64_t *st);

@@ -20,7 +20,7 @@ typedef struct sdpa_p {
     int64_t mst_l, mst_s;
 } sdpa_p;
 
-static void run_sdpa(const cpu_exec *ex, const cpu_node *nd) {
+CPU_VEC static void run_sdpa(const cpu_exec *ex, const cpu_node *nd) {
     const sdpa_p *p = nd->p;
     const float *q = ex->ptr[nd->in[0]], *k = ex->ptr[nd->in[1]], *v = ex->ptr[nd->in[2]];
     const float *m = p->has_mask ? ex->ptr[nd->in[3]] : NULL;
@@ -51,7 +51,7 @@ static void run_sdpa(const cpu_exec *ex, const cpu_node *nd) {
             for (int64_t s = 0; s < p->S; s++) mx = row[s] > mx ? row[s] : mx;
             if (mx == -INFINITY) mx = 0;
             for (int64_t s = 0; s < p->S; s++) {
-                row[s] = expf(row[s] - mx);
+                row[s] = cpu_expf(row[s] - mx);
                 sum += row[s];
             }
             float r = 1.0f / sum;

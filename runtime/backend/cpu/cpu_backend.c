@@ -6,6 +6,7 @@
  * by load, so eval allocates nothing. */
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,8 +36,31 @@ static int cpu_unload(kernel *k, ane_error *e) {
     return 0;
 }
 
+static double wall(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ANE_CPU_PROFILE=1: per-node times on stderr when the kernel is freed (where eval time goes). */
+static void print_profile(const cpu_plan *pl) {
+    if (!pl->prof || pl->nprof_evals == 0) return;
+    double total = 0;
+    for (int i = 0; i < pl->nnodes; i++) total += pl->prof[i];
+    fprintf(stderr, "cpu profile: %ld evals, %.3f ms per eval\n", pl->nprof_evals, 1e3 * total / (double)pl->nprof_evals);
+    for (int i = 0; i < pl->nnodes; i++) {
+        const mil_op *op = pl->nodes[i].op;
+        fprintf(stderr, "  %8.3f ms %5.1f%%  %-24s %s (line %d)\n", 1e3 * pl->prof[i] / (double)pl->nprof_evals,
+                total > 0 ? 100.0 * pl->prof[i] / total : 0.0, op->type, op->label ? op->label : "", op->line);
+    }
+}
+
 static void cpu_free(kernel *k) {
     if (!k) return;
+    if (k->impl) {
+        print_profile(k->impl);
+        free(((cpu_plan *)k->impl)->prof);
+    }
     cpu_unload(k, NULL);
     cpu_plan_free(k->impl);
     mil_program_release(k->prog);
@@ -70,6 +94,8 @@ static int cpu_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
     k->nin = pl->f->nparams;
     k->nout = pl->f->nouts;
     k->impl = pl;
+    const char *prof = getenv("ANE_CPU_PROFILE");
+    if (prof && strcmp(prof, "1") == 0) pl->prof = calloc((size_t)(pl->nnodes ? pl->nnodes : 1), sizeof(double));
     *out = k;
     return 0;
 }
@@ -185,10 +211,13 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
         if (cv->kind == CV_VIEW) ptr[v] = ptr[cv->root] + cv->off;
     }
     cpu_exec ex = {pl, ptr};
+    if (pl->prof) pl->nprof_evals++;
     for (int i = 0; i < pl->nnodes; i++) {
         const cpu_node *nd = &pl->nodes[i];
+        double t0 = pl->prof ? wall() : 0;
         nd->run(&ex, nd);
         cpu_finish_node(pl, nd, ptr);
+        if (pl->prof) pl->prof[i] += wall() - t0;
         if (pl->opts.strict && (rc = cpu_strict_check_node(pl, nd, ptr, e))) goto done;
     }
     for (int i = 0; i < k->nout; i++) f32_to_output(out[i], ptr[f->outs[i]]);
@@ -230,3 +259,13 @@ static const backend cpu_vtable = {
 };
 
 const backend *cpu_backend(void) { return &cpu_vtable; }
+
+int cpu_kernel_stats(const kernel *k, cpu_stats *st) {
+    if (!k || k->be != &cpu_vtable || !k->impl) return -1;
+    const cpu_plan *pl = k->impl;
+    st->arena_bytes = (size_t)pl->arena_n * sizeof(float);
+    st->const_bytes = pl->const_bytes;
+    st->nodes = pl->nnodes;
+    st->values = pl->nvals;
+    return 0;
+}

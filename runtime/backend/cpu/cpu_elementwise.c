@@ -105,7 +105,7 @@ static inline float fmodpy(float a, float b) {
     }
 
 /* Inner loop over n elements with operand strides sx, sy in {0, 1} (specialised for vectorising). */
-static void bin_inner(int op, float *restrict o, const float *x, const float *y, int64_t n,
+CPU_VEC static void bin_inner(int op, float *restrict o, const float *x, const float *y, int64_t n,
                       int64_t sx, int64_t sy) {
     if (sx == 1 && sy == 1) {
 #define BIN_LOOP(E) for (int64_t i = 0; i < n; i++) { float a = x[i], b = y[i]; o[i] = E; }
@@ -182,7 +182,7 @@ typedef struct un_p {
     int to_bool;     /* cast -> bool */
 } un_p;
 
-static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigm(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
 
 typedef struct un_job {
     const un_p *p;
@@ -190,7 +190,7 @@ typedef struct un_job {
     const float *x;
 } un_job;
 
-static void un_range(void *ctx, int64_t lo, int64_t hi) {
+CPU_VEC static void un_range(void *ctx, int64_t lo, int64_t hi) {
     const un_job *j = ctx;
     const float *restrict x = j->x + lo;
     float *o = j->o + lo;
@@ -203,7 +203,7 @@ static void un_range(void *ctx, int64_t lo, int64_t hi) {
     case MIL_OP_sigmoid: L(sigm(v));
     case MIL_OP_silu: L(v * sigm(v));
     case MIL_OP_tanh: L(tanhf(v));
-    case MIL_OP_exp: L(expf(v));
+    case MIL_OP_exp: L(cpu_expf(v));
     case MIL_OP_exp2: L(exp2f(v));
     case MIL_OP_sqrt: L(sqrtf(v));
     case MIL_OP_sin: L(sinf(v));
@@ -266,7 +266,7 @@ static void run_unary(const cpu_exec *ex, const cpu_node *nd) {
 
 /* ---- prelu: per-channel slope on axis 1 ---- */
 
-static void run_prelu(const cpu_exec *ex, const cpu_node *nd) {
+CPU_VEC static void run_prelu(const cpu_exec *ex, const cpu_node *nd) {
     const cpu_val *vx = cpu_v(ex, nd->in[0]);
     const float *x = ex->ptr[nd->in[0]], *al = ex->ptr[nd->in[1]];
     float *o = ex->ptr[nd->out[0]];
@@ -284,7 +284,7 @@ static void run_prelu(const cpu_exec *ex, const cpu_node *nd) {
 
 /* ---- select: cond ? a : b with three-way broadcasting ---- */
 
-static void run_select(const cpu_exec *ex, const cpu_node *nd) {
+CPU_VEC static void run_select(const cpu_exec *ex, const cpu_node *nd) {
     const bcast *b = nd->p;
     const float *c = ex->ptr[nd->in[0]], *x = ex->ptr[nd->in[1]], *y = ex->ptr[nd->in[2]];
     float *o = ex->ptr[nd->out[0]];

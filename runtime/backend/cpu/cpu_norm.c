@@ -37,7 +37,7 @@ typedef struct sm_job {
     float *o;
 } sm_job;
 
-static void sm_rows(void *ctx, int64_t lo, int64_t hi) {
+CPU_VEC static void sm_rows(void *ctx, int64_t lo, int64_t hi) {
     const sm_job *j = ctx;
     int64_t A = j->p->A, I = j->p->inner;
     for (int64_t ou = lo; ou < hi; ou++) {
@@ -49,7 +49,7 @@ static void sm_rows(void *ctx, int64_t lo, int64_t hi) {
             if (m == -INFINITY) m = 0; /* all -inf: exp gives 0/0 = NaN, as IEEE would */
             float s = 0;
             for (int64_t a = 0; a < A; a++) {
-                float e = expf(x[a] - m);
+                float e = cpu_expf(x[a] - m);
                 o[a] = e;
                 s += e;
             }
@@ -64,7 +64,7 @@ static void sm_rows(void *ctx, int64_t lo, int64_t hi) {
             if (m == -INFINITY) m = 0;
             float s = 0;
             for (int64_t a = 0; a < A; a++) {
-                float e = expf(x[a * I + i] - m);
+                float e = cpu_expf(x[a * I + i] - m);
                 o[a * I + i] = e;
                 s += e;
             }
@@ -86,7 +86,7 @@ typedef struct ln_p {
     float eps;
 } ln_p;
 
-static void run_layer_norm(const cpu_exec *ex, const cpu_node *nd) {
+CPU_VEC static void run_layer_norm(const cpu_exec *ex, const cpu_node *nd) {
     const ln_p *p = nd->p;
     const red_geom *g = &p->g;
     const float *x = ex->ptr[nd->in[0]];
@@ -140,7 +140,7 @@ typedef struct ch_p {
     float eps;
 } ch_p;
 
-static void run_batch_norm(const cpu_exec *ex, const cpu_node *nd) {
+CPU_VEC static void run_batch_norm(const cpu_exec *ex, const cpu_node *nd) {
     const ch_p *p = nd->p;
     const float *x = ex->ptr[nd->in[0]], *mean = ex->ptr[nd->in[1]], *var = ex->ptr[nd->in[2]];
     const float *ga = nd->in[3] >= 0 ? ex->ptr[nd->in[3]] : NULL;
@@ -156,7 +156,7 @@ static void run_batch_norm(const cpu_exec *ex, const cpu_node *nd) {
         }
 }
 
-static void run_instance_norm(const cpu_exec *ex, const cpu_node *nd) {
+CPU_VEC static void run_instance_norm(const cpu_exec *ex, const cpu_node *nd) {
     const ch_p *p = nd->p;
     const float *x = ex->ptr[nd->in[0]];
     const float *ga = nd->in[1] >= 0 ? ex->ptr[nd->in[1]] : NULL;

@@ -261,6 +261,10 @@ static void int_fix(float *x, int64_t n, mil_dtype t) {
     }
 }
 
+static void round_range(void *ctx, int64_t lo, int64_t hi) {
+    fp16_round_n((float *)ctx + lo, (size_t)(hi - lo));
+}
+
 /* After nd ran: round float results, fix integer results. */
 void cpu_finish_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr);
 void cpu_finish_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr) {
@@ -268,7 +272,8 @@ void cpu_finish_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr) 
         int v = nd->out[i];
         const cpu_val *cv = &pl->vals[v];
         if (cv->kind != CV_TEMP && cv->kind != CV_CONST) continue;
-        if (cpu_rounds(pl, nd, v)) fp16_round_n(ptr[v], (size_t)cv->n);
+        if (cv->skip_round) continue;
+        if (cpu_rounds(pl, nd, v)) cpu_parallel(pl, cv->n, 1, round_range, ptr[v]);
         else if (cpu_is_int(cv->dt)) int_fix(ptr[v], cv->n, cv->dt);
     }
 }
@@ -503,6 +508,21 @@ static int memory_plan(cpu_planner *P) {
         V[f->outs[k]].only_softmax = 0;
     }
 
+    /* Results read only by the output conversion need no rounding pass: converting to fp16 is the
+     * same RNE rounding (not in strict mode, which inspects results before conversion). */
+    if (!pl->opts.strict) {
+        for (int v = 0; v < pl->nvals; v++) V[v].skip_round = 0;
+        for (int k = 0; k < f->nouts; k++) {
+            int o = f->outs[k], r = V[o].root;
+            if (V[o].dt == MIL_FP16 && V[r].dt == MIL_FP16 && V[r].kind == CV_TEMP) V[r].skip_round = 1;
+        }
+        for (int i = 0; i < pl->nnodes; i++)
+            for (int k = 0; k < pl->nodes[i].nin; k++)
+                if (pl->nodes[i].in[k] >= 0) V[V[pl->nodes[i].in[k]].root].skip_round = 0;
+        for (int k = 0; k < f->nouts; k++) /* an fp32 output view of the same buffer needs it */
+            if (V[f->outs[k]].dt != MIL_FP16) V[V[f->outs[k]].root].skip_round = 0;
+    }
+
     /* Inputs: fp32 data is read in place unless fp16 mode must round it for a non-cast consumer. */
     for (int i = 0; i < f->nparams; i++) {
         int v = f->params[i];
@@ -623,6 +643,7 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
     pl->in_direct = calloc((size_t)(f->nparams ? f->nparams : 1), sizeof(int));
     kernel_io *ins = calloc((size_t)(f->nparams ? f->nparams : 1), sizeof *ins);
     kernel_io *outs = calloc((size_t)(f->nouts ? f->nouts : 1), sizeof *outs);
+    unsigned char *skip = NULL;
     int *uses = calloc((size_t)(f->nvalues ? f->nvalues : 1), sizeof(int));
     cpu_planner P = {pl, p, f, e, uses};
     int rc = 0;
@@ -639,6 +660,20 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
         goto fail;
     }
 
+    /* A const op's `val` attribute is an inline value sharing the result's literal: convert the
+     * result only (weights would be converted twice otherwise). */
+    skip = calloc((size_t)(f->nvalues ? f->nvalues : 1), 1);
+    if (!skip) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < f->nops; i++)
+        if (f->ops[i].kind == MIL_OP_const || strcmp(f->ops[i].type, "const") == 0)
+            for (int b = 0; b < f->ops[i].nattr; b++)
+                if (strcmp(f->ops[i].attr[b].name, "val") == 0)
+                    for (int k = 0; k < f->ops[i].attr[b].n; k++)
+                        if (f->ops[i].attr[b].values[k] >= 0 && f->values[f->ops[i].attr[b].values[k]].is_inline)
+                            skip[f->ops[i].attr[b].values[k]] = 1;
     /* Values: shapes from the checked types; literals converted (fp32 demoted in fp16 mode). */
     for (int v = 0; v < f->nvalues; v++) {
         const mil_value *mv = &f->values[v];
@@ -661,6 +696,8 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
         }
         if (mv->is_param) {
             cv->kind = CV_INPUT;
+        } else if (skip[v]) {
+            continue;
         } else if (mv->lit && mv->type.dtype != MIL_STRING) {
             cv->cdata = malloc((size_t)(cv->n > 0 ? cv->n : 1) * sizeof(float));
             if (!cv->cdata) {
@@ -686,6 +723,8 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
             cv->kind = CV_TEMP;
         }
     }
+    free(skip);
+    skip = NULL;
     for (int i = 0; i < f->nparams; i++) {
         pl->vals[f->params[i]].input = i;
         if ((rc = fill_io(&P, &ins[i], f->params[i], "input"))) goto fail;
@@ -731,6 +770,7 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
     free(uses);
     return 0;
 fail:
+    free(skip);
     free(uses);
     cpu_plan_free(pl);
     free(ins);

@@ -101,7 +101,7 @@ static void red_finish(int op, float *o, int64_t n, int64_t R) {
     }
 }
 
-static void run_reduce(const cpu_exec *ex, const cpu_node *nd) {
+CPU_VEC static void run_reduce(const cpu_exec *ex, const cpu_node *nd) {
     const red_p *p = nd->p;
     const red_geom *g = &p->g;
     const float *x = ex->ptr[nd->in[0]];
