@@ -43,7 +43,7 @@ struct queue {
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full, idle;
     future *head, *tail;
-    int len, cap, closed, joined, nice, running;
+    int len, cap, closed, joined, nice, running, paused;
     int nworkers;
     pthread_t *threads;
     long submitted, done, failed, cancelled;
@@ -229,7 +229,7 @@ static void *worker_main(void *p) {
     set_priority(q->nice);
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        while (!q->head && !q->closed) pthread_cond_wait(&q->not_empty, &q->mu);
+        while ((!q->head || q->paused) && !q->closed) pthread_cond_wait(&q->not_empty, &q->mu);
         future *f = q->head;
         if (!f) { /* closed and drained */
             pthread_mutex_unlock(&q->mu);
@@ -365,12 +365,20 @@ void queue_free(queue *q) {
     queue_unref(q);
 }
 
+void queue_pause(queue *q, int paused) {
+    pthread_mutex_lock(&q->mu);
+    q->paused = paused != 0;
+    if (!q->paused) pthread_cond_broadcast(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+}
+
 void queue_get_stats(queue *q, queue_stats *s) {
     pthread_mutex_lock(&q->mu);
     s->workers = q->nworkers;
     s->capacity = q->cap;
     s->queued = q->len;
     s->running = q->running;
+    s->paused = q->paused;
     s->submitted = q->submitted;
     s->done = q->done;
     s->failed = q->failed;
@@ -392,6 +400,12 @@ int queue_submit(queue *q, job_run_fn run, void *arg, job_free_fn free_arg,
     }
     pthread_mutex_lock(&q->mu);
     while (!q->closed && q->len >= q->cap) {
+        if (block && q->paused) {
+            /* Nobody would free a slot: waiting could hang the caller that holds the pause. */
+            pthread_mutex_unlock(&q->mu);
+            future_release(f);
+            return err_set(e, ERR_STATE, "queue full (%d jobs waiting) and paused: resume it first", q->cap);
+        }
         if (!block) {
             pthread_mutex_unlock(&q->mu);
             future_release(f); /* frees arg */
