@@ -232,7 +232,14 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
         const cpu_val *cv = &pl->vals[v];
         if (cv->kind == CV_VIEW) ptr[v] = ptr[cv->root] + cv->off;
     }
-    cpu_exec ex = {pl, ptr};
+    uint16_t *o16[16];
+    uint16_t **out16 = NULL;
+    if (k->nout <= 16) {
+        for (int i = 0; i < k->nout; i++)
+            o16[i] = pl->out_by_node[i] && out[i]->dt == DT_FP16 ? tensor_data(out[i]) : NULL;
+        out16 = o16;
+    }
+    cpu_exec ex = {pl, ptr, out16};
     if (pl->prof) pl->nprof_evals++;
     for (int i = 0; i < pl->nnodes; i++) {
         const cpu_node *nd = &pl->nodes[i];
@@ -242,7 +249,8 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
         if (pl->prof) pl->prof[i] += wall() - t0;
         if (pl->opts.strict && (rc = cpu_strict_check_node(pl, nd, ptr, e))) goto done;
     }
-    for (int i = 0; i < k->nout; i++) f32_to_output(pl, out[i], ptr[f->outs[i]]);
+    for (int i = 0; i < k->nout; i++)
+        if (!(out16 && out16[i])) f32_to_output(pl, out[i], ptr[f->outs[i]]);
 done:
     unlock_all(out, k->nout, 0);
     unlock_all(in, k->nin, 1);
