@@ -51,7 +51,9 @@ kernel *lane_checkkernel(lua_State *L, int idx);
 kernel *lane_tokernel(lua_State *L, int idx);
 /* The program argument at idx (whatever ane.compile accepts: a program object, a builder, MIL
  * text) as a checked, weight-resolved mil_program. Returns a NEW reference (the caller
- * releases it); raises with the program's own message on parse/check errors. */
+ * releases it); raises with the program's own message on parse/check errors. BLOBFILE weights
+ * resolve from the `model_path` field of the options table at idx + 1, when there is one (the
+ * layout of ane.compile(prog, opts) and q:compile(prog, opts)). */
 mil_program *lane_checkprogram(lua_State *L, int idx);
 /* ane.compile's options table at idx (nil = defaults) into o and the backend it selects
  * (default backend when not named). String fields of o point into Lua strings reachable from

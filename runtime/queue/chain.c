@@ -8,6 +8,7 @@
 
 typedef struct link {
     kernel *k;
+    int nin, nout; /* k's counts, kept so chain_free never reads a kernel closed before the chain */
     char label[96];
     tensor **in;   /* nin pointers: into the previous link's outputs or the chain inputs */
     tensor *out;   /* nout tensors owned by this link (allocated by k's backend) */
@@ -55,7 +56,7 @@ void chain_free(chain *c) {
         for (int i = 0; i < c->n; i++) {
             link *l = &c->links[i];
             if (l->out)
-                for (int j = 0; j < l->k->nout; j++) tensor_release(&l->out[j]);
+                for (int j = 0; j < l->nout; j++) tensor_release(&l->out[j]);
             free(l->out);
             free(l->outp);
             free(l->in);
@@ -63,7 +64,7 @@ void chain_free(chain *c) {
         }
     }
     if (c->inputs && c->n > 0)
-        for (int j = 0; j < c->links[0].k->nin; j++) tensor_release(&c->inputs[j]);
+        for (int j = 0; j < c->links[0].nin; j++) tensor_release(&c->inputs[j]);
     free(c->inputs);
     free(c->run_in);
     free(c->links);
@@ -130,6 +131,8 @@ int chain_new(kernel *const *ks, int n, const char *const *names, chain_bind how
     for (int i = 0; i < n; i++) {
         link *l = &c->links[i];
         l->k = ks[i];
+        l->nin = ks[i]->nin;
+        l->nout = ks[i]->nout;
         if (names && names[i]) snprintf(l->label, sizeof l->label, "%s", names[i]);
         else snprintf(l->label, sizeof l->label, "kernel %d", i + 1);
         size_t nin = (size_t)(l->k->nin > 0 ? l->k->nin : 1), nout = (size_t)(l->k->nout > 0 ? l->k->nout : 1);

@@ -497,8 +497,8 @@ static int memory_plan(cpu_planner *P) {
             int v = nd->in[k];
             if (v < 0) continue;
             V[v].nuse++;
-            if (nd->kind != MIL_OP_softmax) V[v].only_softmax = 0;
             int r = V[v].root;
+            if (nd->kind != MIL_OP_softmax) V[v].only_softmax = V[r].only_softmax = 0; /* views too */
             if (V[r].last < i) V[r].last = i;
         }
         for (int k = 0; k < nd->nout; k++)
@@ -507,7 +507,7 @@ static int memory_plan(cpu_planner *P) {
     for (int k = 0; k < f->nouts; k++) {
         int r = V[f->outs[k]].root;
         V[r].last = INT_MAX;
-        V[f->outs[k]].only_softmax = 0;
+        V[f->outs[k]].only_softmax = V[r].only_softmax = 0;
     }
 
     /* Results read only by the output conversion need no rounding pass: converting to fp16 is the
