@@ -9,6 +9,12 @@
 #include "check_int.h"
 #include "mil.h"
 
+#define TRY_CK(x)                                                                                  \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_) return rc_;                                                                       \
+    } while (0)
+
 /* ======================================================================
  * formatting
  * ====================================================================== */
@@ -223,6 +229,13 @@ int ck_bind(ck *c, const in_spec *spec, int n)
     return 0;
 }
 
+int ck_bind_op(ck *c)
+{
+    if (mil_op_sig(c->kind, c->opset, &c->sig))
+        return ck_err(c, -1, ERR_UNSUPPORTED, "op has no signature");
+    return ck_bind(c, c->sig.in, c->sig.nin);
+}
+
 /* ======================================================================
  * constant readers with positioned errors
  * ====================================================================== */
@@ -241,8 +254,27 @@ int ck_known(const ck *c, int i)
     return c->in[i] && mil_value_lit(c->f, ck_v(c, i)) != NULL;
 }
 
+/* The signature default of absent input i (computed ones from the op's first operand). */
+static int ck_default(ck *c, int i, mil_literal *l, mil_default_data *d)
+{
+    const mil_type *x = NULL;
+    if (c->nspec > 0 && c->in[0]) x = &c->f->values[c->in[0]->values[0]].type;
+    if (c->spec != c->sig.in || mil_sig_default(&c->sig, i, x, l, d))
+        return ck_err(c, -1, ERR_INVAL, "input '%s' is absent and has no default", c->spec[i].name);
+    return 0;
+}
+
 int ck_ints(ck *c, int i, int64_t *out, int max, int *n)
 {
+    if (!c->in[i]) {
+        mil_literal l;
+        mil_default_data d;
+        TRY_CK(ck_default(c, i, &l, &d));
+        if (l.count > max) return ck_err(c, i, ERR_SHAPE, "input '%s' has more than %d values", c->spec[i].name, max);
+        for (int64_t k = 0; k < l.count; k++) mil_lit_int(&l, k, &out[k]);
+        *n = (int)l.count;
+        return 0;
+    }
     int rc = mil_const_ints(c->f, ck_v(c, i), out, max, n);
     if (rc == ERR_SHAPE && mil_value_lit(c->f, ck_v(c, i)) &&
         c->f->values[ck_v(c, i)].lit->type.rank <= 1)
@@ -250,36 +282,72 @@ int ck_ints(ck *c, int i, int64_t *out, int max, int *n)
     return rc ? const_err(c, i, rc, "an integer list") : 0;
 }
 
-int ck_int(ck *c, int i, int64_t dflt, int64_t *out)
+int ck_int(ck *c, int i, int64_t *out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
+    if (!c->in[i]) {
+        mil_literal l;
+        mil_default_data d;
+        TRY_CK(ck_default(c, i, &l, &d));
+        return mil_lit_int(&l, 0, out) ? const_err(c, i, ERR_TYPE, "an integer scalar") : 0;
+    }
     int rc = mil_const_int(c->f, ck_v(c, i), out);
     return rc ? const_err(c, i, rc, "an integer scalar") : 0;
 }
 
-int ck_bool(ck *c, int i, int dflt, int *out)
+int ck_bool(ck *c, int i, int *out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
+    int64_t v;
+    if (!c->in[i]) {
+        mil_literal l;
+        mil_default_data d;
+        TRY_CK(ck_default(c, i, &l, &d));
+        if (l.type.dtype != MIL_BOOL || mil_lit_int(&l, 0, &v)) return const_err(c, i, ERR_TYPE, "a bool scalar");
+        return *out = v != 0, 0;
+    }
     int rc = mil_const_bool(c->f, ck_v(c, i), out);
     return rc ? const_err(c, i, rc, "a bool scalar") : 0;
 }
 
 int ck_bools(ck *c, int i, int *out, int max, int *n)
 {
+    if (!c->in[i]) {
+        mil_literal l;
+        mil_default_data d;
+        TRY_CK(ck_default(c, i, &l, &d));
+        if (l.type.dtype != MIL_BOOL || l.count > max) return const_err(c, i, ERR_TYPE, "a bool list");
+        for (int64_t k = 0; k < l.count; k++) {
+            int64_t v = 0;
+            mil_lit_int(&l, k, &v);
+            out[k] = v != 0;
+        }
+        *n = (int)l.count;
+        return 0;
+    }
     int rc = mil_const_bools(c->f, ck_v(c, i), out, max, n);
     return rc ? const_err(c, i, rc, "a bool list") : 0;
 }
 
-int ck_float(ck *c, int i, double dflt, double *out)
+int ck_float(ck *c, int i, double *out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
+    if (!c->in[i]) {
+        mil_literal l;
+        mil_default_data d;
+        TRY_CK(ck_default(c, i, &l, &d));
+        return mil_lit_float(&l, 0, out) ? const_err(c, i, ERR_TYPE, "a number") : 0;
+    }
     int rc = mil_const_float(c->f, ck_v(c, i), out);
     return rc ? const_err(c, i, rc, "a number") : 0;
 }
 
-int ck_str(ck *c, int i, const char *dflt, const char **out)
+int ck_str(ck *c, int i, const char **out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
+    if (!c->in[i]) {
+        mil_literal l;
+        mil_default_data d;
+        TRY_CK(ck_default(c, i, &l, &d));
+        if (l.type.dtype != MIL_STRING) return const_err(c, i, ERR_TYPE, "a string");
+        return *out = d.str, 0;
+    }
     int rc = mil_const_string(c->f, ck_v(c, i), out);
     return rc ? const_err(c, i, rc, "a string") : 0;
 }
@@ -343,6 +411,7 @@ int mil_infer_op(const mil_program *p, const mil_function *f, const mil_op *op, 
     c.nres = nres;
     *nres = 0;
     mil_opkind k = mil_op_lookup(c.name);
+    c.kind = k;
     if (k == MIL_OP_UNKNOWN) {
         static const char *const nested[] = {"cond", "while_loop", "make_list", "list_read",
                                              "list_write", "list_gather", "list_scatter",
