@@ -427,7 +427,7 @@ static int c_binding(lua_State *L) {
     lc *u = c_check(L);
     lua_Integer link = luaL_checkinteger(L, 2), input = luaL_checkinteger(L, 3);
     luaL_argcheck(L, link >= 2 && link <= u->n, 2, "link must be 2..#chain");
-    luaL_argcheck(L, input >= 1 && input <= u->ks[link - 1]->nin, 3, "no such input");
+    luaL_argcheck(L, input >= 1 && input <= chain_link_ninputs(u->c, (int)link - 1), 3, "no such input");
     lua_pushinteger(L, chain_binding(u->c, (int)link - 1, (int)input - 1) + 1);
     return 1;
 }
