@@ -52,3 +52,6 @@ check-darwin:
 	done; echo "check-darwin ok ($(words $(ANE_SRC)) files)"
 
 EXTRA_TEST_DEPS += check-darwin
+
+# The C test loads the stand-in: export the executable's LSan hook (ane_backend.c) to libasan.
+$(BUILD)/test/test_ane_backend: CFLAGS += -rdynamic

@@ -81,7 +81,19 @@ local function row(...) print(("  %-44s %12s %12s %9s"):format(...)) end
 
 print(("== 1. GEMM kernels at Stories110M shapes vs direct cblas_sgemm (dim %d, hidden %d, seq %d)"):format(DIM, HIDDEN, SEQ))
 row("kernel", "kernel ms", "sgemm ms", "ratio")
-local reps = QUICK and 3 or 8
+local reps = QUICK and 4 or 10
+-- Kernel and sgemm alternate rep by rep and each keeps its best, so a burst of load on the shared
+-- machine hits both sides alike.
+local function side_by_side(k, ins, outs, m, n, kk, batch)
+  local tk, ts = math.huge, math.huge
+  ane.bench_eval(k, ins, outs, 1) -- warm up both
+  ane.bench_sgemm(m, n, kk, 1, batch)
+  for _ = 1, reps do
+    tk = math.min(tk, (ane.bench_eval(k, ins, outs, 1)))
+    ts = math.min(ts, ane.bench_sgemm(m, n, kk, 1, batch))
+  end
+  return tk, ts
+end
 local gemm_cases = {
   { "conv 1x1 768->768 (wq/wk/wv/wo)", DIM, DIM },
   { "conv 1x1 768->2048 (w1/w3)", DIM, HIDDEN },
@@ -96,8 +108,7 @@ for i, c in ipairs(gemm_cases) do
   local k = ane.compile(p)
   k:load()
   local xi, yo = randn({ 1, c[2], 1, SEQ }, 3, 1), ane.zeros({ 1, c[3], 1, SEQ })
-  local tk = ane.bench_eval(k, { xi }, { yo }, reps)
-  local ts = ane.bench_sgemm(c[3], SEQ, c[2], reps)
+  local tk, ts = side_by_side(k, { xi }, { yo }, c[3], SEQ, c[2])
   worst = math.min(worst, ts / tk)
   row(c[1], ("%.3f"):format(tk * 1e3), ("%.3f"):format(ts * 1e3), fmt_ratio(ts / tk))
   k:close()
@@ -114,8 +125,7 @@ do -- attention scores: batched Q^T K through the transposes of reference 10.2
   k:load()
   local a, b = randn({ 1, HEADS, DIM // HEADS, SEQ }, 1, 1), randn({ 1, HEADS, DIM // HEADS, SEQ }, 2, 1)
   local s = ane.zeros({ 1, HEADS, SEQ, SEQ })
-  local tk = ane.bench_eval(k, { a, b }, { s }, reps)
-  local ts = ane.bench_sgemm(SEQ, SEQ, DIM // HEADS, reps, HEADS)
+  local tk, ts = side_by_side(k, { a, b }, { s }, SEQ, SEQ, DIM // HEADS, HEADS)
   worst = math.min(worst, ts / tk)
   row("matmul Q^T K, 12 heads x [256,64]x[64,256]", ("%.3f"):format(tk * 1e3), ("%.3f"):format(ts * 1e3), fmt_ratio(ts / tk))
   k:close()
@@ -129,8 +139,7 @@ do -- runtime weights: [1,1,S,768] x [1,1,768,768] (dynamic-weight training kern
   local k = ane.compile(p)
   k:load()
   local ai, wi, yo = randn({ 1, 1, SEQ, DIM }, 1, 1), randn({ 1, 1, DIM, DIM }, 2), ane.zeros({ 1, 1, SEQ, DIM })
-  local tk = ane.bench_eval(k, { ai, wi }, { yo }, reps)
-  local ts = ane.bench_sgemm(SEQ, DIM, DIM, reps)
+  local tk, ts = side_by_side(k, { ai, wi }, { yo }, SEQ, DIM, DIM)
   worst = math.min(worst, ts / tk)
   row("matmul runtime weights [256,768]x[768,768]", ("%.3f"):format(tk * 1e3), ("%.3f"):format(ts * 1e3), fmt_ratio(ts / tk))
   k:close()
@@ -147,21 +156,27 @@ do
   local k = ane.compile(p)
   k:load()
   local x, y = randn({ 1, DIM, 1, SEQ }, 9, 1), ane.zeros({ 1, DIM, 1, SEQ })
-  local n = QUICK and 4 or 10
-  local best, mean = ane.bench_eval(k, { x }, { y }, n)
-  local py = io.popen("/usr/bin/python3 " .. ROOT .. "/scripts/bench_layer_ref.py " .. n .. " 2>&1")
-  local out = py:read("a")
-  py:close()
-  local nb, nm = out:match("([%d.]+) ([%d.]+)")
+  local n = QUICK and 3 or 6
+  -- alternate rounds of the kernel and of NumPy; each side keeps its best
+  local best, mean, nb, nm, err = math.huge, math.huge, math.huge, math.huge, nil
+  ane.bench_eval(k, { x }, { y }, 1)
+  for _ = 1, QUICK and 2 or 3 do
+    local b, m = ane.bench_eval(k, { x }, { y }, n)
+    best, mean = math.min(best, b), math.min(mean, m)
+    local py = io.popen("/usr/bin/python3 " .. ROOT .. "/scripts/bench_layer_ref.py " .. n .. " 2>&1")
+    local out = py:read("a")
+    py:close()
+    local b2, m2 = out:match("([%d.]+) ([%d.]+)")
+    if b2 then nb, nm = math.min(nb, tonumber(b2)), math.min(nm, tonumber(m2)) else err = out end
+  end
   row("", "best ms", "mean ms", "")
   row("ane cpu kernel (fp16 numerics)", ("%.2f"):format(best * 1e3), ("%.2f"):format(mean * 1e3), "")
-  if nb then
-    nb, nm = tonumber(nb), tonumber(nm)
+  if not err then
     row("NumPy fp32 (scripts/bench_layer_ref.py)", ("%.2f"):format(nb), ("%.2f"):format(nm), "")
     local r = best * 1e3 / nb
     print(("  time ratio (best) %.2fx (target <= 1.0x: %s, aim 0.8x)"):format(r, r <= 1.0 and "met" or "MISSED"))
   else
-    print("  NumPy reference did not run: " .. out)
+    print("  NumPy reference did not run: " .. err)
   end
   local st = k:stats()
   print(("  plan: %d nodes run at eval, arena %.1f MB, weights %.1f MB fp32"):format(st.nodes, st.arena_bytes / 2 ^ 20, st.const_bytes / 2 ^ 20))
@@ -208,98 +223,42 @@ end
 
 print("\n== 4. parse + check + plan, all forward and backward kernels of a 12-layer Stories110M model")
 do
-  -- Per layer (weights as inputs, the dynamic-weight design of ane-private-api.md 7):
-  -- fwd attention block, fwd FFN block, bwd FFN, bwd attention output + scores, bwd QKV + rmsnorm.
-  local texts, blobs = {}, {}
-  local function kernel(build)
-    local p = mil.program { opset = "ios18" }
-    local f = p:func("main")
-    build(f)
-    texts[#texts + 1] = p:text()
-    blobs[#blobs + 1] = p:weights() -- the causal mask travels as a blob, as the builder makes it
+  -- Timed: ane.mil.parse of the text, registering the program's weight blobs, ane.compile
+  -- (check, weight resolution, plan). Not timed: generating the programs (ane.stories, builder).
+  local stories = require "ane.stories"
+  local cfg = stories.config {}
+  local function time_set(list)
+    local total, n, bytes = 0, 0, 0
+    for _, item in ipairs(list) do
+      local p = item.build()
+      local text, blobs = p:text(), p:weights()
+      for _, b in pairs(blobs) do bytes = bytes + #b end
+      local t0 = ane.clock()
+      local prog = mil.parse(text, item.name)
+      for path, b in pairs(blobs) do prog:add_blob(path, b) end
+      local k = ane.compile(prog)
+      total = total + (ane.clock() - t0)
+      k:close()
+      prog:close()
+      n = n + 1
+      collectgarbage()
+    end
+    return total, n, bytes
   end
-  local C, S, Hd, Hh = DIM, SEQ, DIM // HEADS, HEADS
-  local function mm(f, a, b, ta, tb) return f:matmul(a, b, ta or false, tb or false) end
-  local function as2(f, v) return f:reshape(v, { 1, 1, v.shape[2], v.shape[4] }) end -- [1,C,1,S] -> [1,1,C,S]
-  local function as4(f, v) return f:reshape(v, { 1, v.shape[3], 1, v.shape[4] }) end
-  local builders = {
-    function(f) -- fwd attention: rmsnorm, q k v, causal attention, wo, residual
-      local x = f:input("x", "fp16", { 1, C, 1, S })
-      local wq, wk, wv, wo = f:input("wq", "fp16", { 1, 1, C, C }), f:input("wk", "fp16", { 1, 1, C, C }),
-          f:input("wv", "fp16", { 1, 1, C, C }), f:input("wo", "fp16", { 1, 1, C, C })
-      local h = as2(f, f:rmsnorm(x))
-      local q, k, v = as4(f, mm(f, wq, h)), as4(f, mm(f, wk, h)), as4(f, mm(f, wv, h))
-      local o = as2(f, f:attention(q, k, v, { heads = Hh, causal = true }))
-      f:output(f:add(x, as4(f, mm(f, wo, o))), q, k, v)
-    end,
-    function(f) -- fwd FFN
-      local x = f:input("x", "fp16", { 1, C, 1, S })
-      local w1, w3, w2 = f:input("w1", "fp16", { 1, 1, HIDDEN, C }), f:input("w3", "fp16", { 1, 1, HIDDEN, C }),
-          f:input("w2", "fp16", { 1, 1, C, HIDDEN })
-      local h = as2(f, f:rmsnorm(x))
-      local a, b = mm(f, w1, h), mm(f, w3, h)
-      local g = f:mul(f:mul(a, f:sigmoid(a)), b)
-      f:output(f:add(x, as4(f, mm(f, w2, g))), a, b)
-    end,
-    function(f) -- bwd FFN: dx, dW1, dW2, dW3
-      local dy = f:input("dy", "fp16", { 1, 1, C, S })
-      local h = f:input("h", "fp16", { 1, 1, C, S })
-      local a, b = f:input("a", "fp16", { 1, 1, HIDDEN, S }), f:input("b", "fp16", { 1, 1, HIDDEN, S })
-      local w1, w3, w2 = f:input("w1", "fp16", { 1, 1, HIDDEN, C }), f:input("w3", "fp16", { 1, 1, HIDDEN, C }),
-          f:input("w2", "fp16", { 1, 1, C, HIDDEN })
-      local sg = f:sigmoid(a)
-      local silu = f:mul(a, sg)
-      local g = f:mul(silu, b)
-      local dg = mm(f, w2, dy, true, false)
-      local db = f:mul(dg, silu)
-      local ds = f:mul(dg, b)
-      local da = f:mul(ds, f:mul(sg, f:add(f:mul(a, f:sub(1, sg)), 1)))
-      local dx = f:add(mm(f, w1, da, true, false), mm(f, w3, db, true, false))
-      f:output(dx, mm(f, dy, g, false, true), mm(f, da, h, false, true), mm(f, db, h, false, true))
-    end,
-    function(f) -- bwd attention scores: dV, dQ, dK from dO (per head)
-      local q = f:input("q", "fp16", { 1, Hh, Hd, S })
-      local k = f:input("k", "fp16", { 1, Hh, Hd, S })
-      local v = f:input("v", "fp16", { 1, Hh, Hd, S })
-      local dO = f:input("do", "fp16", { 1, Hh, Hd, S })
-      local s = f:mul(mm(f, q, k, true, false), 1 / math.sqrt(Hd))
-      s = f:add(s, f:causal_mask(S))
-      local p = f:softmax(s, -1)
-      local dv = mm(f, dO, p, false, false)                    -- [H, Hd, S]
-      local dp = mm(f, dO, v, true, false)                     -- [H, S, S]
-      local t = f:reduce_sum(f:mul(dp, p), { -1 }, true)
-      local dsc = f:mul(f:mul(p, f:sub(dp, t)), 1 / math.sqrt(Hd))
-      f:output(dv, mm(f, k, dsc, false, true), mm(f, q, dsc, false, false))
-    end,
-    function(f) -- bwd projections + rmsnorm: dx from dq, dk, dv, do; dWq..dWo
-      local x = f:input("x", "fp16", { 1, 1, C, S })
-      local dq, dk, dv = f:input("dq", "fp16", { 1, 1, C, S }), f:input("dk", "fp16", { 1, 1, C, S }),
-          f:input("dv", "fp16", { 1, 1, C, S })
-      local wq, wk, wv = f:input("wq", "fp16", { 1, 1, C, C }), f:input("wk", "fp16", { 1, 1, C, C }),
-          f:input("wv", "fp16", { 1, 1, C, C })
-      local dh = f:add(f:add(mm(f, wq, dq, true, false), mm(f, wk, dk, true, false)), mm(f, wv, dv, true, false))
-      local ss = f:reduce_sum(f:mul(x, x), { 2 }, true)
-      local r = f:pow(f:add(f:mul(ss, 1 / C), 1e-5), -0.5)
-      local h = f:mul(x, r)
-      local proj = f:reduce_sum(f:mul(dh, h), { 2 }, true)
-      local dx = f:mul(f:sub(dh, f:mul(h, f:mul(proj, 1 / C))), r)
-      f:output(dx, mm(f, dq, h, false, true), mm(f, dk, h, false, true), mm(f, dv, h, false, true))
-    end,
-  }
-  for _ = 1, 12 do for _, b in ipairs(builders) do kernel(b) end end
-  local t0 = ane.clock()
-  local ks = {}
-  for i, t in ipairs(texts) do
-    local prog = mil.parse(t, "kernel" .. i)
-    for path, bytes in pairs(blobs[i]) do prog:add_blob(path, bytes) end
-    ks[i] = ane.compile(prog) -- check + resolve + plan
+  -- dynamic weights (ane-private-api.md 7): 10 kernels shared by all 12 layers
+  local dyn, ndyn = time_set(stories.model_kernels(cfg, { style = "dynamic" }))
+  print(("  dynamic-weight set (ane.stories, shared by the 12 layers): %d kernels, %.1f ms (target <= 100 ms: %s)"):format(
+    ndyn, dyn * 1e3, dyn <= 0.1 and "met" or "MISSED"))
+  -- static weights (train_large's 8 per layer, weights baked): layer 1 measured, x12 estimated
+  local w1 = stories.init_weights(cfg, { seed = 1, layers = 1, embed = false })
+  local list = {}
+  for _, item in ipairs(stories.layer_kernels(cfg, w1.layers[1], { style = "static" })) do
+    list[#list + 1] = { name = item.name, build = function() return item.program end }
   end
-  local dt = ane.clock() - t0
-  local bytes = 0
-  for _, t in ipairs(texts) do bytes = bytes + #t end
-  print(("  %d kernels (%d per layer x 12), %.0f KB of MIL: %.1f ms total, %.2f ms per kernel (target <= 100 ms: %s)"):format(
-    #texts, #builders, bytes / 1024, dt * 1e3, dt * 1e3 / #texts, dt <= 0.1 and "met" or "MISSED"))
-  for _, k in ipairs(ks) do k:close() end
+  local st, nst, sbytes = time_set(list)
+  print(("  static set, one layer: %d kernels with %.1f MB of fp16 weights, %.1f ms; x12 layers = %.0f ms"):format(
+    nst, sbytes / 2 ^ 20, st * 1e3, st * 12e3))
+  print("  (static compiles are dominated by converting the baked weights to fp32 once; the 4 classifier kernels are not included)")
 end
 
 -- ---------------------------------------------------------------------------------------------

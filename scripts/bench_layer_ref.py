@@ -1,59 +1,181 @@
 #!/usr/bin/python3
-"""The Stories110M transformer layer forward of scripts/bench.lua, in NumPy (fp32, same BLAS).
+"""One Stories110M transformer layer forward in NumPy (fp32), the reference for benchmark 2.
 
-Usage: bench_layer_ref.py [reps]  -> prints "best_ms mean_ms" for one forward at seq 256.
-Layout as the MIL kernel: activations [C, S] (channels x positions), weights [out, in].
+The same math as ane.stories.layer_forward (llama2.c run.c): RMSNorm, Q/K/V projections, RoPE
+on interleaved pairs, causal softmax attention per head, output projection, residual, RMSNorm,
+SwiGLU FFN (w1, w3, silu, w2), residual. Activations are kept channels-first [dim, seq], the
+layout of the MIL kernel, so every projection is one GEMM W[out, in] @ x[in, seq] through the
+BLAS NumPy links (OpenBLAS on Debian: the same library the CPU backend uses).
+
+Inputs: --dir DIR with x.npy ([1, dim, 1, seq] or [dim, seq]) and wq, wk, wv, wo, w1, w2, w3,
+rms_att, rms_ffn .npy (any float dtype; W[out, in] as in ane.stories), as written by
+ane.stories.save_layer_npy; or --seed N to generate them here (normal, std 0.02; rms 1 + that).
+Prints one JSON line: {"ms_per_iter", "iters", "checksum" (sum of y), "abs_checksum"
+(sum of |y|), "dim", "hidden", "heads", "seq", "rope", "blas"}. --out PATH saves y as
+[1, dim, 1, seq] fp32 .npy for an element-wise comparison.
+
+Run with /usr/bin/python3 (python3-numpy). Example:
+  /usr/bin/python3 scripts/bench_layer_ref.py --seed 1 --iters 20
+
+Compatibility: a single bare integer argument (`bench_layer_ref.py 10`, what scripts/bench.lua
+calls today) times that many iterations of the seeded Stories110M layer without RoPE (the form
+bench.lua builds) and prints "best_ms mean_ms".
 """
+import argparse
+import json
+import os
 import sys
 import time
 
 import numpy as np
 
-DIM, HIDDEN, SEQ, HEADS = 768, 2048, 256, 12
-HD = DIM // HEADS
+NAMES = ["wq", "wk", "wv", "wo", "w1", "w2", "w3", "rms_att", "rms_ffn"]
 
 
-def rmsnorm(x, w):
-    return x * (np.mean(x * x, axis=0, keepdims=True) + 1e-5) ** -0.5 * w[:, None]
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dir", help="directory with x.npy and the weight .npy files")
+    src.add_argument("--seed", type=int, help="generate weights and input from this seed")
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--hidden", type=int, default=2048)
+    ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--eps", type=float, default=1e-5)
+    ap.add_argument("--theta", type=float, default=10000.0)
+    ap.add_argument("--no-rope", action="store_true", help="leave RoPE out (cfg.rope = false)")
+    ap.add_argument("--iters", type=int, default=10, help="timed iterations (default 10)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--out", help="save y here as [1, dim, 1, seq] fp32 .npy")
+    a = ap.parse_args(argv)
+    if a.dim % a.heads or (not a.no_rope and (a.dim // a.heads) % 2):
+        ap.error("dim must split into heads (with an even head_dim for RoPE)")
+    if a.iters < 1 or a.warmup < 0:
+        ap.error("--iters must be >= 1 and --warmup >= 0")
+    return a
 
 
-def layer(x, p, mask):
-    h = rmsnorm(x, p["att"])
-    q = (p["wq"] @ h).reshape(HEADS, HD, SEQ)
-    k = (p["wk"] @ h).reshape(HEADS, HD, SEQ)
-    v = (p["wv"] @ h).reshape(HEADS, HD, SEQ)
-    s = np.matmul(q.transpose(0, 2, 1), k) * (1.0 / np.sqrt(HD)) + mask
-    s = np.exp(s - s.max(axis=-1, keepdims=True))
-    s /= s.sum(axis=-1, keepdims=True)
-    o = np.matmul(s, v.transpose(0, 2, 1))            # [H, S, HD]
-    o = o.transpose(0, 2, 1).reshape(DIM, SEQ)
-    x2 = x + p["wo"] @ o
-    h2 = rmsnorm(x2, p["ffn"])
-    a = p["w1"] @ h2
-    b = p["w3"] @ h2
-    g = a / (1.0 + np.exp(-a)) * b
-    return x2 + p["w2"] @ g
+def load(a):
+    """Weights and input as contiguous fp32 arrays; shapes checked against the flags."""
+    D, H, S = a.dim, a.hidden, a.seq
+    want = {"wq": (D, D), "wk": (D, D), "wv": (D, D), "wo": (D, D), "w1": (H, D),
+            "w3": (H, D), "w2": (D, H), "rms_att": (D,), "rms_ffn": (D,)}
+    if a.seed is not None:
+        rng = np.random.default_rng(a.seed)
+        w = {}
+        for k in NAMES:
+            v = rng.normal(0.0, 0.02, want[k])
+            w[k] = (v + 1.0 if k.startswith("rms") else v).astype(np.float16).astype(np.float32)
+        x = rng.normal(0.0, 1.0, (D, S)).astype(np.float16).astype(np.float32)
+        return w, x
+    w = {}
+    for k in NAMES:
+        path = os.path.join(a.dir, k + ".npy")
+        v = np.load(path)
+        if v.shape != want[k]:
+            sys.exit(f"bench_layer_ref.py: {path} has shape {v.shape}, expected {want[k]}")
+        w[k] = np.ascontiguousarray(v, dtype=np.float32)
+    path = os.path.join(a.dir, "x.npy")
+    x = np.load(path)
+    if x.size != D * S:
+        sys.exit(f"bench_layer_ref.py: {path} has shape {x.shape}, expected [1, {D}, 1, {S}]")
+    return w, np.ascontiguousarray(x.reshape(D, S), dtype=np.float32)
 
 
-def main():
-    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    rng = np.random.default_rng(1)
-    f = np.float32
-    p = {n: (rng.standard_normal(s) * 0.02).astype(f) for n, s in
-         [("wq", (DIM, DIM)), ("wk", (DIM, DIM)), ("wv", (DIM, DIM)), ("wo", (DIM, DIM)),
-          ("w1", (HIDDEN, DIM)), ("w3", (HIDDEN, DIM)), ("w2", (DIM, HIDDEN))]}
-    p["att"] = np.ones(DIM, f)
-    p["ffn"] = np.ones(DIM, f)
-    mask = np.triu(np.full((SEQ, SEQ), -65504.0, f), 1)
-    x = rng.standard_normal((DIM, SEQ)).astype(f)
-    layer(x, p, mask)  # warm up
+class Layer:
+    """Precomputed constants (RoPE tables, mask) and the forward pass."""
+
+    def __init__(self, a, w):
+        self.a, self.w = a, w
+        D, S = a.dim, a.seq
+        self.nh, self.hd = a.heads, D // a.heads
+        i = np.arange(self.hd // 2, dtype=np.float64)
+        pos = np.arange(S, dtype=np.float64)
+        ang = pos[None, :] / a.theta ** (2.0 * i[:, None] / self.hd)  # [hd/2, S]
+        self.cos = np.cos(ang).astype(np.float32)
+        self.sin = np.sin(ang).astype(np.float32)
+        self.mask = np.triu(np.full((S, S), -np.inf, dtype=np.float32), 1)  # [query, key]
+        self.scale = np.float32(1.0 / np.sqrt(self.hd))
+        self.rms_att = w["rms_att"][:, None]
+        self.rms_ffn = w["rms_ffn"][:, None]
+
+    def rmsnorm(self, x, wcol):
+        ms = np.einsum("cs,cs->s", x, x) / np.float32(x.shape[0])
+        return x * (1.0 / np.sqrt(ms + np.float32(self.a.eps)))[None, :] * wcol
+
+    def rope(self, t):
+        """t: [dim, S] as heads x (pairs of 2) x S; rotate pair (2i, 2i+1) by pos * theta_i."""
+        p = t.reshape(self.nh, self.hd // 2, 2, -1)
+        e, o = p[:, :, 0, :], p[:, :, 1, :]
+        out = np.empty_like(p)
+        out[:, :, 0, :] = e * self.cos - o * self.sin
+        out[:, :, 1, :] = e * self.sin + o * self.cos
+        return out.reshape(t.shape)
+
+    def forward(self, x):
+        w, S = self.w, self.a.seq
+        xn = self.rmsnorm(x, self.rms_att)
+        q, k, v = w["wq"] @ xn, w["wk"] @ xn, w["wv"] @ xn
+        if not self.a.no_rope:
+            q, k = self.rope(q), self.rope(k)
+        qh = q.reshape(self.nh, self.hd, S)  # [H, hd, S]
+        kh = k.reshape(self.nh, self.hd, S)
+        vh = v.reshape(self.nh, self.hd, S)
+        sc = np.matmul(qh.transpose(0, 2, 1), kh) * self.scale + self.mask  # [H, Sq, Sk]
+        sc -= sc.max(axis=-1, keepdims=True)
+        np.exp(sc, out=sc)
+        sc /= sc.sum(axis=-1, keepdims=True)
+        att = np.matmul(vh, sc.transpose(0, 2, 1)).reshape(-1, S)  # [H, hd, Sq] -> [dim, S]
+        x2 = x + w["wo"] @ att
+        x2n = self.rmsnorm(x2, self.rms_ffn)
+        h1, h3 = w["w1"] @ x2n, w["w3"] @ x2n
+        gate = h1 / (1.0 + np.exp(-h1)) * h3
+        return x2 + w["w2"] @ gate
+
+
+def blas_library():
+    """The BLAS shared object actually mapped into this process (after a GEMM ran)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if ".so" in line}
+    except OSError:
+        return "unknown"
+    for key in ("libopenblas", "libblas", "blas"):  # liblapack also says blas in its path
+        hits = sorted(p for p in libs if key in os.path.basename(p).lower())
+        if hits:
+            return hits[0]
+    return "unknown"
+
+
+def main(argv):
+    legacy = len(argv) == 1 and argv[0].isdigit()
+    if legacy:
+        argv = ["--seed", "1", "--no-rope", "--warmup", "1", "--iters", argv[0]]
+    a = parse_args(argv)
+    w, x = load(a)
+    layer = Layer(a, w)
+    for _ in range(a.warmup):
+        layer.forward(x)
     times = []
-    for _ in range(reps):
+    for _ in range(a.iters):
         t0 = time.perf_counter()
-        layer(x, p, mask)
-        times.append(time.perf_counter() - t0)
-    print("%.3f %.3f" % (min(times) * 1e3, sum(times) / len(times) * 1e3))
+        y = layer.forward(x)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    ms = sum(times) / len(times)
+    if legacy:
+        print("%.3f %.3f" % (min(times), ms))
+        return 0
+    if a.out:
+        np.save(a.out, y.reshape(1, a.dim, 1, a.seq).astype(np.float32))
+    y64 = y.astype(np.float64)
+    print(json.dumps({
+        "ms_per_iter": round(ms, 4), "best_ms": round(min(times), 4), "iters": a.iters,
+        "checksum": float(y64.sum()), "abs_checksum": float(np.abs(y64).sum()),
+        "dim": a.dim, "hidden": a.hidden, "heads": a.heads, "seq": a.seq,
+        "rope": not a.no_rope, "blas": blas_library(),
+    }))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -296,3 +296,153 @@ describe("no drift", function()
     assert.same({ 2, 3, 4, 5 }, R.flat(s))
   end)
 end)
+
+describe("weights", function()
+  local mil = require "ane.mil"
+  -- W [3, 4] as a 1x1 conv over [1, 4, 1, 5]; reference in doubles from the same fp16 values
+  local W = R.values(12, -1, 1, 4)
+  local X = R.values(20, -2, 2, 5)
+  local function ref()
+    local out = {}
+    for o = 0, 2 do for s = 0, 4 do
+      local acc = 0
+      for c = 0, 3 do acc = acc + W[o * 4 + c + 1] * X[c * 5 + s + 1] end
+      out[#out + 1] = acc
+    end end
+    return out
+  end
+  local function builder()
+    local p = mil.program { opset = "ios18" }
+    local f = p:func("main")
+    local x = f:input("x", "fp16", { 1, 4, 1, 5 })
+    f:output(f:linear_conv(x, R.tensor("fp16", { 3, 4 }, W), { name = "y" }))
+    return p
+  end
+
+  it("a builder program carries its blobs into compile", function()
+    local k <close> = ane.compile(builder())
+    k:load()
+    local ok, msg = R.close(R.flat(k:eval { R.tensor("fp16", { 1, 4, 1, 5 }, X) }), ref(), 2, 1e-3)
+    assert(ok, msg)
+  end)
+
+  it("BLOBFILE weights resolve from model_path", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local p = builder()
+    p:save(dir)
+    local fh = assert(io.open(dir .. "/model.mil"))
+    local text = fh:read("a")
+    fh:close()
+    local k <close> = ane.compile(text, { model_path = dir })
+    k:load()
+    local ok, msg = R.close(R.flat(k:eval { R.tensor("fp16", { 1, 4, 1, 5 }, X) }), ref(), 2, 1e-3)
+    assert(ok, msg)
+    -- the weights are baked at compile: the kernel keeps working after the file is gone
+    os.remove(dir .. "/weights/" .. (next(p:weights())):match("[^/]+$"))
+    local ok2 = R.close(R.flat(k:eval { R.tensor("fp16", { 1, 4, 1, 5 }, X) }), ref(), 2, 1e-3)
+    assert.is_true(ok2)
+    local ok3, err = pcall(ane.compile, text, { model_path = dir })
+    assert.is_false(ok3)
+    assert.truthy(err:find("weight", 1, true), err)
+  end)
+end)
+
+describe("strict mode, more limits", function()
+  local function refused(src, pattern, opts)
+    opts = opts or {}
+    opts.strict = true
+    ane.set_compile_budget(-1)
+    local ok, err = pcall(ane.compile, src, opts)
+    assert.is_false(ok, "expected a strict refusal")
+    assert.truthy(err:find(pattern, 1, true), err)
+  end
+
+  it("refuses int32 I/O and int32 tensors made at run time", function()
+    refused(R.program({ { "x", "int32", { 1, 8, 1, 32 } } },
+      { 'tensor<int32, [1, 8, 1, 32]> y = abs(x = x)[name = string("a")];' }, { "y" }), "must be fp16")
+    refused(R.program({ { "x", "fp16", { 1, 8, 1, 32 } } }, {
+      'tensor<int32, [1, 8, 1, 32]> i = cast(x = x, dtype = string("int32"))[name = string("c")];',
+      'tensor<fp16, [1, 8, 1, 32]> y = cast(x = i, dtype = string("fp16"))[name = string("d")];',
+    }, { "y" }), "makes an int32 tensor at run time")
+  end)
+
+  it("refuses an output that is an input", function()
+    refused(R.program({ { "x", "fp16", { 1, 8, 1, 32 } } }, {}, { "x" }), "empty body")
+  end)
+
+  it("refuses reduce_prod and logical ops", function()
+    refused(R.program({ { "x", "fp16", { 1, 8, 1, 32 } } },
+      { 'tensor<fp16, [1, 1, 1, 32]> y = reduce_prod(x = x, axes = tensor<int32, [1]>([1]), keep_dims = bool(true))[name = string("p")];' }, { "y" }),
+      "no hardware path")
+  end)
+
+  it("flags the M1/M2 crop-DMA cliff on last-axis-offset slices", function()
+    local src = R.program({ { "x", "fp16", { 1, 8, 1, 64 } } },
+      { 'tensor<fp16, [1, 8, 1, 32]> y = slice_by_size(x = x, begin = tensor<int32, [4]>([0, 0, 0, 32]), size = tensor<int32, [4]>([1, 8, 1, 32]))[name = string("w")];' },
+      { "y" })
+    ane.set_compile_budget(-1)
+    local x = ane.full({ 1, 8, 1, 64 }, 5000)
+    local k1 <close> = ane.compile(src, { strict = true, chip = "m1" })
+    k1:load()
+    local ok, err = pcall(k1.eval, k1, { x })
+    assert.is_false(ok)
+    assert.truthy(err:find("beyond +-4094", 1, true), err)
+    local k4 <close> = ane.compile(src, { strict = true, chip = "m4" })
+    k4:load()
+    assert.equal(5000, k4:eval({ x }):get(1, 1, 1, 1))
+  end)
+
+  it("allows -inf from a mask add when only softmax reads it", function()
+    local src = R.program({ { "x", "fp16", { 1, 1, 32, 32 } } }, {
+      'tensor<fp16, [1, 1, 32, 32]> m = add(x = x, y = fp16(-65504))[name = string("mask")];',
+      'tensor<fp16, [1, 1, 32, 32]> y = softmax(x = m, axis = int32(-1))[name = string("p")];',
+    }, { "y" })
+    local k <close> = ane.compile(src, { strict = true })
+    k:load()
+    local x = ane.zeros({ 1, 1, 32, 32 })
+    for j = 2, 32 do x:set(1, 1, 1, j, -100) end -- -65504 - 100 overflows to -inf in fp16
+    local y = k:eval { x }
+    assert.equal(1, y:get(1, 1, 1, 1))
+    assert.equal(0, y:get(1, 1, 1, 2))
+    assert.near(1 / 32, y:get(1, 1, 2, 1), 1e-3)
+    -- a row masked everywhere is NaN (mil-reference.md 7.4 #11): strict mode names the softmax
+    for j = 1, 32 do x:set(1, 1, 1, j, -100) end
+    local ok, err = pcall(k.eval, k, { x })
+    assert.is_false(ok)
+    assert.truthy(err:find("softmax 'p' produced NaN", 1, true), err)
+  end)
+end)
+
+describe("precision modes", function()
+  it("fp16 mode rounds fp32 inputs read by compute ops; fp32 mode does not", function()
+    -- reduce_sum over fp32: 1 + 2^-12 is not an fp16 value
+    local src = R.program({ { "x", "fp32", { 1, 4 } } },
+      { 'tensor<fp32, [1, 1]> y = reduce_sum(x = x, axes = tensor<int32, [1]>([1]), keep_dims = bool(true))[name = string("s")];' }, { "y" })
+    local x = { 1 + 2 ^ -12, 1 + 2 ^ -12, 1 + 2 ^ -12, 1 + 2 ^ -12 }
+    assert.same({ 4 }, R.run(src, { { "fp32", { 1, 4 }, x } }))
+    assert.same({ 4 + 2 ^ -10 }, R.run(src, { { "fp32", { 1, 4 }, x } }, { precision = "fp32" }))
+  end)
+
+  it("fp16-declared values round in both modes", function()
+    local src = R.program({ { "x", "fp16", { 2 } } },
+      { 'tensor<fp16, [2]> y = real_div(x = x, y = fp16(3))[name = string("d")];' }, { "y" })
+    local a = R.run(src, { { "fp16", { 2 }, { 1, 2 } } })
+    local b = R.run(src, { { "fp16", { 2 }, { 1, 2 } } }, { precision = "fp32" })
+    assert.same(a, b)
+    assert.same({ R.f16(1 / 3), R.f16(2 / 3) }, a)
+  end)
+
+  it("ANE_PRECISION=fp32 sets the default for a run", function()
+    local script = H.tmpfile([[
+      local ane = require "ane"
+      local R = require "cpu_ref"
+      local src = R.program({ { "x", "fp32", { 1, 4 } } },
+        { 'tensor<fp32, [1, 1]> y = reduce_sum(x = x, axes = tensor<int32, [1]>([1]), keep_dims = bool(true))[name = string("s")];' }, { "y" })
+      local v = 1 + 2 ^ -12
+      io.write(("%.10g"):format(R.run(src, { { "fp32", { 1, 4 }, { v, v, v, v } } })[1]))
+    ]])
+    assert.equal("4", (H.run({ "env", "ANE_PRECISION=fp16", H.ane_bin, script })))
+    assert.equal(("%.10g"):format(4 + 2 ^ -10), (H.run({ "env", "ANE_PRECISION=fp32", H.ane_bin, script })))
+  end)
+end)

@@ -64,10 +64,10 @@ end
 function DB:_compile_now(progs)
   if type(progs) == "table" and getmetatable(progs) == nil then
     local ks = {}
-    for name, p in pairs(progs) do ks[name] = ane.compile(p, self.opts) end
+    for name, p in pairs(progs) do ks[name] = ane.compile(p, self.opts):load() end
     return { kernels = ks, generation = 0 }
   end
-  return { kernels = ane.compile(progs, self.opts), single = true, generation = 0 }
+  return { kernels = ane.compile(progs, self.opts):load(), single = true, generation = 0 }
 end
 
 --- Start compiling a new set from weights `w` in the background. A set still compiling from
@@ -85,20 +85,20 @@ function DB:update(w)
     pend.futures = self.queue:compile(progs, self.opts)
     pend.single = true
   end
-  self.pending = pend
+  self.next_set = pend
 end
 
 function DB:_cancel_pending()
-  local pend = self.pending
+  local pend = self.next_set
   if not pend then return end
-  self.pending = nil
+  self.next_set = nil
   if pend.single then pend.futures:cancel()
   else for _, f in pairs(pend.futures) do f:cancel() end end
 end
 
 --- True when a background set exists and every kernel of it has compiled (or failed).
 function DB:ready()
-  local pend = self.pending
+  local pend = self.next_set
   if not pend then return false end
   if pend.single then return pend.futures:done() end
   for _, f in pairs(pend.futures) do
@@ -108,15 +108,15 @@ function DB:ready()
 end
 
 --- Is a background set compiling or waiting to be swapped in?
-function DB:pending() return self.pending ~= nil end
+function DB:pending() return self.next_set ~= nil end
 
 --- Switch to the background set if it is ready; returns true when it switched. Never waits.
 -- A compile failure in the background set is raised here (with the compile's own message).
 function DB:swap()
   if self.closed then error("double_buffer: closed", 2) end
   if not self:ready() then return false end
-  local pend = self.pending
-  self.pending = nil
+  local pend = self.next_set
+  self.next_set = nil
   local new = { generation = pend.generation, single = pend.single }
   if pend.single then
     new.kernels = pend.futures:wait(0)
@@ -134,7 +134,7 @@ end
 
 --- Block until the background set (if any) is ready, then swap. For the end of a run.
 function DB:finish()
-  local pend = self.pending
+  local pend = self.next_set
   if not pend then return false end
   if pend.single then pend.futures:wait()
   else for _, f in pairs(pend.futures) do f:wait() end end
@@ -161,7 +161,7 @@ DB.__close = DB.close
 function DB:__tostring()
   if self.closed then return "ane.DoubleBuffer (closed)" end
   return string.format("ane.DoubleBuffer (generation %d, %d swaps, %s)", self.generation, self.swaps,
-    self.pending and (self:ready() and "next set ready" or "next set compiling") or "idle")
+    self.next_set and (self:ready() and "next set ready" or "next set compiling") or "idle")
 end
 
 return setmetatable({ new = DB.new, DoubleBuffer = DB }, {

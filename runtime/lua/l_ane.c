@@ -15,6 +15,7 @@ static void (*const openers[])(lua_State *) = {
     lane_open_mil,
     lane_open_backend,
     lane_open_ane_backend, /* after lane_open_backend: it adds methods to ane.Kernel */
+    lane_open_queue,
 };
 
 int luaopen_ane_core(lua_State *L) {

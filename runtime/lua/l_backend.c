@@ -594,6 +594,7 @@ static const luaL_Reg funcs[] = {
     {"bench_sgemm", l_bench_sgemm},
     {"bench_eval", l_bench_eval},
     {"clock", l_clock},
+    {"now", l_clock}, /* the name `ane mil run` looks for */
     {"compile", l_compile},
     {"backend", l_backend},
     {"backends", l_backends},

@@ -35,6 +35,9 @@ typedef struct queue_opts {
     int capacity; /* queued (not yet running) jobs, >= 1 (0 -> 64) */
     int nice;     /* priority offset of the workers: > 0 runs them below the caller (Linux nice,
                      Darwin QoS background); 0 = same priority. Default in queue_opts_default: 10 */
+    int idle;     /* 1: workers run only on otherwise idle cores (Linux SCHED_IDLE; Darwin QoS
+                     background). Foreground work is then never delayed, but a foreground that
+                     keeps every core busy starves the compiles. Default 0 */
 } queue_opts;
 
 void queue_opts_default(queue_opts *o);
@@ -48,10 +51,15 @@ void queue_close(queue *q);
 void queue_free(queue *q);
 int queue_closed(const queue *q);
 
+/* Hold (paused = 1) or release (0) the workers: while held they start no new job (running ones
+ * finish). Lets a caller fill a batch before any of it starts, and tests set up pending jobs. */
+void queue_pause(queue *q, int paused);
+
 typedef struct queue_stats {
     int workers, capacity;
     int queued;   /* jobs waiting (cancelled ones are removed at once) */
     int running;
+    int paused;
     long submitted, done, failed, cancelled;
 } queue_stats;
 void queue_get_stats(queue *q, queue_stats *s);
@@ -63,7 +71,8 @@ typedef int (*job_run_fn)(void *arg, void **result, ane_error *e);
 typedef void (*job_free_fn)(void *p);
 
 /* Submit; on success *out holds a new future reference (release it with future_release).
- * block = 0: a full queue gives ERR_BUDGET "queue full". A closed queue gives ERR_STATE. On
+ * block = 0: a full queue gives ERR_BUDGET "queue full". A closed queue gives ERR_STATE, and so
+ * does a full queue that is paused (waiting would never end if the caller holds the pause). On
  * failure free_arg(arg) has been called and *out is NULL. */
 int queue_submit(queue *q, job_run_fn run, void *arg, job_free_fn free_arg,
                  job_free_fn free_result, int block, future **out, ane_error *e);

@@ -352,6 +352,43 @@ static void test_load(void) {
     CHECK(atomic_load(&results_live) == 0);
 }
 
+static void test_pause(void) {
+    queue *q = mkqueue(2, 8);
+    queue_pause(q, 1);
+    future *fs[3];
+    for (int i = 0; i < 3; i++) fs[i] = submit(q, i, NULL);
+    ane_error e;
+    CHECK(future_wait(fs[0], 0.02, &e) == ERR_TIMEOUT); /* held: nothing starts */
+    queue_stats s;
+    queue_get_stats(q, &s);
+    CHECK(s.paused && s.queued == 3 && s.running == 0);
+    queue_pause(q, 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK(future_wait(fs[i], -1, &e) == 0);
+        int *r = future_take(fs[i]);
+        CHECK(r && *r == 2 * i);
+        result_free(r);
+        future_release(fs[i]);
+    }
+    /* Closing a paused queue cancels what it holds and does not hang. */
+    queue_pause(q, 1);
+    future *f = submit(q, 7, NULL);
+    queue_free(q);
+    CHECK(future_wait(f, -1, &e) == ERR_CANCELLED);
+    future_release(f);
+    /* A full paused queue refuses instead of blocking forever. */
+    q = mkqueue(1, 2);
+    queue_pause(q, 1);
+    fs[0] = submit(q, 1, NULL);
+    fs[1] = submit(q, 2, NULL);
+    future *g = NULL;
+    CHECK(queue_submit(q, job_run, arg_new(3, NULL), arg_free, result_free, 1, &g, &e) == ERR_STATE);
+    CHECK(g == NULL && strstr(e.msg, "paused"));
+    future_release(fs[0]);
+    future_release(fs[1]);
+    queue_free(q);
+}
+
 static void test_bad_options(void) {
     queue_opts o;
     queue_opts_default(&o);
@@ -377,6 +414,7 @@ int main(void) {
     test_blocking_submit();
     test_close_wakes_blocked_submitter();
     test_load();
+    test_pause();
     test_bad_options();
     CHECK(future_live_count() == live0);
     if (failures) {

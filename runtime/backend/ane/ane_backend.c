@@ -860,3 +860,14 @@ static const backend ane_be = {
 const backend *ane_backend(void) { return &ane_be; }
 
 void ane_backend_register_if_built(void) { backend_register(&ane_be); }
+
+#if defined(__SANITIZE_ADDRESS__) && !defined(__APPLE__)
+/* Sanitizer builds on Linux: GCC's libobjc, loaded with the stand-in framework, registers its own
+ * classes at load time in blocks LeakSanitizer cannot trace. LSan asks the executable for default
+ * suppressions through this hook; this object is linked into every program that can load the
+ * stand-in, so even a child run with an empty environment stays clean. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libobjc.so\n"; }
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void) { return "print_suppressions=0"; }
+#endif

@@ -202,6 +202,10 @@ int cpu_axis(int64_t a, int rank);
 void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
                   void (*f)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 
+/* Weights as fp32 and the arena: 64-byte aligned (AVX-512 lines). Free with free(). (Asking for
+ * transparent huge pages made compiles of baked weights 6x slower here: synchronous compaction.) */
+void *cpu_alloc_big(size_t bytes);
+
 /* GEMM: C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row-major with leading dimensions. */
 void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

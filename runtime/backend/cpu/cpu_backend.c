@@ -106,7 +106,7 @@ static int cpu_load(kernel *k, ane_error *e) {
     cpu_plan *pl = k->impl;
     size_t bytes = (size_t)(pl->arena_n > 0 ? pl->arena_n : 16) * sizeof(float);
     bytes = (bytes + 63) & ~(size_t)63;
-    pl->arena = aligned_alloc(64, bytes);
+    pl->arena = cpu_alloc_big(bytes);
     if (!pl->arena) return err_set(e, ERR_NOMEM, "load: out of memory for a %zu-byte arena", bytes);
     memset(pl->arena, 0, bytes);
     for (int v = 0; v < pl->nvals; v++) {
@@ -125,11 +125,29 @@ static int cpu_load(kernel *k, ane_error *e) {
     return 0;
 }
 
-static void input_to_f32(float *dst, const tensor *t, int round16) {
+/* fp16 <-> fp32 conversions of large inputs/outputs split across the pool (they are memory-bound
+ * and, around a GEMM, a visible share of a kernel's time). */
+typedef struct conv_job {
+    void *h;   /* uint16_t fp16 data */
+    float *f;
+    int to16;
+} conv_job;
+
+static void conv_range(void *ctx, int64_t lo, int64_t hi) {
+    conv_job *j = ctx;
+    if (j->to16) fp16_from_f32_n((uint16_t *)j->h + lo, j->f + lo, (size_t)(hi - lo));
+    else fp16_to_f32_n(j->f + lo, (const uint16_t *)j->h + lo, (size_t)(hi - lo));
+}
+
+static void input_to_f32(const cpu_plan *pl, float *dst, const tensor *t, int round16) {
     const void *src = tensor_data(t);
     int64_t n = tensor_numel(t);
     switch (t->dt) {
-    case DT_FP16: fp16_to_f32_n(dst, src, (size_t)n); break;
+    case DT_FP16: {
+        conv_job j = {(void *)src, dst, 0};
+        cpu_parallel(pl, n, 2, conv_range, &j);
+        break;
+    }
     case DT_FP32:
         memcpy(dst, src, (size_t)n * sizeof(float));
         if (round16) fp16_round_n(dst, (size_t)n); /* mil-reference.md 7.3 rule 3 */
@@ -143,11 +161,15 @@ static void input_to_f32(float *dst, const tensor *t, int round16) {
     }
 }
 
-static void f32_to_output(tensor *t, const float *src) {
+static void f32_to_output(const cpu_plan *pl, tensor *t, const float *src) {
     void *dst = tensor_data(t);
     int64_t n = tensor_numel(t);
     switch (t->dt) {
-    case DT_FP16: fp16_from_f32_n(dst, src, (size_t)n); break;
+    case DT_FP16: {
+        conv_job j = {dst, (float *)src, 1};
+        cpu_parallel(pl, n, 2, conv_range, &j);
+        break;
+    }
     case DT_FP32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
     case DT_INT32:
         for (int64_t i = 0; i < n; i++) {
@@ -203,7 +225,7 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
     for (int i = 0; i < k->nin; i++) {
         int v = f->params[i];
         if (pl->in_direct[i]) ptr[v] = tensor_data(in[i]);
-        else input_to_f32(ptr[v], in[i], round_in);
+        else input_to_f32(pl, ptr[v], in[i], round_in);
     }
     for (int j = 0; j < pl->nin_views; j++) {
         int v = pl->in_views[j];
@@ -220,7 +242,7 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
         if (pl->prof) pl->prof[i] += wall() - t0;
         if (pl->opts.strict && (rc = cpu_strict_check_node(pl, nd, ptr, e))) goto done;
     }
-    for (int i = 0; i < k->nout; i++) f32_to_output(out[i], ptr[f->outs[i]]);
+    for (int i = 0; i < k->nout; i++) f32_to_output(pl, out[i], ptr[f->outs[i]]);
 done:
     unlock_all(out, k->nout, 0);
     unlock_all(in, k->nin, 1);

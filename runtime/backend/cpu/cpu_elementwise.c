@@ -344,6 +344,8 @@ static int need(const cpu_planner *P, const mil_op *op, const char *name, int *v
     return 0;
 }
 
+int cpu_fold_scale_into_matmul(cpu_planner *P, int v, int out, float scale);
+
 int cpu_plan_elementwise(cpu_planner *P, const mil_op *op) {
     cpu_val *V = P->pl->vals;
     int rc, x, y;
@@ -352,6 +354,11 @@ int cpu_plan_elementwise(cpu_planner *P, const mil_op *op) {
     int bc = bin_code(op->kind);
     if (bc >= 0) {
         if ((rc = need(P, op, "x", &x)) || (rc = need(P, op, "y", &y))) return rc;
+        if (bc == B_MUL && !P->pl->opts.strict) { /* matmul * 2^k: the GEMM's alpha (strict checks each result) */
+            int s = cpu_is_const(P, y) && V[y].n == 1 ? y : cpu_is_const(P, x) && V[x].n == 1 ? x : -1;
+            int m = s == y ? x : y;
+            if (s >= 0 && cpu_fold_scale_into_matmul(P, m, out, V[s].cdata[0])) return 0;
+        }
         bin_p *p = calloc(1, sizeof *p);
         if (!p) return cpu_op_error(P, op, ERR_NOMEM, "out of memory");
         p->op = bc;

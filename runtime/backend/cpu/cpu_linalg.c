@@ -6,6 +6,7 @@
  * (stride 1, no padding) is one GEMM per batch and group over the [C, spatial] layout the ANE
  * uses; other convs gather columns (im2col) into node scratch first. Accumulation is fp32 inside
  * the GEMM; only the op's result is rounded (7.3 rule 2). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 
 typedef struct mm_p {
     int tx, ty;          /* GEMM flags after folding */
+    float alpha;         /* a power-of-two scale folded in from a following mul (exact) */
     int out_t;           /* write the product transposed (its reader transpose was folded) */
     int64_t M, N, K;
     int nb;              /* batch rank (of the output) */
@@ -30,7 +32,7 @@ static void run_matmul(const cpu_exec *ex, const cpu_node *nd) {
     int64_t M = p->M, N = p->N, K = p->K;
     int64_t lda = p->tx ? M : K, ldb = p->ty ? K : N;
     if (p->merge_m) {
-        cpu_sgemm(0, p->ty, M * p->nbatch, N, K, 1.0f, x, K, y, ldb, 0.0f, o, N);
+        cpu_sgemm(0, p->ty, M * p->nbatch, N, K, p->alpha, x, K, y, ldb, 0.0f, o, N);
         return;
     }
     for (int64_t b = 0; b < p->nbatch; b++) {
@@ -43,9 +45,9 @@ static void run_matmul(const cpu_exec *ex, const cpu_node *nd) {
         }
         float *ob = o + b * M * N;
         if (p->out_t) /* C^T[N,M] = op(B)^T op(A)^T */
-            cpu_sgemm(!p->ty, !p->tx, N, M, K, 1.0f, y + oy, ldb, x + ox, lda, 0.0f, ob, M);
+            cpu_sgemm(!p->ty, !p->tx, N, M, K, p->alpha, y + oy, ldb, x + ox, lda, 0.0f, ob, M);
         else
-            cpu_sgemm(p->tx, p->ty, M, N, K, 1.0f, x + ox, lda, y + oy, ldb, 0.0f, ob, N);
+            cpu_sgemm(p->tx, p->ty, M, N, K, p->alpha, x + ox, lda, y + oy, ldb, 0.0f, ob, N);
     }
 }
 
@@ -67,6 +69,7 @@ static int plan_matmul(cpu_planner *P, const mil_op *op) {
     int64_t yr = ry >= 2 ? V[y].shape[ry - 2] : V[y].shape[0], yc = ry >= 2 ? V[y].shape[ry - 1] : 1;
     mm_p *p = calloc(1, sizeof *p);
     if (!p) return cpu_op_error(P, op, ERR_NOMEM, "out of memory");
+    p->alpha = 1.0f;
     p->tx = tx && rx >= 2;
     p->ty = ty && ry >= 2;
     p->M = p->tx ? xc : xr;
@@ -132,6 +135,25 @@ int cpu_fold_transpose_into_matmul(cpu_planner *P, int v, int out) {
     if (p->out_t || p->merge_m) return 0;
     if (P->pl->vals[v].rank < 2) return 0;
     p->out_t = 1;
+    nd->out[0] = out;
+    return 1;
+}
+
+/* Called by the mul planner: if v is a matmul result read only by this mul by a power-of-two
+ * constant, let the GEMM apply the scale and produce `out` directly. Scaling by a power of two
+ * commutes with the fp16 rounding (except where results fall into fp16 subnormals), so the
+ * result is the ANE's bit for bit; the attention 1/sqrt(D) scale for D = 4^k is such a case. */
+int cpu_fold_scale_into_matmul(cpu_planner *P, int v, int out, float scale);
+int cpu_fold_scale_into_matmul(cpu_planner *P, int v, int out, float scale) {
+    int e;
+    if (!(scale > 0) || frexpf(scale, &e) != 0.5f) return 0;
+    if (P->uses[v] != 1 || P->pl->vals[v].kind != CV_TEMP || P->pl->vals[v].n != P->pl->vals[out].n)
+        return 0;
+    if (P->pl->vals[v].dt != P->pl->vals[out].dt) return 0;
+    cpu_node *nd = cpu_producer(P, v);
+    if (!nd || nd->kind != MIL_OP_matmul || nd->nout != 1 || nd->out[0] != v) return 0;
+    mm_p *p = nd->p;
+    p->alpha *= scale;
     nd->out[0] = out;
     return 1;
 }

@@ -287,7 +287,7 @@ static int fold_node(cpu_planner *P, int idx) {
         if (nd->in[i] >= 0 && pl->vals[nd->in[i]].kind != CV_CONST) return 0;
     for (int i = 0; i < nd->nout; i++) {
         cpu_val *cv = &pl->vals[nd->out[i]];
-        cv->cdata = malloc((size_t)(cv->n > 0 ? cv->n : 1) * sizeof(float));
+        cv->cdata = cpu_alloc_big((size_t)(cv->n > 0 ? cv->n : 1) * sizeof(float));
         if (!cv->cdata) return cpu_op_error(P, nd->op, ERR_NOMEM, "out of memory folding");
         cv->kind = CV_CONST;
         cv->owns_cdata = 1;
@@ -699,7 +699,7 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
         } else if (skip[v]) {
             continue;
         } else if (mv->lit && mv->type.dtype != MIL_STRING) {
-            cv->cdata = malloc((size_t)(cv->n > 0 ? cv->n : 1) * sizeof(float));
+            cv->cdata = cpu_alloc_big((size_t)(cv->n > 0 ? cv->n : 1) * sizeof(float));
             if (!cv->cdata) {
                 rc = err_set(e, ERR_NOMEM, "out of memory converting constants");
                 goto fail;

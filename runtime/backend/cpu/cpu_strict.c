@@ -154,18 +154,17 @@ int cpu_strict_check_op(cpu_planner *P, const mil_op *op) {
             int v = op->res[k];
             if (V[v].dt == MIL_FP32)
                 return refuse(P, op, "mil-reference.md 7.3", "%s produces fp32 inside the program", op->type);
-            /* int32 data tensors are rejected (FN 1.15): an int result computed from runtime data */
-            if (V[v].dt == MIL_INT32 && op->kind != MIL_OP_const) {
-                int runtime = 0;
-                for (int b = 0; b < op->nin; b++)
-                    for (int j = 0; j < op->in[b].n; j++) {
-                        int u = op->in[b].values[j];
-                        if (u >= 0 && V[u].kind != CV_CONST && V[u].kind != CV_NONE) runtime = 1;
-                    }
-                if (runtime)
+        }
+    }
+    /* int32 data tensors are rejected (FN 1.15): an int32 result computed from runtime data */
+    for (int k = 0; k < op->nres && op->kind != MIL_OP_const; k++) {
+        if (V[op->res[k]].dt != MIL_INT32) continue;
+        for (int b = 0; b < op->nin; b++)
+            for (int j = 0; j < op->in[b].n; j++) {
+                int u = op->in[b].values[j];
+                if (u >= 0 && V[u].kind != CV_CONST && V[u].kind != CV_NONE)
                     return refuse(P, op, "ane-field-notes.md 1.15", "%s makes an int32 tensor at run time", op->type);
             }
-        }
     }
     for (int k = 0; k < op->nres; k++) {
         int rc = check_value_shape(P, op, op->res[k]);

@@ -24,6 +24,13 @@ int cpu_blas_threads(int n) {
     return n;
 }
 
+void *cpu_alloc_big(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    bytes = (bytes + 63) & ~(size_t)63;
+    return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
+}
+
 void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return;

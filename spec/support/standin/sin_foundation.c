@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "standin.h"
 
@@ -100,14 +101,29 @@ typedef struct pool {
     struct pool *up;
     id self;
 } pool;
-static _Thread_local pool *top_pool;
-static _Thread_local int pool_depth;
+/* Per-thread pool stack in a pthread key, not _Thread_local: dynamic TLS in a dlopen'ed library
+ * crashes LeakSanitizer's thread scan with this toolchain. */
+typedef struct pool_stack { pool *top; int depth; } pool_stack;
+static pthread_key_t stack_key;
+static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
+static void stack_key_make(void) { pthread_key_create(&stack_key, free); }
 
-int sin_pool_depth(void) { return pool_depth; }
+static pool_stack *stack(void) {
+    pthread_once(&stack_once, stack_key_make);
+    pool_stack *st = pthread_getspecific(stack_key);
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st) abort();
+        pthread_setspecific(stack_key, st);
+    }
+    return st;
+}
+
+int sin_pool_depth(void) { return stack()->depth; }
 
 id sin_autorelease(id obj) {
     if (!obj) return obj;
-    pool *p = top_pool;
+    pool *p = stack()->top;
     if (!p) {
         /* Cocoa logs "autoreleased with no pool in place - just leaking"; so do we. */
         sin_record("error.no_pool class=%s", class_getName(object_getClass(obj)));
@@ -132,23 +148,25 @@ static void pool_fin(void *pp) {
 
 static id pool_init(id self, SEL _cmd) {
     pool *p = sin_payload(self);
-    p->up = top_pool;
+    pool_stack *st = stack();
+    p->up = st->top;
     p->self = self;
-    top_pool = p;
-    pool_depth++;
+    st->top = p;
+    st->depth++;
     return self;
 }
 
 static void pool_drain(id self, SEL _cmd) {
     pool *p = sin_payload(self);
-    if (top_pool != p) {
+    pool_stack *st = stack();
+    if (st->top != p) {
         sin_record("error.pool_order");
         return;
     }
     /* Objects released by the drain may autorelease more into this same pool. */
     for (size_t i = 0; i < p->n; i++) sin_release(p->objs[i]);
-    top_pool = p->up;
-    pool_depth--;
+    st->top = p->up;
+    st->depth--;
     sin_release(self);
 }
 
@@ -220,7 +238,14 @@ Class sin_root(void) { return root_cls; }
 Class sin_class_begin(const char *name, Class super) {
     return objc_allocateClassPair(super ? super : root_cls, name, 0);
 }
-void sin_class_done(Class c) { objc_registerClassPair(c); }
+void sin_class_done(Class c) {
+    objc_registerClassPair(c);
+    /* Install the dispatch tables now (libobjc builds them on the first lookup), while the
+     * constructor has LeakSanitizer paused: they live as long as the process. */
+    SEL s = sel_registerName("retain");
+    class_getMethodImplementation(c, s);
+    class_getMethodImplementation(object_getClass((id)c), s);
+}
 void sin_add(Class c, const char *sel, sin_fn f, const char *types) {
     class_addMethod(c, sel_registerName(sel), (IMP)f, types);
 }
@@ -243,7 +268,7 @@ void sin_register_root(void) {
     sin_add(root_cls, "respondsToSelector:", SIN_IMP(r_responds), "B24@0:8:16");
     sin_add(root_cls, "valueForKey:", SIN_IMP(r_value_for_key), "@24@0:8@16");
     sin_add(root_cls, "setValue:forKey:", SIN_IMP(r_set_value_for_key), "v32@0:8@16@24");
-    objc_registerClassPair(root_cls);
+    sin_class_done(root_cls);
 }
 
 /* ================= NSString ================= */
@@ -461,13 +486,23 @@ static id e_description(id self, SEL _cmd) {
 }
 
 /* ================= NSTemporaryDirectory ================= */
-/* Like Foundation: the per-user temp dir with a trailing slash ($TMPDIR here, else /tmp/). */
+/* Foundation's is per user ($TMPDIR); the stand-in's is per process ($TMPDIR/ane-standin-<pid>/),
+ * so test runs of several worktrees on one machine never share a hex directory. Trailing slash
+ * as in Foundation. The (empty) directory is removed at exit. */
+static char tmp_root[1024];
+static void tmp_cleanup(void) { rmdir(tmp_root); }
+
 id NSTemporaryDirectory(void) {
-    const char *t = getenv("TMPDIR");
-    if (!t || !*t) t = "/tmp";
-    char buf[1024];
-    size_t n = strlen(t);
-    snprintf(buf, sizeof buf, "%s%s", t, (n && t[n - 1] == '/') ? "" : "/");
+    if (!tmp_root[0]) {
+        const char *t = getenv("TMPDIR");
+        if (!t || !*t) t = "/tmp";
+        size_t n = strlen(t);
+        snprintf(tmp_root, sizeof tmp_root, "%s%sane-standin-%ld", t,
+                 (n && t[n - 1] == '/') ? "" : "/", (long)getpid());
+        atexit(tmp_cleanup);
+    }
+    char buf[1100];
+    snprintf(buf, sizeof buf, "%s/", tmp_root);
     return sin_string(buf);
 }
 

@@ -1,0 +1,264 @@
+/* test_cpu_plan.c - what the CPU planner promises, checked through the C API: views and folded
+ * constants run no node, transposes fold into matmul, the arena reuses dead buffers, eval
+ * allocates nothing, wrong arguments give the documented messages, the compile budget counts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu.h"
+#include "core/fp16.h"
+#include "core/storage.h"
+#include "mil/mil.h"
+
+static int failures, checks;
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+static const backend *cpu;
+
+/* Parse + check + compile + load; NULL (and a message) on failure. */
+static kernel *build(const char *text, const compile_opts *o, ane_error *e) {
+    mil_program *p = NULL;
+    kernel *k = NULL;
+    if (mil_parse(text, strlen(text), "t.mil", NULL, &p, e) || mil_check(p, NULL, e) ||
+        mil_resolve_weights(p, NULL, e)) {
+        mil_program_release(p);
+        return NULL;
+    }
+    compile_opts def;
+    compile_opts_default(&def);
+    int rc = cpu->compile(p, o ? o : &def, &k, e);
+    mil_program_release(p); /* the kernel keeps its own reference */
+    if (rc) return NULL;
+    if (cpu->load(k, e)) {
+        cpu->free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static cpu_stats stats(const kernel *k) {
+    cpu_stats st = {0};
+    cpu_kernel_stats(k, &st);
+    return st;
+}
+
+static void fill(tensor *t, float base) {
+    for (int64_t i = 0; i < tensor_numel(t); i++) tensor_set(t, i, base + (double)(i % 17) * 0.25);
+}
+
+#define PROG_HEAD "program(1.3)\n{\n    func main<ios18>("
+#define PROG_TAIL "\n}\n"
+
+static void test_views_run_nothing(void) {
+    const char *src = PROG_HEAD "tensor<fp16, [1, 64, 1, 32]> x) {\n"
+        "        tensor<fp16, [1, 2, 32, 32]> r = reshape(x = x, shape = tensor<int32, [4]>([1, 2, 32, 32]))[name = string(\"r\")];\n"
+        "        tensor<fp16, [2, 32, 32]> s = squeeze(x = r, axes = tensor<int32, [1]>([0]))[name = string(\"s\")];\n"
+        "        tensor<fp16, [1, 32, 32]> y = slice_by_size(x = s, begin = tensor<int32, [3]>([1, 0, 0]), size = tensor<int32, [3]>([1, 32, 32]))[name = string(\"y\")];\n"
+        "    } -> (y);" PROG_TAIL;
+    ane_error e;
+    kernel *k = build(src, NULL, &e);
+    EXPECT(k, "build: %s", e.msg);
+    if (!k) return;
+    EXPECT(stats(k).nodes == 0, "views should run no node, got %d", stats(k).nodes);
+    tensor x, y;
+    int64_t xs[] = {1, 64, 1, 32}, ys[] = {1, 32, 32};
+    tensor_init(&x, DT_FP16, 4, xs, &e);
+    tensor_init(&y, DT_FP16, 3, ys, &e);
+    fill(&x, -2);
+    tensor *in[] = {&x}, *out[] = {&y};
+    EXPECT(cpu->eval(k, in, out, &e) == 0, "eval: %s", e.msg);
+    int ok = 1;
+    for (int64_t i = 0; i < 1024; i++) ok &= tensor_get(&y, i) == tensor_get(&x, 1024 + i);
+    EXPECT(ok, "the second half of x, unchanged");
+    tensor_release(&x);
+    tensor_release(&y);
+    cpu->free(k);
+}
+
+static void test_folding_and_transpose_folds(void) {
+    /* const arithmetic folds; q/k/v transposes fold into the GEMMs; the output transpose too;
+     * the power-of-two scale after the first matmul folds into its alpha */
+    const char *src = PROG_HEAD "tensor<fp16, [1, 2, 32, 16]> q, tensor<fp16, [1, 2, 32, 16]> v) {\n"
+        "        tensor<int32, [4]> swap = const()[name = string(\"swap\"), val = tensor<int32, [4]>([0, 1, 3, 2])];\n"
+        "        fp16 a = const()[name = string(\"a\"), val = fp16(0.5)];\n"
+        "        fp16 sc = mul(x = a, y = a)[name = string(\"sc\")];\n"
+        "        tensor<fp16, [1, 2, 16, 32]> qt = transpose(x = q, perm = swap)[name = string(\"qt\")];\n"
+        "        tensor<fp16, [1, 2, 16, 32]> vt = transpose(x = v, perm = swap)[name = string(\"vt\")];\n"
+        "        tensor<fp16, [1, 2, 16, 16]> s = matmul(x = qt, y = qt, transpose_x = bool(false), transpose_y = bool(true))[name = string(\"s\")];\n"
+        "        tensor<fp16, [1, 2, 16, 16]> ss = mul(x = s, y = sc)[name = string(\"ss\")];\n"
+        "        tensor<fp16, [1, 2, 16, 16]> p = softmax(x = ss, axis = int32(-1))[name = string(\"p\")];\n"
+        "        tensor<fp16, [1, 2, 16, 32]> o = matmul(x = p, y = vt, transpose_x = bool(false), transpose_y = bool(false))[name = string(\"o\")];\n"
+        "        tensor<fp16, [1, 2, 32, 16]> y = transpose(x = o, perm = swap)[name = string(\"y\")];\n"
+        "    } -> (y);" PROG_TAIL;
+    ane_error e;
+    kernel *k = build(src, NULL, &e);
+    EXPECT(k, "build: %s", e.msg);
+    if (!k) return;
+    /* the scale 0.25 (a power of two) becomes the first GEMM's alpha */
+    EXPECT(stats(k).nodes == 3, "matmul (scaled), softmax, matmul should run; got %d nodes", stats(k).nodes);
+    /* same result as with the transposes done by hand: compare against a plain evaluation */
+    tensor q, v, y;
+    int64_t s4[] = {1, 2, 32, 16};
+    tensor_init(&q, DT_FP16, 4, s4, &e);
+    tensor_init(&v, DT_FP16, 4, s4, &e);
+    tensor_init(&y, DT_FP16, 4, s4, &e);
+    fill(&q, -1);
+    fill(&v, 0.5);
+    tensor *in[] = {&q, &v}, *out[] = {&y};
+    EXPECT(cpu->eval(k, in, out, &e) == 0, "eval: %s", e.msg);
+    double maxerr = 0;
+    for (int h = 0; h < 2; h++)
+        for (int d = 0; d < 32; d++)
+            for (int i = 0; i < 16; i++) {
+                /* y[h,d,i] = sum_j p[h,i,j] v[h,d,j], p = softmax_j(0.25 * sum_e q[h,e,i] q[h,e,j]) */
+                double sc[16], m = -1e30, z = 0;
+                for (int j = 0; j < 16; j++) {
+                    double acc = 0;
+                    for (int ee = 0; ee < 32; ee++)
+                        acc += tensor_get(&q, (h * 32 + ee) * 16 + i) * tensor_get(&q, (h * 32 + ee) * 16 + j);
+                    sc[j] = 0.25 * acc;
+                    if (sc[j] > m) m = sc[j];
+                }
+                for (int j = 0; j < 16; j++) z += (sc[j] = __builtin_exp(sc[j] - m));
+                double acc = 0;
+                for (int j = 0; j < 16; j++) acc += sc[j] / z * tensor_get(&v, (h * 32 + d) * 16 + j);
+                double err = __builtin_fabs(acc - tensor_get(&y, (h * 32 + d) * 16 + i));
+                if (err > maxerr) maxerr = err;
+            }
+    EXPECT(maxerr < 2e-2, "attention through folded transposes: max error %g", maxerr);
+    tensor_release(&q);
+    tensor_release(&v);
+    tensor_release(&y);
+    cpu->free(k);
+}
+
+static void test_arena_reuse_and_no_allocation(void) {
+    /* ten elementwise ops in a chain: in-place reuse keeps the arena at the input plus one buffer */
+    char src[4096];
+    int n = snprintf(src, sizeof src, PROG_HEAD "tensor<fp16, [1, 64, 1, 32]> x) {\n"
+                     "        tensor<fp16, [1, 64, 1, 32]> t0 = relu(x = x)[name = string(\"t0\")];\n");
+    for (int i = 1; i < 10; i++)
+        n += snprintf(src + n, sizeof src - (size_t)n,
+                      "        tensor<fp16, [1, 64, 1, 32]> t%d = %s(x = t%d%s)[name = string(\"t%d\")];\n", i,
+                      i % 2 ? "mul" : "sigmoid", i - 1, i % 2 ? ", y = fp16(0.5)" : "", i);
+    snprintf(src + n, sizeof src - (size_t)n, "    } -> (t9);" PROG_TAIL);
+    ane_error e;
+    kernel *k = build(src, NULL, &e);
+    EXPECT(k, "build: %s", e.msg);
+    if (!k) return;
+    cpu_stats st = stats(k);
+    EXPECT(st.nodes == 10, "10 nodes, got %d", st.nodes);
+    EXPECT(st.arena_bytes <= 2 * 64 * 32 * sizeof(float), "arena %zu bytes: buffers not reused", st.arena_bytes);
+    tensor x, y;
+    int64_t s[] = {1, 64, 1, 32};
+    tensor_init(&x, DT_FP16, 4, s, &e);
+    tensor_init(&y, DT_FP16, 4, s, &e);
+    fill(&x, -3);
+    tensor *in[] = {&x}, *out[] = {&y};
+    size_t before = storage_live_bytes();
+    for (int r = 0; r < 100; r++) cpu->eval(k, in, out, &e);
+    EXPECT(storage_live_bytes() == before, "eval allocated storage");
+    /* reference: the same chain with fp16 rounding after each op */
+    int ok = 1;
+    for (int64_t i = 0; i < 64 * 32; i++) {
+        float v = fp16_round((float)tensor_get(&x, i));
+        v = v > 0 ? v : 0;
+        for (int j = 1; j < 10; j++) v = fp16_round(j % 2 ? v * 0.5f : 1.0f / (1.0f + __builtin_expf(-v)));
+        if (__builtin_fabs(v - tensor_get(&y, i)) > 1e-3) ok = 0;
+    }
+    EXPECT(ok, "chain result");
+    tensor_release(&x);
+    tensor_release(&y);
+    cpu->free(k);
+}
+
+static void test_errors(void) {
+    ane_error e;
+    const char *src = PROG_HEAD "tensor<fp16, [1, 64, 1, 32]> x) {\n"
+        "        tensor<fp16, [1, 64, 1, 32]> y = relu(x = x)[name = string(\"r\")];\n    } -> (y);" PROG_TAIL;
+    mil_program *p = NULL;
+    EXPECT(mil_parse(src, strlen(src), "t.mil", NULL, &p, &e) == 0, "parse: %s", e.msg);
+    kernel *k = NULL;
+    compile_opts o;
+    compile_opts_default(&o);
+    EXPECT(cpu->compile(p, &o, &k, &e) == ERR_STATE && strstr(e.msg, "not been checked"), "unchecked: %s", e.msg);
+    mil_check(p, NULL, &e);
+    o.function = "nope";
+    EXPECT(cpu->compile(p, &o, &k, &e) == ERR_INVAL && strcmp(e.msg, "compile: the program has no function 'nope'") == 0,
+           "%s", e.msg);
+    o.function = NULL;
+    EXPECT(cpu->compile(p, &o, &k, &e) == 0, "compile: %s", e.msg);
+    tensor x, y, bad;
+    int64_t s[] = {1, 64, 1, 32}, sb[] = {1, 64, 1, 16};
+    tensor_init(&x, DT_FP16, 4, s, &e);
+    tensor_init(&y, DT_FP16, 4, s, &e);
+    tensor_init(&bad, DT_FP16, 4, sb, &e);
+    tensor *in[] = {&x}, *out[] = {&y}, *inb[] = {&bad};
+    EXPECT(cpu->eval(k, in, out, &e) == ERR_STATE && strstr(e.msg, "not loaded"), "%s", e.msg);
+    cpu->load(k, &e);
+    EXPECT(cpu->eval(k, inb, out, &e) == ERR_SHAPE &&
+               strcmp(e.msg, "eval: input 'x' has shape [1, 64, 1, 16], expected [1, 64, 1, 32]") == 0, "%s", e.msg);
+    EXPECT(cpu->eval(k, in, out, &e) == 0, "%s", e.msg);
+    cpu->unload(k, &e);
+    EXPECT(cpu->eval(k, in, out, &e) == ERR_STATE, "eval after unload");
+    cpu->free(k);
+    cpu->free(NULL);
+    tensor_release(&x);
+    tensor_release(&y);
+    tensor_release(&bad);
+    mil_program_release(p);
+}
+
+static void test_budget(void) {
+    ane_error e;
+    backend_set_compile_budget(-1);
+    int used = backend_compiles_used();
+    backend_set_compile_budget(used + 1);
+    EXPECT(backend_take_compile(&e) == 0, "first compile within the budget");
+    EXPECT(backend_take_compile(&e) == ERR_BUDGET && strstr(e.msg, "compile budget spent"), "%s", e.msg);
+    EXPECT(backend_compiles_used() == used + 1, "a refused compile is not counted");
+    backend_set_compile_budget(-1);
+    EXPECT(backend_take_compile(&e) == 0, "unlimited");
+}
+
+static void test_registry(void) {
+    EXPECT(backend_get("cpu") == cpu, "cpu registered");
+    EXPECT(backend_get("nope") == NULL, "unknown name");
+    EXPECT(backend_count() >= 1 && backend_at(0) != NULL && backend_at(-1) == NULL, "enumeration");
+    setenv("ANE_PRECISION", "fp32", 1);
+    setenv("ANE_STRICT", "1", 1);
+    compile_opts o;
+    compile_opts_default(&o);
+    EXPECT(o.precision == PREC_FP32 && o.strict == 1, "environment defaults");
+    unsetenv("ANE_PRECISION");
+    unsetenv("ANE_STRICT");
+    compile_opts_default(&o);
+    EXPECT(o.precision == PREC_FP16 && o.strict == 0 && o.qos == 21, "built-in defaults");
+}
+
+int main(void) {
+    backend_register_builtin();
+    cpu = backend_get("cpu");
+    if (!cpu) {
+        fprintf(stderr, "no cpu backend\n");
+        return 1;
+    }
+    test_registry();
+    test_views_run_nothing();
+    test_folding_and_transpose_folds();
+    test_arena_reuse_and_no_allocation();
+    test_errors();
+    test_budget();
+    printf("test_cpu_plan: %d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
