@@ -443,29 +443,30 @@ describe("op typing through prog:op", function()
 end)
 
 describe("builder programs are ane.Programs", function()
-  it("p:program() is the very ane.Program the builder built, checked, with its blobs", function()
+  -- a program with function main and its fp16 input x
+  local function main(shape)
     local p = mil.program {}
     local f = p:func()
-    local x = f:input("x", "fp16", { 1, 4, 1, 2 })
+    return p, f, f:input("x", "fp16", shape)
+  end
+
+  it("p:program() is the very ane.Program the builder built, checked, with its blobs", function()
+    local p, f, x = main { 1, 4, 1, 2 }
     f:output(f:linear_conv(x, ane.full({ 3, 4 }, 0.5), { name = "y" }))
     local prog = p:program()
     assert.is_true(rawequal(prog, p._prog))
     assert.is_true(rawequal(prog, p:program())) -- asking again gives it again
     assert.are.same(p:weights(), prog:weights())
     assert.are.equal(p:text(), prog:text())
-    -- checking froze it: building on raises at the caller's line
-    local line
-    local msg = err_of(function()
-      line = here(); local v = f:relu(x)
-      return v
-    end)
-    assert.truthy(msg:find(SPEC .. ":" .. line .. ": program is checked and immutable", 1, true), msg)
+    -- checking froze it: building on raises at the caller's line (the line fn is written on)
+    local fn = function() local v = f:relu(x); return v end -- (no tail call: it would drop the frame)
+    local msg = err_of(fn)
+    local at = SPEC .. ":" .. debug.getinfo(fn, "S").linedefined .. ": program is checked and immutable"
+    assert.truthy(msg:find(at, 1, true), msg)
   end)
 
   it("ane.compile takes a builder program through its _prog field", function()
-    local p = mil.program {}
-    local f = p:func()
-    local x = f:input("x", "fp16", { 1, 2 })
+    local p, f, x = main { 1, 2 }
     f:output(f:mul(x, 2, { name = "y" }))
     -- a bare table holding the ane.Program at _prog (no :program method) is enough
     local k = ane.compile({ _prog = p._prog })
@@ -479,9 +480,7 @@ describe("builder programs are ane.Programs", function()
   end)
 
   it("takes input order and defaults from the C signature table", function()
-    local p = mil.program {}
-    local f = p:func()
-    local x = f:input("x", "fp16", { 1, 4, 1, 8 })
+    local p, f, x = main { 1, 4, 1, 8 }
     -- slice_update's reference order: x, update, begin, end
     local u = f:slice_by_size(x, { 0, 0, 0, 0 }, { 1, 2, 1, 8 })
     local y = f:slice_update(x, u, { 0, 0, 0, 0 }, { 1, 2, 1, 8 }, { name = "y" })

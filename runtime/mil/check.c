@@ -254,101 +254,89 @@ int ck_known(const ck *c, int i)
     return c->in[i] && mil_value_lit(c->f, ck_v(c, i)) != NULL;
 }
 
-/* The signature default of absent input i (computed ones from the op's first operand). */
-static int ck_default(ck *c, int i, mil_literal *l, mil_default_data *d)
+/* Where to read input i from: its operand, or its signature default (computed ones from the
+ * op's first operand) materialised as the one value of a scratch function, so that the same
+ * constant readers serve both. s must stay where it is while s->f is in use. */
+typedef struct ck_src {
+    const mil_function *f;
+    int v;
+    mil_function tmpf;
+    mil_value tmpv;
+    mil_literal l;
+    mil_default_data d;
+} ck_src;
+
+static int ck_source(ck *c, int i, ck_src *s)
 {
+    if (c->in[i]) {
+        s->f = c->f;
+        s->v = ck_v(c, i);
+        return 0;
+    }
     const mil_type *x = NULL;
     if (c->nspec > 0 && c->in[0]) x = &c->f->values[c->in[0]->values[0]].type;
-    if (c->spec != c->sig.in || mil_sig_default(&c->sig, i, x, l, d))
+    if (c->spec != c->sig.in || mil_sig_default(&c->sig, i, x, &s->l, &s->d))
         return ck_err(c, -1, ERR_INVAL, "input '%s' is absent and has no default", c->spec[i].name);
+    memset(&s->tmpf, 0, sizeof s->tmpf);
+    memset(&s->tmpv, 0, sizeof s->tmpv);
+    s->tmpv.type = s->l.type;
+    s->tmpv.lit = &s->l;
+    s->tmpv.def_op = -1;
+    s->tmpv.is_inline = 1;
+    s->tmpf.values = &s->tmpv;
+    s->tmpf.nvalues = 1;
+    s->f = &s->tmpf;
+    s->v = 0;
     return 0;
 }
 
 int ck_ints(ck *c, int i, int64_t *out, int max, int *n)
 {
-    if (!c->in[i]) {
-        mil_literal l;
-        mil_default_data d;
-        TRY_CK(ck_default(c, i, &l, &d));
-        if (l.count > max) return ck_err(c, i, ERR_SHAPE, "input '%s' has more than %d values", c->spec[i].name, max);
-        for (int64_t k = 0; k < l.count; k++) mil_lit_int(&l, k, &out[k]);
-        *n = (int)l.count;
-        return 0;
-    }
-    int rc = mil_const_ints(c->f, ck_v(c, i), out, max, n);
-    if (rc == ERR_SHAPE && mil_value_lit(c->f, ck_v(c, i)) &&
-        c->f->values[ck_v(c, i)].lit->type.rank <= 1)
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_ints(s.f, s.v, out, max, n);
+    if (rc == ERR_SHAPE && mil_value_lit(s.f, s.v) && s.f->values[s.v].lit->type.rank <= 1)
         return ck_err(c, i, ERR_SHAPE, "input '%s' has more than %d values", c->spec[i].name, max);
     return rc ? const_err(c, i, rc, "an integer list") : 0;
 }
 
 int ck_int(ck *c, int i, int64_t *out)
 {
-    if (!c->in[i]) {
-        mil_literal l;
-        mil_default_data d;
-        TRY_CK(ck_default(c, i, &l, &d));
-        return mil_lit_int(&l, 0, out) ? const_err(c, i, ERR_TYPE, "an integer scalar") : 0;
-    }
-    int rc = mil_const_int(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_int(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "an integer scalar") : 0;
 }
 
 int ck_bool(ck *c, int i, int *out)
 {
-    int64_t v;
-    if (!c->in[i]) {
-        mil_literal l;
-        mil_default_data d;
-        TRY_CK(ck_default(c, i, &l, &d));
-        if (l.type.dtype != MIL_BOOL || mil_lit_int(&l, 0, &v)) return const_err(c, i, ERR_TYPE, "a bool scalar");
-        return *out = v != 0, 0;
-    }
-    int rc = mil_const_bool(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_bool(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "a bool scalar") : 0;
 }
 
 int ck_bools(ck *c, int i, int *out, int max, int *n)
 {
-    if (!c->in[i]) {
-        mil_literal l;
-        mil_default_data d;
-        TRY_CK(ck_default(c, i, &l, &d));
-        if (l.type.dtype != MIL_BOOL || l.count > max) return const_err(c, i, ERR_TYPE, "a bool list");
-        for (int64_t k = 0; k < l.count; k++) {
-            int64_t v = 0;
-            mil_lit_int(&l, k, &v);
-            out[k] = v != 0;
-        }
-        *n = (int)l.count;
-        return 0;
-    }
-    int rc = mil_const_bools(c->f, ck_v(c, i), out, max, n);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_bools(s.f, s.v, out, max, n);
     return rc ? const_err(c, i, rc, "a bool list") : 0;
 }
 
 int ck_float(ck *c, int i, double *out)
 {
-    if (!c->in[i]) {
-        mil_literal l;
-        mil_default_data d;
-        TRY_CK(ck_default(c, i, &l, &d));
-        return mil_lit_float(&l, 0, out) ? const_err(c, i, ERR_TYPE, "a number") : 0;
-    }
-    int rc = mil_const_float(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_float(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "a number") : 0;
 }
 
 int ck_str(ck *c, int i, const char **out)
 {
-    if (!c->in[i]) {
-        mil_literal l;
-        mil_default_data d;
-        TRY_CK(ck_default(c, i, &l, &d));
-        if (l.type.dtype != MIL_STRING) return const_err(c, i, ERR_TYPE, "a string");
-        return *out = d.str, 0;
-    }
-    int rc = mil_const_string(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_string(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "a string") : 0;
 }
 
