@@ -30,3 +30,9 @@ test-queue-tsan:
 ifneq ($(QUEUE_SPECS),)
 	$(TSAN_LUA_ENV) busted --lua=$(CURDIR)/build-tsan/ane -o utfTerminal $(QUEUE_SPECS)
 endif
+
+# make bench also runs the queue/chain benchmarks (scripts/bench_queue.lua, BENCHMARKS.md).
+.PHONY: bench-queue
+bench: bench-queue
+bench-queue: all
+	@$(ANE_ENV) $(BUILD)/ane scripts/bench_queue.lua

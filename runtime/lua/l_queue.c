@@ -55,9 +55,9 @@ static int opt_int_field(lua_State *L, int t, const char *k, int def, int lo, in
     return v;
 }
 
-/* ane.queue{workers = 1, capacity = 64, nice = 10} */
+/* ane.queue{workers = 1, capacity = 64, nice = 10, idle = false} */
 static int l_queue_new(lua_State *L) {
-    static const char *const known[] = { "workers", "capacity", "nice", NULL };
+    static const char *const known[] = { "workers", "capacity", "nice", "idle", NULL };
     lane_checkopts(L, 1, known);
     queue_opts o;
     queue_opts_default(&o);
@@ -65,6 +65,10 @@ static int l_queue_new(lua_State *L) {
         o.workers = opt_int_field(L, 1, "workers", o.workers, 1, 256);
         o.capacity = opt_int_field(L, 1, "capacity", o.capacity, 1, 1 << 20);
         o.nice = opt_int_field(L, 1, "nice", o.nice, 0, 19);
+        int t = lua_getfield(L, 1, "idle");
+        if (t != LUA_TNIL && t != LUA_TBOOLEAN) luaL_argerror(L, 1, "'idle' must be a boolean");
+        o.idle = lua_toboolean(L, -1);
+        lua_pop(L, 1);
     }
     lq *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->q = NULL;
@@ -423,7 +427,7 @@ static int c_binding(lua_State *L) {
     lc *u = c_check(L);
     lua_Integer link = luaL_checkinteger(L, 2), input = luaL_checkinteger(L, 3);
     luaL_argcheck(L, link >= 2 && link <= u->n, 2, "link must be 2..#chain");
-    luaL_argcheck(L, input >= 1 && input <= u->ks[link - 1]->nin, 3, "no such input");
+    luaL_argcheck(L, input >= 1 && input <= chain_link_ninputs(u->c, (int)link - 1), 3, "no such input");
     lua_pushinteger(L, chain_binding(u->c, (int)link - 1, (int)input - 1) + 1);
     return 1;
 }

@@ -8,7 +8,7 @@
 
 typedef struct link {
     kernel *k;
-    int nin, nout; /* k's counts, kept so chain_free never reads a kernel closed before the chain */
+    int nin, nout; /* copied at bind time: freeing must not touch a kernel closed since */
     char label[96];
     tensor **in;   /* nin pointers: into the previous link's outputs or the chain inputs */
     tensor *out;   /* nout tensors owned by this link (allocated by k's backend) */
@@ -63,7 +63,7 @@ void chain_free(chain *c) {
             free(l->bind);
         }
     }
-    if (c->inputs && c->n > 0)
+    if (c->inputs && c->links)
         for (int j = 0; j < c->links[0].nin; j++) tensor_release(&c->inputs[j]);
     free(c->inputs);
     free(c->run_in);
@@ -182,8 +182,11 @@ oom:
 }
 
 int chain_length(const chain *c) { return c->n; }
-int chain_ninputs(const chain *c) { return c->links[0].k->nin; }
-int chain_noutputs(const chain *c) { return c->links[c->n - 1].k->nout; }
+int chain_ninputs(const chain *c) { return c->links[0].nin; }
+int chain_noutputs(const chain *c) { return c->links[c->n - 1].nout; }
+int chain_link_ninputs(const chain *c, int link_i) {
+    return link_i >= 0 && link_i < c->n ? c->links[link_i].nin : -1;
+}
 
 tensor *chain_input(chain *c, int i) {
     return (i >= 0 && i < chain_ninputs(c)) ? &c->inputs[i] : NULL;
@@ -194,7 +197,7 @@ tensor *chain_output(chain *c, int i) {
 }
 
 int chain_binding(const chain *c, int link_i, int input) {
-    if (link_i < 1 || link_i >= c->n || input < 0 || input >= c->links[link_i].k->nin) return -1;
+    if (link_i < 1 || link_i >= c->n || input < 0 || input >= c->links[link_i].nin) return -1;
     return c->links[link_i].bind[input];
 }
 

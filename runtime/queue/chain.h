@@ -6,7 +6,8 @@
  * CPU) and then evaluates the links in order with no copies and no calls back to the caller.
  * Shape or dtype mismatches are errors at bind time that name both links and the tensor.
  *
- * Kernels are borrowed: the caller keeps them alive (and loaded) for the chain's lifetime. */
+ * Kernels are borrowed: the caller keeps them alive (and loaded) to run the chain; chain_free
+ * and the queries below never touch them, so a chain may be freed after its kernels. */
 #ifndef ANE_QUEUE_CHAIN_H
 #define ANE_QUEUE_CHAIN_H
 
@@ -31,6 +32,7 @@ int chain_noutputs(const chain *c);  /* outputs of the last link */
  * buffers (the last kernel's); valid until chain_free. Write inputs / read outputs in place. */
 tensor *chain_input(chain *c, int i);
 tensor *chain_output(chain *c, int i);
+int chain_link_ninputs(const chain *c, int link); /* inputs of link (0-based), -1 if none */
 /* Which output of link `link - 1` feeds input `input` of `link` (link >= 1), or -1. */
 int chain_binding(const chain *c, int link, int input);
 

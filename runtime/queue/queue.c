@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,7 @@ struct queue {
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full, idle;
     future *head, *tail;
-    int len, cap, closed, joined, nice, running, paused;
+    int len, cap, closed, joined, nice, idle_sched, running, paused;
     int nworkers;
     pthread_t *threads;
     long submitted, done, failed, cancelled;
@@ -64,6 +65,7 @@ void queue_opts_default(queue_opts *o) {
     o->workers = 1;
     o->capacity = 64;
     o->nice = 10;
+    o->idle = 0;
 }
 
 /* ---- futures ---- */
@@ -214,19 +216,28 @@ static void drop_cancelled_arg(future *f) {
     if (arg && f->free_arg) f->free_arg(arg);
 }
 
-static void set_priority(int nice) {
-    if (nice <= 0) return;
+static void set_priority(int nice, int idle) {
 #if defined(__linux__)
+    if (idle) {
+        /* SCHED_IDLE: a waking foreground thread always preempts the worker at once, so a
+         * foreground eval split over every core never waits for a compile's time slice. */
+        struct sched_param sp = { 0 };
+        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
     /* Linux applies nice per thread (tid), so only the workers are lowered. */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice > 19 ? 19 : nice);
+    if (nice > 0) (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice > 19 ? 19 : nice);
 #elif defined(__APPLE__)
-    (void)pthread_set_qos_class_self_np(nice >= 10 ? QOS_CLASS_BACKGROUND : QOS_CLASS_UTILITY, 0);
+    if (idle || nice > 0)
+        (void)pthread_set_qos_class_self_np(idle || nice >= 10 ? QOS_CLASS_BACKGROUND : QOS_CLASS_UTILITY, 0);
+#else
+    (void)nice;
+    (void)idle;
 #endif
 }
 
 static void *worker_main(void *p) {
     queue *q = p;
-    set_priority(q->nice);
+    set_priority(q->nice, q->idle_sched);
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while ((!q->head || q->paused) && !q->closed) pthread_cond_wait(&q->not_empty, &q->mu);
@@ -296,6 +307,7 @@ int queue_new(const queue_opts *o, queue **out, ane_error *e) {
     q->nworkers = o->workers ? o->workers : 1;
     q->cap = o->capacity ? o->capacity : 64;
     q->nice = o->nice;
+    q->idle_sched = o->idle;
     q->threads = calloc((size_t)q->nworkers, sizeof *q->threads);
     if (!q->threads) { free(q); return err_set(e, ERR_NOMEM, "queue: out of memory"); }
     atomic_init(&q->refs, 1);

@@ -35,6 +35,9 @@ typedef struct queue_opts {
     int capacity; /* queued (not yet running) jobs, >= 1 (0 -> 64) */
     int nice;     /* priority offset of the workers: > 0 runs them below the caller (Linux nice,
                      Darwin QoS background); 0 = same priority. Default in queue_opts_default: 10 */
+    int idle;     /* 1: workers run only on otherwise idle cores (Linux SCHED_IDLE; Darwin QoS
+                     background). Foreground work is then never delayed, but a foreground that
+                     keeps every core busy starves the compiles. Default 0 */
 } queue_opts;
 
 void queue_opts_default(queue_opts *o);

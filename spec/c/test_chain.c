@@ -199,11 +199,25 @@ static void test_mismatch_errors(void) {
     fake_free(b);
 }
 
+/* A chain may be freed after its kernels (Lua closes them in any order). */
+static void test_free_after_kernels(void) {
+    kernel *ks[2] = { mk("x", "y", 2, 4, 1, 0), mk("y", "z", 2, 4, 1, 0) };
+    chain *c = NULL;
+    ane_error e;
+    CHECK(chain_new(ks, 2, NULL, CHAIN_BIND_AUTO, &c, &e) == 0);
+    CHECK(chain_link_ninputs(c, 1) == 1 && chain_link_ninputs(c, 2) == -1);
+    fake_free(ks[0]);
+    fake_free(ks[1]);
+    CHECK(chain_ninputs(c) == 1 && chain_noutputs(c) == 1);
+    chain_free(c); /* ASan: must not read the freed kernels */
+}
+
 int main(void) {
     size_t live0 = storage_live_bytes();
     test_runs_in_order_over_shared_buffers();
     test_bind_by_name_and_position();
     test_mismatch_errors();
+    test_free_after_kernels();
     CHECK(storage_live_bytes() == live0); /* every shared buffer was released */
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
