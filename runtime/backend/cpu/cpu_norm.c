@@ -44,17 +44,31 @@ CPU_VEC static void sm_rows(void *ctx, int64_t lo, int64_t hi) {
         const float *x = j->x + ou * A * I;
         float *o = j->o + ou * A * I;
         if (I == 1) {
-            float m = -INFINITY;
-            for (int64_t a = 0; a < A; a++) m = x[a] > m ? x[a] : m;
-            if (m == -INFINITY) m = 0; /* all -inf: exp gives 0/0 = NaN, as IEEE would */
-            float s = 0;
-            for (int64_t a = 0; a < A; a++) {
-                float e = cpu_expf(x[a] - m);
-                o[a] = e;
-                s += e;
+            /* max and sum with four running values (no loop-carried chain, no reassociation
+             * needed); the exp loop itself vectorises */
+            float m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
+            int64_t a = 0;
+            for (; a + 4 <= A; a += 4) {
+                m0 = x[a] > m0 ? x[a] : m0;
+                m1 = x[a + 1] > m1 ? x[a + 1] : m1;
+                m2 = x[a + 2] > m2 ? x[a + 2] : m2;
+                m3 = x[a + 3] > m3 ? x[a + 3] : m3;
             }
-            float r = 1.0f / s;
-            for (int64_t a = 0; a < A; a++) o[a] *= r;
+            for (; a < A; a++) m0 = x[a] > m0 ? x[a] : m0;
+            float m = m0 > m1 ? m0 : m1, mm = m2 > m3 ? m2 : m3;
+            m = m > mm ? m : mm;
+            if (m == -INFINITY) m = 0; /* all -inf: exp gives 0/0 = NaN, as IEEE would */
+            for (a = 0; a < A; a++) o[a] = cpu_expf(x[a] - m);
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (a = 0; a + 4 <= A; a += 4) {
+                s0 += o[a];
+                s1 += o[a + 1];
+                s2 += o[a + 2];
+                s3 += o[a + 3];
+            }
+            for (; a < A; a++) s0 += o[a];
+            float r = 1.0f / ((s0 + s1) + (s2 + s3));
+            for (a = 0; a < A; a++) o[a] *= r;
             continue;
         }
         /* axis with a contiguous inner block: vectorise across inner */

@@ -182,10 +182,12 @@ static int has_nonfinite(const float *x, int64_t n, int nan_only) {
 static int eval_error(const cpu_plan *pl, const cpu_node *nd, ane_error *e, const char *what,
                       const char *src) {
     const mil_op *op = nd->op;
-    const char *file = pl->prog->source_name ? pl->prog->source_name : "<string>";
-    return err_set(e, ERR_BACKEND, "eval: strict: %s:%d:%d: %s%s%s%s %s (%s)", file, op->line, op->col,
-                   op->type, op->label ? " '" : "", op->label ? op->label : "", op->label ? "'" : "",
-                   what, src);
+    char where[300] = "";
+    if (op->line > 0) /* built programs (no text) have no position: the op's label names it */
+        snprintf(where, sizeof where, "%s:%d:%d: ", pl->prog->source_name ? pl->prog->source_name : "<string>",
+                 op->line, op->col);
+    return err_set(e, ERR_BACKEND, "eval: strict: %s%s%s%s%s %s (%s)", where, op->type,
+                   op->label ? " '" : "", op->label ? op->label : "", op->label ? "'" : "", what, src);
 }
 
 int cpu_strict_check_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr, ane_error *e) {
