@@ -422,21 +422,80 @@ program(1.3)
   end)
 end)
 
-describe("ane.mil_infer", function()
-  it("applies the checker's rule to described inputs", function()
-    local r = assert(ane.mil_infer("ios18", "matmul", {
-      x = { dtype = "fp16", shape = { 1, 2, 16, 32 } },
-      y = { dtype = "fp16", shape = { 1, 2, 16, 32 } },
-      transpose_y = { dtype = "bool", shape = {}, value = { true } },
-    }))
-    assert.are.same({ { dtype = "fp16", shape = { 1, 2, 16, 16 } } }, r)
-    local bad, msg = ane.mil_infer("ios18", "transpose", {
-      x = { dtype = "fp16", shape = { 2, 3 } },
-      perm = { dtype = "int32", shape = { 2 }, value = { 0, 0 } },
-    })
-    assert.is_nil(bad)
-    assert.are.equal("transpose: perm is not a permutation (0 repeats)", msg)
-    assert.has_error(function() ane.mil_infer("ios99", "relu", { x = { dtype = "fp16", shape = { 1 } } }) end)
-    assert.has_error(function() ane.mil_infer("ios18", "relu", { x = { dtype = "fp17" } }) end)
+-- The builder types ops through the C primitives (ane.mil_infer, which typed described inputs,
+-- is gone): the same checker rules seen through prog:op.
+describe("op typing through prog:op", function()
+  it("applies the checker's rule as each op is added", function()
+    local p = ane.mil_program()
+    local fn = p:func("main", "ios18")
+    local x = p:param(fn, "x", "fp16", { 1, 2, 16, 32 })
+    local y = p:param(fn, "y", "fp16", { 1, 2, 16, 32 })
+    local t = p:op(fn, "const", {}, nil, "t", { val = p:literal(fn, "bool", {}, true) })
+    local r = p:op(fn, "matmul", { x = x, y = y, transpose_y = t })
+    local _, dtype, shape = p:value_info(fn, r)
+    assert.are.same({ "fp16", { 1, 2, 16, 16 } }, { dtype, shape })
+    local m = p:param(fn, "m", "fp16", { 2, 3 })
+    local perm = p:op(fn, "const", {}, nil, "perm", { val = p:literal(fn, "int32", { 2 }, { 0, 0 }) })
+    assert.has_error(function() p:op(fn, "transpose", { x = m, perm = perm }) end,
+      "transpose: perm is not a permutation (0 repeats)")
+    assert.has_error(function() p:param(fn, "z", "fp17", { 1 }) end, "bad argument #3 to 'param' (unknown dtype 'fp17')")
+  end)
+end)
+
+describe("builder programs are ane.Programs", function()
+  -- a program with function main and its fp16 input x
+  local function main(shape)
+    local p = mil.program {}
+    local f = p:func()
+    return p, f, f:input("x", "fp16", shape)
+  end
+
+  it("p:program() is the very ane.Program the builder built, checked, with its blobs", function()
+    local p, f, x = main { 1, 4, 1, 2 }
+    f:output(f:linear_conv(x, ane.full({ 3, 4 }, 0.5), { name = "y" }))
+    local prog = p:program()
+    assert.is_true(rawequal(prog, p._prog))
+    assert.is_true(rawequal(prog, p:program())) -- asking again gives it again
+    assert.are.same(p:weights(), prog:weights())
+    assert.are.equal(p:text(), prog:text())
+    -- checking froze it: building on raises at the caller's line (the line fn is written on)
+    local fn = function() local v = f:relu(x); return v end -- (no tail call: it would drop the frame)
+    local msg = err_of(fn)
+    local at = SPEC .. ":" .. debug.getinfo(fn, "S").linedefined .. ": program is checked and immutable"
+    assert.truthy(msg:find(at, 1, true), msg)
+  end)
+
+  it("ane.compile takes a builder program through its _prog field", function()
+    local p, f, x = main { 1, 2 }
+    f:output(f:mul(x, 2, { name = "y" }))
+    -- a bare table holding the ane.Program at _prog (no :program method) is enough
+    local k = ane.compile({ _prog = p._prog })
+    k:load()
+    local out = k:eval { ane.from_table({ 1.5, -3 }, "fp16", { 1, 2 }) }
+    assert.are.same({ 3, -6 }, out[1]:to_table())
+    k:close()
+    assert.truthy(tostring(p._prog):find("checked", 1, true)) -- compile checked the builder's program
+    local k2 = ane.compile(p)
+    k2:close()
+  end)
+
+  it("takes input order and defaults from the C signature table", function()
+    local p, f, x = main { 1, 4, 1, 8 }
+    -- slice_update's reference order: x, update, begin, end
+    local u = f:slice_by_size(x, { 0, 0, 0, 0 }, { 1, 2, 1, 8 })
+    local y = f:slice_update(x, u, { 0, 0, 0, 0 }, { 1, 2, 1, 8 }, { name = "y" })
+    -- fill's value defaults to fp32 0, as the checker reads an absent value
+    local z = f:fill({ 2, 2 }, { name = "z" })
+    assert.are.equal("tensor<fp32, [2, 2]>", ty(z))
+    f:output(y, z)
+    local t = p:text()
+    assert.truthy(t:find("fp32 value = const()[name = string(\"value\"), val = fp32(0x0p+0)];", 1, true), t)
+    -- computed defaults: one stride and three masks per axis of x
+    assert.truthy(t:find("tensor<int32, [4]> stride = const()[name = string(\"stride\"), val = tensor<int32, [4]>([1, 1, 1, 1])];", 1, true), t)
+    assert.truthy(t:find("tensor<bool, [4]> begin_mask = const()[name = string(\"begin_mask\"), val = tensor<bool, [4]>([false, false, false, false])];", 1, true), t)
+    assert.truthy(t:find("slice_update(begin = begin, begin_mask = begin_mask, end = size, end_mask = begin_mask, squeeze_mask = begin_mask, stride = stride, update = slice_by_size, x = x)", 1, true), t)
+    for op, sig in pairs(mil.signatures) do
+      assert.are.same(ane.mil_signature(op, 18), sig, op)
+    end
   end)
 end)

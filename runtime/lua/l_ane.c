@@ -13,7 +13,6 @@ static void (*const openers[])(lua_State *) = {
     open_version,
     lane_open_tensor,
     lane_open_mil,
-    lane_open_milcheck,
     lane_open_backend,
     lane_open_ane_backend, /* after lane_open_backend: it adds methods to ane.Kernel */
     lane_open_queue,

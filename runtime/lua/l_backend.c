@@ -23,12 +23,6 @@
 #include "../mil/mil.h"
 #include "lane.h"
 
-/* ane.Program userdata (l_mil.c) holds one program reference as its first field. */
-#define LANE_PROGRAM_NAME "ane.Program"
-typedef struct lane_program_ud {
-    mil_program *p;
-} lane_program_ud;
-
 typedef struct lane_kernel {
     kernel *k;
     const backend *be;
@@ -351,10 +345,7 @@ static mil_program *checkprogram(lua_State *L, int idx, const char *model_path) 
         size_t len;
         const char *text = lua_tolstring(L, idx, &len);
         if (mil_parse(text, len, NULL, NULL, &p, &e) != 0) lane_error(L, &e);
-    } else if (luaL_testudata(L, idx, LANE_PROGRAM_NAME)) {
-        lane_program_ud *u = lua_touserdata(L, idx);
-        if (!u->p) luaL_argerror(L, idx, "ane.Program is closed");
-        p = u->p;
+    } else if ((p = lane_toprogram(L, idx)) != NULL) { /* ane.Program, or a builder's _prog */
         mil_program_retain(p);
     } else if (lua_type(L, idx) == LUA_TTABLE || lua_type(L, idx) == LUA_TUSERDATA) {
         /* a builder (or anything) with a :program() method: use what it returns */

@@ -8,6 +8,14 @@
  *                                                   {dtype = "fp16"|..., bytes = string}; offsets[i]
  *                                                   is the BLOBFILE offset of item i (its metadata)
  *   ane.mil_blob_read(bytes, offset) -> {dtype=, code=, bytes=, sloppy=}
+ *   ane.mil_signature(op [, opset [, x]]) -> the op's signature (runtime/mil/sig.h): {op=, since=,
+ *                                            opset=, inputs = {{name=, required=, const=, tuple=,
+ *                                            param=, since=, rank=|max_rank=, dtypes=, domain=,
+ *                                            default=, default_dtype=, computed=}, ...}} in
+ *                                            reference order; opset "ios18" or 18 (default 18);
+ *                                            x = {dtype=, shape=} materialises the defaults computed
+ *                                            from the op's first input (`computed` names them)
+ *   ane.mil_ops()                          -> every op type, in reference order
  *
  * Conventions of the builder primitives (what lua/ane/mil.lua builds on):
  *   - A function is named by its name (string) or its 1-based index (integer).
@@ -26,19 +34,28 @@
  *     nil, a string, or an array of strings (generated when absent). The op is typed by the
  *     checker's rule immediately; a violation raises the rule's message ("conv: ...") with no
  *     position prefix, so the Lua builder can re-raise it at its caller with error(msg, level).
- *   - prog:output(fn, {ids}); prog:add_blob(path, tensor_or_bytes) -> BLOBFILE offset (64 for a
- *     tensor, which becomes a one-tensor blob file; bytes are taken as a whole file);
- *     prog:value_info(fn, id) -> name (nil for inline literals), dtype, shape, is_const;
+ *   - result_names as one string for an op with several results is their base (name_0, ...).
+ *   - prog:output(fn, {ids}); prog:add_blob(path, tensor_or_bytes [, dtype]) -> BLOBFILE offset
+ *     (64 for a tensor, which becomes a one-tensor blob file, converted to dtype "fp16" | "fp32" |
+ *     "int8" | "uint8" when given; bytes are taken as a whole file);
+ *     prog:attr(name, {{key, value}, ...}) adds a dict<string, string> program attribute;
+ *     prog:value_info(fn, id_or_name) -> name (nil for inline literals), dtype, shape, is_const
+ *     (nothing for an unknown name);
  *     prog:constant(fn, id_or_name) -> flat array of a constant's elements, nil if unknown.
  * Inspection: :text([{dialect = "1.0"|"1.3"}]) (default: the program's own dialect), :check(),
  * :resolve(model_dir), :functions(), :inputs([fn]), :outputs([fn]), :ops([fn]), :weights(),
- * :version(), :equal(other) -> bool, why; :close(). Index arguments are 1-based. */
+ * :version(), :equal(other) -> bool, why; :close(). Index arguments are 1-based.
+ *
+ * C code finds the program behind a Lua value with lane_toprogram (lane.h): an ane.Program, or a
+ * table holding one at field `_prog` (the Lua builder's programs, lua/ane/mil.lua). */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../mil/check.h"
+#include "../mil/constval.h"
 #include "../mil/mil.h"
+#include "../mil/sig.h"
 #include "lane.h"
 
 #define LANE_PROGRAM "ane.Program"
@@ -683,6 +700,24 @@ static int p_output(lua_State *L) {
     return 0;
 }
 
+/* t converted to the dtype named at idx (none: t itself); a temporary tensor lives on the stack. */
+static tensor *blob_tensor(lua_State *L, tensor *t, int idx) {
+    if (lua_isnoneornil(L, idx)) return t;
+    static const char *const names[] = {"fp16", "fp32", "int8", "uint8", NULL};
+    static const dtype dts[] = {DT_FP16, DT_FP32, DT_INT8, DT_UINT8};
+    dtype dt = dts[luaL_checkoption(L, idx, NULL, names)];
+    if (dt == t->dt) return t;
+    ane_error e;
+    err_clear(&e);
+    lane_tensor *tmp = lane_pushtensor(L); /* freed by __gc whatever happens below */
+    if (tensor_init(&tmp->t, dt, t->rank, t->shape, &e)) lane_error(L, &e);
+    if (storage_lock(t->st, 1, &e)) lane_error(L, &e);
+    int rc = tensor_copy(&tmp->t, t, &e);
+    storage_unlock(t->st, 1);
+    if (rc) lane_error(L, &e);
+    return &tmp->t;
+}
+
 static int p_add_blob(lua_State *L) {
     mil_program *p = checkprog(L, 1);
     const char *path = luaL_checkstring(L, 2);
@@ -690,6 +725,7 @@ static int p_add_blob(lua_State *L) {
     err_clear(&e);
     tensor *t = lane_totensor(L, 3);
     if (t) {
+        t = blob_tensor(L, t, 4);
         blob_writer *w = blob_writer_new(&e);
         uint64_t off = 0;
         uint8_t *data = NULL;
@@ -717,7 +753,13 @@ static int p_add_blob(lua_State *L) {
 static int p_value_info(lua_State *L) {
     mil_program *p = checkprog(L, 1);
     const mil_function *f = &p->funcs[checkfn(L, p, 2)];
-    int v = checkvalue_id(L, f, 3);
+    int v;
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        v = mil_func_value(f, lua_tostring(L, 3));
+        if (v < 0) return 0; /* no value of that name */
+    } else {
+        v = checkvalue_id(L, f, 3);
+    }
     const mil_value *val = &f->values[v];
     if (val->name) lua_pushstring(L, val->name);
     else lua_pushnil(L);
@@ -725,6 +767,55 @@ static int p_value_info(lua_State *L) {
     pushshape(L, &val->type);
     lua_pushboolean(L, val->lit != NULL);
     return 4;
+}
+
+/* prog:attr(name, {{key, value}, ...}): a dict<string, string> program attribute (buildInfo). */
+static int p_attr(lua_State *L) {
+    mil_program *p = checkprog(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 3);
+    if (n < 0 || n > 4096) return luaL_argerror(L, 3, "too many entries");
+    /* scratch: 2n literals and 2n string pointers, freed with the call */
+    size_t each = sizeof(mil_literal) + sizeof(const char *);
+    uint8_t *box = lua_newuserdatauv(L, (size_t)(n ? n : 1) * 2 * each, 0);
+    mil_literal *keys = (mil_literal *)box, *vals = keys + n;
+    const char **strs = (const char **)(vals + n);
+    mil_type sub[2];
+    memset(sub, 0, sizeof sub);
+    sub[0].kind = sub[1].kind = MIL_T_TENSOR;
+    sub[0].dtype = sub[1].dtype = MIL_STRING;
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 3, i + 1);
+        if (lua_type(L, -1) != LUA_TTABLE) return luaL_argerror(L, 3, "entries must be {key, value} pairs");
+        for (int k = 0; k < 2; k++) {
+            lua_geti(L, -1, k + 1);
+            if (lua_type(L, -1) != LUA_TSTRING) return luaL_argerror(L, 3, "keys and values must be strings");
+            strs[2 * i + k] = lua_tostring(L, -1); /* kept alive by the argument table */
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        mil_literal *kv[2] = {&keys[i], &vals[i]};
+        for (int k = 0; k < 2; k++) {
+            memset(kv[k], 0, sizeof *kv[k]);
+            kv[k]->type = sub[k];
+            kv[k]->count = 1;
+            kv[k]->data = (void *)&strs[2 * i + k];
+        }
+    }
+    mil_literal d;
+    memset(&d, 0, sizeof d);
+    d.type.kind = MIL_T_DICT;
+    d.type.nsub = 2;
+    d.type.sub = sub;
+    d.form = MIL_LIT_DICT;
+    d.count = n;
+    d.keys = keys;
+    d.vals = vals;
+    ane_error e;
+    err_clear(&e);
+    if (mil_program_add_attr(p, name, &d, &e)) return raise_err(L, &e);
+    return 0;
 }
 
 /* prog:constant(fn, id_or_name) -> flat array of the constant's elements (numbers, booleans or
@@ -856,6 +947,158 @@ static int m_blob_read(lua_State *L) {
     return 1;
 }
 
+/* ======================= op signatures ======================= */
+
+static int optopset(lua_State *L, int idx) {
+    if (lua_isnoneornil(L, idx)) return 18;
+    int v;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        v = (int)luaL_checkinteger(L, idx);
+    } else {
+        const char *s = luaL_checkstring(L, idx);
+        v = strncmp(s, "ios", 3) == 0 ? atoi(s + 3) : 0;
+    }
+    if (v < 15 || v > 18) luaL_argerror(L, idx, "opset must be ios15 ... ios18 (or 15 ... 18)");
+    return v;
+}
+
+/* The literal's elements as a Lua value (a scalar for rank 0, else a flat array). */
+static void pushlit_value(lua_State *L, const mil_literal *l) {
+    int list = l->type.rank > 0;
+    if (list) lua_createtable(L, (int)l->count, 0);
+    for (int64_t i = 0; i < l->count || (!list && i == 0); i++) {
+        int64_t iv = 0;
+        double fv = 0;
+        if (l->type.dtype == MIL_STRING) lua_pushstring(L, ((const char *const *)l->data)[i]);
+        else if (l->type.dtype == MIL_BOOL) lua_pushboolean(L, mil_lit_int(l, i, &iv) == 0 && iv);
+        else if (l->type.dtype == MIL_INT32) lua_pushinteger(L, (mil_lit_int(l, i, &iv), iv));
+        else lua_pushnumber(L, (mil_lit_float(l, i, &fv), fv));
+        if (!list) return;
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+static const char *const default_kind_names[] = {
+    [MIL_DEF_SPATIAL_ONES] = "spatial_ones", [MIL_DEF_SPATIAL_PAD] = "spatial_pad",
+    [MIL_DEF_RANK_ONES] = "rank_ones",       [MIL_DEF_RANK_FALSE] = "rank_false",
+    [MIL_DEF_ALL_AXES] = "all_axes",         [MIL_DEF_UNIT_AXES] = "unit_axes",
+};
+
+/* ane.mil_signature(op_type [, opset [, x]]) -> {op=, since=, opset=, inputs = {...}}; see the
+ * top of lua/ane/mil.lua for the fields of an input. x = {dtype=, shape=} (the type of the op's
+ * first input) materialises the defaults computed from it. */
+static int m_signature(lua_State *L) {
+    const char *op = luaL_checkstring(L, 1);
+    int opset = optopset(L, 2);
+    mil_type x, *xp = NULL;
+    memset(&x, 0, sizeof x);
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        x.kind = MIL_T_TENSOR;
+        x.dtype = MIL_FP32;
+        if (lua_getfield(L, 3, "dtype") != LUA_TNIL) {
+            const char *dn = lua_tostring(L, -1);
+            if (!dn || mil_dtype_lookup(dn, &x.dtype)) return luaL_argerror(L, 3, "x.dtype is not a dtype name");
+        }
+        lua_pop(L, 1);
+        if (lua_getfield(L, 3, "shape") != LUA_TTABLE) return luaL_argerror(L, 3, "x needs a shape");
+        x.rank = checkmilshape(L, lua_gettop(L), x.shape);
+        lua_pop(L, 1);
+        xp = &x;
+    }
+    mil_opkind k = mil_op_lookup(op);
+    mil_sig sig;
+    if (mil_op_sig(k, opset, &sig)) return luaL_argerror(L, 1, lua_pushfstring(L, "unknown op '%s'", op));
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, op);
+    lua_setfield(L, -2, "op");
+    lua_pushinteger(L, mil_op_since(k));
+    lua_setfield(L, -2, "since");
+    lua_pushinteger(L, opset);
+    lua_setfield(L, -2, "opset");
+    lua_createtable(L, sig.nin, 0);
+    for (int i = 0; i < sig.nin; i++) {
+        const mil_sig_input *in = &sig.in[i];
+        lua_createtable(L, 0, 12);
+        lua_pushstring(L, in->name);
+        lua_setfield(L, -2, "name");
+        static const struct { unsigned bit; const char *key; } flags[] = {
+            {MIL_SIG_REQ, "required"}, {MIL_SIG_CONST, "const"}, {MIL_SIG_TUPLE, "tuple"}, {MIL_SIG_PARAM, "param"}};
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+            lua_pushboolean(L, (in->flags & flags[f].bit) != 0);
+            lua_setfield(L, -2, flags[f].key);
+        }
+        lua_pushinteger(L, in->since ? in->since : mil_op_since(k));
+        lua_setfield(L, -2, "since");
+        if (in->rank == MIL_SIG_RANK0 || in->rank > 0) {
+            lua_pushinteger(L, in->rank > 0 ? in->rank : 0);
+            lua_setfield(L, -2, "rank");
+        } else if (in->rank == MIL_SIG_RANK_LE1) {
+            lua_pushinteger(L, 1);
+            lua_setfield(L, -2, "max_rank");
+        }
+        if (in->dtypes) {
+            lua_newtable(L);
+            int n = 0;
+            for (int d = 0; d < MIL_DTYPE_COUNT; d++)
+                if ((in->dtypes >> d) & 1) {
+                    lua_pushstring(L, mil_dtype_name((mil_dtype)d));
+                    lua_rawseti(L, -2, ++n);
+                }
+            lua_setfield(L, -2, "dtypes");
+        }
+        if (in->dom) {
+            lua_pushlstring(L, &in->dom, 1);
+            lua_setfield(L, -2, "domain");
+        }
+        if (in->def >= MIL_DEF_SPATIAL_ONES) {
+            lua_pushstring(L, default_kind_names[in->def]);
+            lua_setfield(L, -2, "computed");
+        }
+        mil_literal l;
+        mil_default_data d;
+        if (mil_sig_default(&sig, i, xp, &l, &d) == 0) {
+            /* floats as the table holds them, so a builder rounds them once, to its dtype */
+            if (in->def == MIL_DEF_FLOAT || in->def == MIL_DEF_FP32) lua_pushnumber(L, in->df);
+            else pushlit_value(L, &l);
+            lua_setfield(L, -2, "default");
+            if (in->def != MIL_DEF_FLOAT) { /* float parameters take x's dtype */
+                lua_pushstring(L, mil_dtype_name(l.type.dtype));
+                lua_setfield(L, -2, "default_dtype");
+            }
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "inputs");
+    return 1;
+}
+
+/* ane.mil_ops() -> every op type the checker knows, in reference order */
+static int m_ops(lua_State *L) {
+    lua_createtable(L, MIL_OP_COUNT - 1, 0);
+    for (int k = MIL_OP_UNKNOWN + 1; k < MIL_OP_COUNT; k++) {
+        lua_pushstring(L, mil_op_name((mil_opkind)k));
+        lua_rawseti(L, -2, k);
+    }
+    return 1;
+}
+
+/* ======================= the program behind a value ======================= */
+
+mil_program *lane_toprogram(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    lprog *u = luaL_testudata(L, idx, LANE_PROGRAM);
+    if (!u && lua_type(L, idx) == LUA_TTABLE) {
+        lua_pushliteral(L, "_prog");
+        lua_rawget(L, idx);
+        u = luaL_testudata(L, -1, LANE_PROGRAM);
+        lua_pop(L, 1); /* the table keeps the userdata alive */
+    }
+    if (!u) return NULL;
+    if (!u->p) luaL_argerror(L, idx, "ane.Program is closed");
+    return u->p;
+}
+
 /* ======================= metamethods ======================= */
 
 static int p_gc(lua_State *L) {
@@ -884,7 +1127,8 @@ static const luaL_Reg prog_methods[] = {
     {"inputs", p_inputs},   {"outputs", p_outputs}, {"ops", p_ops},           {"weights", p_weights},
     {"version", p_version}, {"equal", p_equal},     {"func", p_func},         {"param", p_param},
     {"literal", p_literal}, {"op", p_op},           {"output", p_output},     {"add_blob", p_add_blob},
-    {"value_info", p_value_info}, {"constant", p_constant}, {"close", p_gc},  {NULL, NULL},
+    {"value_info", p_value_info}, {"constant", p_constant}, {"attr", p_attr},  {"close", p_gc},
+    {NULL, NULL},
 };
 
 static const luaL_Reg prog_meta[] = {
@@ -893,7 +1137,8 @@ static const luaL_Reg prog_meta[] = {
 
 static const luaL_Reg mil_funcs[] = {
     {"mil_parse", m_parse},           {"mil_parse_file", m_parse_file}, {"mil_program", m_program},
-    {"mil_blob_write", m_blob_write}, {"mil_blob_read", m_blob_read},   {NULL, NULL},
+    {"mil_blob_write", m_blob_write}, {"mil_blob_read", m_blob_read},   {"mil_signature", m_signature},
+    {"mil_ops", m_ops},               {NULL, NULL},
 };
 
 void lane_open_mil(lua_State *L) {

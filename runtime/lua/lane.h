@@ -38,6 +38,12 @@ tensor *lane_totensor(lua_State *L, int idx);      /* NULL if not an open ane.Te
 /* Push a new empty ane.Tensor userdata; the caller fills ->t. */
 lane_tensor *lane_pushtensor(lua_State *L);
 
+/* ---- ane.Program (l_mil.c) ---- */
+/* The program behind the value at idx, borrowed: an ane.Program userdata, or a table holding one
+ * at field `_prog` (a builder program of lua/ane/mil.lua). NULL for anything else; raises when
+ * the program is closed. */
+mil_program *lane_toprogram(lua_State *L, int idx);
+
 /* ---- ane.Kernel and programs (l_backend.c), shared with l_queue.c ----
  * ane.queue's futures hand back kernels compiled on worker threads; these let l_queue.c accept
  * exactly what ane.compile accepts and return exactly what ane.compile returns. */
@@ -51,7 +57,9 @@ kernel *lane_checkkernel(lua_State *L, int idx);
 kernel *lane_tokernel(lua_State *L, int idx);
 /* The program argument at idx (whatever ane.compile accepts: a program object, a builder, MIL
  * text) as a checked, weight-resolved mil_program. Returns a NEW reference (the caller
- * releases it); raises with the program's own message on parse/check errors. */
+ * releases it); raises with the program's own message on parse/check errors. BLOBFILE weights
+ * resolve from the `model_path` field of the options table at idx + 1, when there is one (the
+ * layout of ane.compile(prog, opts) and q:compile(prog, opts)). */
 mil_program *lane_checkprogram(lua_State *L, int idx);
 /* ane.compile's options table at idx (nil = defaults) into o and the backend it selects
  * (default backend when not named). String fields of o point into Lua strings reachable from
@@ -61,7 +69,6 @@ void lane_checkcompileopts(lua_State *L, int idx, compile_opts *o, const backend
 /* ---- module openers: each adds its functions to the table on top of the stack ---- */
 void lane_open_tensor(lua_State *L);   /* l_tensor.c */
 void lane_open_mil(lua_State *L);      /* l_mil.c */
-void lane_open_milcheck(lua_State *L); /* l_milcheck.c: mil_infer, mil_weight_bytes (builder) */
 void lane_open_backend(lua_State *L);  /* l_backend.c: compile, kernels, backends */
 void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
 void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel calls (after backend) */

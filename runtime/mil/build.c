@@ -235,6 +235,9 @@ int mil_func_add_op(mil_program *p, int fn, const char *type, const mil_binding 
     memset(res, 0, sizeof res);
     if ((rc = mil_infer_op(p, f, &tmp, res, &nres, e))) return rc;
     if (nres < 0 || nres > MIL_MAX_RESULTS) return err_set(e, ERR_INVAL, "%s: bad result count", type);
+    /* one name for several results is their base: name_0, name_1, ... */
+    const char *name_base = nres_names == 1 && nres > 1 ? result_names[0] : NULL;
+    if (name_base) nres_names = 0;
     if (nres_names && nres_names != nres)
         return err_set(e, ERR_INVAL, "%s: produces %d result%s, %d name%s given", type, nres,
                        nres == 1 ? "" : "s", nres_names, nres_names == 1 ? "" : "s");
@@ -249,6 +252,12 @@ int mil_func_add_op(mil_program *p, int fn, const char *type, const mil_binding 
             for (int q = 0; q < r; q++)
                 if (strcmp(names[q], given) == 0) return err_set(e, ERR_INVAL, "duplicate name '%s'", given);
             names[r] = given;
+            continue;
+        }
+        if (name_base) {
+            snprintf(gen, sizeof gen, "%s_%d", name_base, r);
+            if ((rc = name_free(f, gen, e))) return rc;
+            if (!(names[r] = mil_arena_strdup(p->arena, gen))) return err_set(e, ERR_NOMEM, "out of memory");
             continue;
         }
         const char *base = label && mil__is_ident(label) ? label : type;
@@ -376,4 +385,19 @@ int mil_program_add_blob(mil_program *p, const char *path, const uint8_t *data, 
     if (!b.path || !b.data) return err_set(e, ERR_NOMEM, "out of memory");
     p->blobs[p->nblobs++] = b;
     return 0;
+}
+
+int mil_program_add_attr(mil_program *p, const char *name, const mil_literal *lit, ane_error *e) {
+    if (!p) return err_set(e, ERR_INVAL, "no program");
+    if (p->checked) return err_set(e, ERR_STATE, "program is checked and immutable; build a new one");
+    if (!mil__is_ident(name)) return err_set(e, ERR_INVAL, "bad attribute name '%s'", name ? name : "(null)");
+    if (!lit) return err_set(e, ERR_INVAL, "no literal");
+    for (int i = 0; i < p->nattrs; i++)
+        if (strcmp(p->attrs[i].name, name) == 0) return err_set(e, ERR_INVAL, "duplicate attribute '%s'", name);
+    int rc = check_literal(lit, e);
+    if (rc) return rc;
+    mil_literal *l = mil__lit_copy(p, lit, e);
+    if (!l) return e && e->code ? e->code : ERR_NOMEM;
+    rc = mil__prog_push_attr(p, name, l, e);
+    return rc < 0 ? rc : 0;
 }

@@ -9,6 +9,12 @@
 #include "check_int.h"
 #include "mil.h"
 
+#define TRY_CK(x)                                                                                  \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_) return rc_;                                                                       \
+    } while (0)
+
 /* ======================================================================
  * formatting
  * ====================================================================== */
@@ -223,6 +229,13 @@ int ck_bind(ck *c, const in_spec *spec, int n)
     return 0;
 }
 
+int ck_bind_op(ck *c)
+{
+    if (mil_op_sig(c->kind, c->opset, &c->sig))
+        return ck_err(c, -1, ERR_UNSUPPORTED, "op has no signature");
+    return ck_bind(c, c->sig.in, c->sig.nin);
+}
+
 /* ======================================================================
  * constant readers with positioned errors
  * ====================================================================== */
@@ -241,46 +254,89 @@ int ck_known(const ck *c, int i)
     return c->in[i] && mil_value_lit(c->f, ck_v(c, i)) != NULL;
 }
 
+/* Where to read input i from: its operand, or its signature default (computed ones from the
+ * op's first operand) materialised as the one value of a scratch function, so that the same
+ * constant readers serve both. s must stay where it is while s->f is in use. */
+typedef struct ck_src {
+    const mil_function *f;
+    int v;
+    mil_function tmpf;
+    mil_value tmpv;
+    mil_literal l;
+    mil_default_data d;
+} ck_src;
+
+static int ck_source(ck *c, int i, ck_src *s)
+{
+    if (c->in[i]) {
+        s->f = c->f;
+        s->v = ck_v(c, i);
+        return 0;
+    }
+    const mil_type *x = NULL;
+    if (c->nspec > 0 && c->in[0]) x = &c->f->values[c->in[0]->values[0]].type;
+    if (c->spec != c->sig.in || mil_sig_default(&c->sig, i, x, &s->l, &s->d))
+        return ck_err(c, -1, ERR_INVAL, "input '%s' is absent and has no default", c->spec[i].name);
+    memset(&s->tmpf, 0, sizeof s->tmpf);
+    memset(&s->tmpv, 0, sizeof s->tmpv);
+    s->tmpv.type = s->l.type;
+    s->tmpv.lit = &s->l;
+    s->tmpv.def_op = -1;
+    s->tmpv.is_inline = 1;
+    s->tmpf.values = &s->tmpv;
+    s->tmpf.nvalues = 1;
+    s->f = &s->tmpf;
+    s->v = 0;
+    return 0;
+}
+
 int ck_ints(ck *c, int i, int64_t *out, int max, int *n)
 {
-    int rc = mil_const_ints(c->f, ck_v(c, i), out, max, n);
-    if (rc == ERR_SHAPE && mil_value_lit(c->f, ck_v(c, i)) &&
-        c->f->values[ck_v(c, i)].lit->type.rank <= 1)
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_ints(s.f, s.v, out, max, n);
+    if (rc == ERR_SHAPE && mil_value_lit(s.f, s.v) && s.f->values[s.v].lit->type.rank <= 1)
         return ck_err(c, i, ERR_SHAPE, "input '%s' has more than %d values", c->spec[i].name, max);
     return rc ? const_err(c, i, rc, "an integer list") : 0;
 }
 
-int ck_int(ck *c, int i, int64_t dflt, int64_t *out)
+int ck_int(ck *c, int i, int64_t *out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
-    int rc = mil_const_int(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_int(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "an integer scalar") : 0;
 }
 
-int ck_bool(ck *c, int i, int dflt, int *out)
+int ck_bool(ck *c, int i, int *out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
-    int rc = mil_const_bool(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_bool(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "a bool scalar") : 0;
 }
 
 int ck_bools(ck *c, int i, int *out, int max, int *n)
 {
-    int rc = mil_const_bools(c->f, ck_v(c, i), out, max, n);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_bools(s.f, s.v, out, max, n);
     return rc ? const_err(c, i, rc, "a bool list") : 0;
 }
 
-int ck_float(ck *c, int i, double dflt, double *out)
+int ck_float(ck *c, int i, double *out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
-    int rc = mil_const_float(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_float(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "a number") : 0;
 }
 
-int ck_str(ck *c, int i, const char *dflt, const char **out)
+int ck_str(ck *c, int i, const char **out)
 {
-    if (!c->in[i]) return *out = dflt, 0;
-    int rc = mil_const_string(c->f, ck_v(c, i), out);
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_string(s.f, s.v, out);
     return rc ? const_err(c, i, rc, "a string") : 0;
 }
 
@@ -343,6 +399,7 @@ int mil_infer_op(const mil_program *p, const mil_function *f, const mil_op *op, 
     c.nres = nres;
     *nres = 0;
     mil_opkind k = mil_op_lookup(c.name);
+    c.kind = k;
     if (k == MIL_OP_UNKNOWN) {
         static const char *const nested[] = {"cond", "while_loop", "make_list", "list_read",
                                              "list_write", "list_gather", "list_scatter",

@@ -1,9 +1,9 @@
 /* check_int.h - internals shared by the checker files (check.c: driver and helpers,
  * check_ops.c: one rule per op). Not a contract; nothing outside runtime/mil includes it.
  *
- * A rule declares its inputs as an in_spec array (name, required?, const?, dtype set, domain
- * letter, rank), calls ck_bind() which applies every generic input rule, then checks what is
- * particular to the op and writes the result types. */
+ * A rule binds its op's inputs as the signature table (sig.c) lists them with ck_bind_op(), which
+ * applies every generic input rule, then checks what is particular to the op (reading constant
+ * inputs, absent ones through their table default) and writes the result types. */
 #ifndef ANE_MIL_CHECK_INT_H
 #define ANE_MIL_CHECK_INT_H
 
@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "constval.h"
+#include "sig.h"
 
 /* dtype sets: bit (1 << mil_dtype) */
 #define DB(d) (1u << (d))
@@ -25,26 +26,17 @@
 #define D_DATA17 (D_DATA15 | D_Q | DB(MIL_INT16) | DB(MIL_UINT16))
 #define D_ANY 0u
 
-/* in_spec flags */
-#define I_REQ 1u    /* must be bound */
-#define I_CONST 2u  /* operand must be a compile-time constant ("c" in the reference) */
-#define I_TUPLE 4u  /* takes a tuple binding `(a, b, ...)` (concat values) */
+/* input flags and rank rules: the signature table's (sig.h) */
+#define I_REQ MIL_SIG_REQ
+#define I_CONST MIL_SIG_CONST
+#define I_TUPLE MIL_SIG_TUPLE
+#define RK_ANY MIL_SIG_RANK_ANY
+#define RK0 MIL_SIG_RANK0
+#define RK_LE1 MIL_SIG_RANK_LE1
 
-/* in_spec rank: RK_ANY, RK0 (a scalar), RK_LE1 (scalar or 1-D list), or n > 0 (exactly rank n) */
-#define RK_ANY 0
-#define RK0 (-1)
-#define RK_LE1 (-2)
+typedef mil_sig_input in_spec;
 
-typedef struct in_spec {
-    const char *name;
-    unsigned flags;
-    uint32_t dtypes;   /* allowed dtypes, D_ANY = any tensor dtype */
-    char dom;          /* inputs with the same non-zero letter must have identical dtypes */
-    int rank;          /* RK_ANY, RK0, RK_LE1 or an exact rank n > 0 */
-    int since;         /* first opset with this input (0 = the op's own) */
-} in_spec;
-
-#define CK_MAXIN 16
+#define CK_MAXIN MIL_SIG_MAXIN
 
 typedef struct ck {
     const mil_program *p;
@@ -53,6 +45,8 @@ typedef struct ck {
     ane_error *e;
     int opset;
     const char *name;               /* op type, the prefix of every message */
+    mil_opkind kind;
+    mil_sig sig;                    /* the op's signature, resolved for opset */
     const in_spec *spec;
     int nspec;
     const mil_binding *in[CK_MAXIN];/* by spec index, NULL when absent */
@@ -67,6 +61,8 @@ ck_rule ck_rule_for(mil_opkind k);
 /* Generic input rules: match bindings to spec (unknown names, duplicates, tuples, required,
  * availability by opset), const-ness, dtype sets, domains, ranks. */
 int ck_bind(ck *c, const in_spec *spec, int n);
+/* ck_bind with the op's own signature (c->sig). */
+int ck_bind_op(ck *c);
 
 /* Message "<op>: <text>" positioned at input i's binding (i < 0: at the op). */
 int ck_err(ck *c, int i, int code, const char *fmt, ...)
@@ -80,13 +76,13 @@ static inline int ck_v(const ck *c, int i) { return c->in[i]->values[0]; }
 static inline const mil_type *ck_t(const ck *c, int i) { return &c->f->values[ck_v(c, i)].type; }
 static inline int ck_const(const ck *c, int i) { return mil_value_is_const(c->f, ck_v(c, i)); }
 
-/* Constant readers with positioned errors; an absent optional input gives the default. */
+/* Constant readers with positioned errors; an absent input reads as its signature default. */
 int ck_ints(ck *c, int i, int64_t *out, int max, int *n);
-int ck_int(ck *c, int i, int64_t dflt, int64_t *out);
-int ck_bool(ck *c, int i, int dflt, int *out);
+int ck_int(ck *c, int i, int64_t *out);
+int ck_bool(ck *c, int i, int *out);
 int ck_bools(ck *c, int i, int *out, int max, int *n);
-int ck_float(ck *c, int i, double dflt, double *out);
-int ck_str(ck *c, int i, const char *dflt, const char **out);
+int ck_float(ck *c, int i, double *out);
+int ck_str(ck *c, int i, const char **out);
 /* 1 when input i is bound to a constant whose elements are known. */
 int ck_known(const ck *c, int i);
 

@@ -1,24 +1,21 @@
 /* check_ops.c - one checking rule per MIL op (mil-reference.md section 8).
  *
- * Each rule declares its inputs (in_spec: required?, const?, dtype set, domain letter, rank,
- * first opset), lets ck_bind apply the generic rules, then checks the op's own constraints and
- * writes the result types. Domains follow 7.2: one letter per CT type domain; from ios17 the
- * parameter inputs of conv/linear/norm/activation ops move to domain 'U'. */
+ * Each rule binds its op's inputs as the signature table lists them (sig.c: required?, const?,
+ * dtype set, domain letter, rank, first opset, default), letting ck_bind apply the generic
+ * rules, then checks the op's own constraints and writes the result types. The enums at the top
+ * of the rules name the positions of the inputs in the op's signature. Absent inputs read as
+ * their signature defaults. */
 #include <stdio.h>
 #include <string.h>
 
 #include "check_int.h"
 
-#define NS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define TRY(x)                                                                                     \
     do {                                                                                           \
         int rc_ = (x);                                                                             \
         if (rc_) return rc_;                                                                       \
     } while (0)
 
-static uint32_t data_dtypes(const ck *c) { return c->opset >= 17 ? D_DATA17 : D_DATA15; }
-/* domain of parameter inputs (weights, epsilons, alphas): shared with x before ios17 */
-static char pdom(const ck *c) { return c->opset >= 17 ? 'U' : 'T'; }
 
 static const char *sh(const mil_type *t, char *buf, size_t n)
 {
@@ -27,15 +24,9 @@ static const char *sh(const mil_type *t, char *buf, size_t n)
 
 static void copy_res(ck *c, int k, const mil_type *t) { ck_set_res(c, k, t->dtype, t->rank, t->shape); }
 
-/* Normalised, duplicate-free axes from const input i (absent: all axes when all_default). */
-static int read_axes(ck *c, int i, int rank, int all_default, int64_t *axes, int *n)
+/* Normalised, duplicate-free axes from const input i (or its default). */
+static int read_axes(ck *c, int i, int rank, int64_t *axes, int *n)
 {
-    if (!ck_has(c, i)) {
-        *n = 0;
-        if (all_default)
-            for (int a = 0; a < rank; a++) axes[(*n)++] = a;
-        return 0;
-    }
     TRY(ck_ints(c, i, axes, MIL_MAX_RANK, n));
     for (int k = 0; k < *n; k++) {
         TRY(ck_axis(c, i, axes[k], rank, &axes[k]));
@@ -75,22 +66,16 @@ static int r_const(ck *c)
 static int r_constexpr_affine_dequantize(ck *c)
 {
     enum { Q, ZP, SC, AX };
-    const in_spec S[] = {
-        {"quantized_data", I_REQ | I_CONST, D_Q, 0, RK_ANY, 0},
-        {"zero_point", I_REQ | I_CONST, D_Q | DB(MIL_FP32), 0, RK_LE1, 0},
-        {"scale", I_REQ | I_CONST, D_F, 0, RK_LE1, 0},
-        {"axis", I_REQ | I_CONST, D_I32, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *q = ck_t(c, Q);
     int64_t ax;
-    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, q->rank, &ax));
     for (int i = ZP; i <= SC; i++) {
         const mil_type *t = ck_t(c, i);
         if (t->rank == 1 && t->shape[0] != q->shape[ax])
             return ck_err(c, i, ERR_SHAPE, "%s has %lld values, axis %lld of the data has %lld",
-                          S[i].name, (long long)t->shape[0], (long long)ax,
+                          c->spec[i].name, (long long)t->shape[0], (long long)ax,
                           (long long)q->shape[ax]);
     }
     ck_set_res(c, 0, ck_t(c, SC)->dtype, q->rank, q->shape);
@@ -100,13 +85,7 @@ static int r_constexpr_affine_dequantize(ck *c)
 static int r_constexpr_blockwise_shift_scale(ck *c)
 {
     enum { DATA, SC, OFF };
-    const in_spec S[] = {
-        {"data", I_REQ | I_CONST,
-         DB(MIL_INT4) | DB(MIL_UINT4) | D_Q | D_F, 0, RK_ANY, 0},
-        {"scale", I_REQ | I_CONST, D_F, 0, RK_ANY, 0},
-        {"offset", I_CONST, DB(MIL_INT4) | DB(MIL_UINT4) | D_Q | D_F, 0, RK_ANY, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *d = ck_t(c, DATA), *s = ck_t(c, SC);
     char a[200], b[200];
     if (s->rank != d->rank)
@@ -135,13 +114,9 @@ static int r_constexpr_blockwise_shift_scale(ck *c)
 static int r_constexpr_cast(ck *c)
 {
     enum { SRC, OD };
-    const in_spec S[] = {
-        {"source_val", I_REQ | I_CONST, DB(MIL_FP16), 0, RK_ANY, 0},
-        {"output_dtype", I_REQ | I_CONST, D_STR, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const char *od;
-    TRY(ck_str(c, OD, NULL, &od));
+    TRY(ck_str(c, OD, &od));
     if (strcmp(od, "fp32"))
         return ck_err(c, OD, ERR_INVAL, "output_dtype must be \"fp32\", got \"%s\"", od);
     const mil_type *t = ck_t(c, SRC);
@@ -153,13 +128,9 @@ static int r_constexpr_cast(ck *c)
  * 8.2 elementwise binary
  * ====================================================================== */
 
-static int binary(ck *c, uint32_t dts, int bool_out)
+static int binary(ck *c, int bool_out)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, dts, 'T', RK_ANY, 0},
-        {"y", I_REQ, dts, 'T', RK_ANY, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     int rank;
     int64_t shape[MIL_MAX_RANK];
     TRY(ck_broadcast(c, 0, 1, ck_t(c, 0), ck_t(c, 1), &rank, shape));
@@ -167,33 +138,17 @@ static int binary(ck *c, uint32_t dts, int bool_out)
     return 0;
 }
 
-static int r_arith(ck *c) { return binary(c, D_FI, 0); }
-static int r_compare(ck *c) { return binary(c, D_FI, 1); }
-static int r_logical(ck *c) { return binary(c, D_BOOL, 0); }
+static int r_arith(ck *c) { return binary(c, 0); }
+static int r_compare(ck *c) { return binary(c, 1); }
 
 /* ======================================================================
  * 8.3 elementwise unary and activations
  * ====================================================================== */
 
-static int unary(ck *c, uint32_t dts)
+/* Ops whose result is x's type once the inputs bind: unary ops, activations, identity. */
+static int r_same(ck *c)
 {
-    const in_spec S[] = {{"x", I_REQ, dts, 'T', RK_ANY, 0}};
-    TRY(ck_bind(c, S, NS(S)));
-    copy_res(c, 0, ck_t(c, 0));
-    return 0;
-}
-
-static int r_unary_f(ck *c) { return unary(c, D_F); }
-static int r_unary_fi(ck *c) { return unary(c, D_FI); }
-static int r_logical_not(ck *c) { return unary(c, D_BOOL); }
-
-static int r_unary_eps(ck *c) /* rsqrt, inverse, log */
-{
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     copy_res(c, 0, ck_t(c, 0));
     return 0;
 }
@@ -201,42 +156,22 @@ static int r_unary_eps(ck *c) /* rsqrt, inverse, log */
 static int r_clip(ck *c)
 {
     /* clip keeps alpha/beta in T even from ios17 (7.2) */
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"alpha", I_REQ | I_CONST, D_F, 'T', RK0, 0},
-        {"beta", I_REQ | I_CONST, D_F, 'T', RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     if (c->opset >= 17 && ck_known(c, 1) && ck_known(c, 2)) {
         double a, b;
-        TRY(ck_float(c, 1, 0, &a));
-        TRY(ck_float(c, 2, 0, &b));
+        TRY(ck_float(c, 1, &a));
+        TRY(ck_float(c, 2, &b));
         if (!(a < b)) return ck_err(c, 2, ERR_INVAL, "alpha (%g) must be less than beta (%g)", a, b);
     }
     copy_res(c, 0, ck_t(c, 0));
     return 0;
 }
 
-static int r_threshold(ck *c)
-{
-    const in_spec S[] = {
-        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
-        {"alpha", I_REQ | I_CONST, D_FI, 'T', RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
-    copy_res(c, 0, ck_t(c, 0));
-    return 0;
-}
-
 static int r_gelu(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"mode", I_CONST, D_STR, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const char *m;
-    TRY(ck_str(c, 1, "EXACT", &m));
+    TRY(ck_str(c, 1, &m));
     if (strcmp(m, "EXACT") && strcmp(m, "TANH_APPROXIMATION") && strcmp(m, "SIGMOID_APPROXIMATION"))
         return ck_err(c, 1, ERR_INVAL,
                       "mode \"%s\" is not EXACT, TANH_APPROXIMATION or SIGMOID_APPROXIMATION", m);
@@ -244,33 +179,9 @@ static int r_gelu(ck *c)
     return 0;
 }
 
-/* Scalar-parameter activations. The reference gives no defaults for these; we follow CT:
- * leaky_relu alpha = 0.01, elu alpha = 1, thresholded_relu alpha = 1, scaled_tanh 1/1,
- * sigmoid_hard 0.2/0.5, linear_activation beta = 0; clamped_relu needs both. */
-static int activation(ck *c, int alpha_req, int has_beta, int beta_req)
-{
-    in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"alpha", I_CONST | (alpha_req ? I_REQ : 0), D_F, pdom(c), RK0, 0},
-        {"beta", I_CONST | (beta_req ? I_REQ : 0), D_F, pdom(c), RK0, 0},
-    };
-    TRY(ck_bind(c, S, has_beta ? 3 : 2));
-    copy_res(c, 0, ck_t(c, 0));
-    return 0;
-}
-
-static int r_alpha_opt(ck *c) { return activation(c, 0, 0, 0); }
-static int r_clamped_relu(ck *c) { return activation(c, 1, 1, 1); }
-static int r_linear_activation(ck *c) { return activation(c, 1, 1, 0); }
-static int r_alpha_beta_opt(ck *c) { return activation(c, 0, 1, 0); }
-
 static int r_prelu(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"alpha", I_REQ | I_CONST, D_F, pdom(c), 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, 0), *a = ck_t(c, 1);
     if (x->rank < 3 || x->rank > 5)
         return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 to 5, got %d", x->rank);
@@ -287,14 +198,10 @@ static int r_prelu(ck *c)
 
 static int r_cast(ck *c)
 {
-    uint32_t dts = c->opset >= 17 ? D_DATA17 : D_DATA15;
-    const in_spec S[] = {
-        {"x", I_REQ, dts, 0, RK_ANY, 0},
-        {"dtype", I_REQ | I_CONST, D_STR, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
+    uint32_t dts = c->spec[0].dtypes; /* the targets are the dtypes x may have */
     const char *name;
-    TRY(ck_str(c, 1, NULL, &name));
+    TRY(ck_str(c, 1, &name));
     mil_dtype d;
     if (mil_dtype_lookup(name, &d) || !((dts >> d) & 1))
         return ck_err(c, 1, ERR_INVAL, "cannot cast to \"%s\"%s", name,
@@ -310,13 +217,9 @@ static int r_cast(ck *c)
 
 static int r_softmax(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     int64_t ax;
-    TRY(ck_int(c, 1, -1, &ax));
+    TRY(ck_int(c, 1, &ax));
     TRY(ck_axis(c, 1, ax, ck_t(c, 0)->rank, &ax));
     copy_res(c, 0, ck_t(c, 0));
     return 0;
@@ -336,18 +239,11 @@ static int check_vec(ck *c, int i, int64_t want, const char *what)
 static int r_layer_norm(ck *c)
 {
     enum { X, AXES, G, B, EPS };
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"axes", I_CONST, D_I32, 0, 1, 0},
-        {"gamma", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"beta", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     int64_t axes[MIL_MAX_RANK];
     int n;
-    TRY(read_axes(c, AXES, x->rank, 1, axes, &n));
+    TRY(read_axes(c, AXES, x->rank, axes, &n));
     int64_t want[MIL_MAX_RANK];
     for (int k = 0; k < n; k++) want[k] = x->shape[axes[k]];
     for (int i = G; i <= B; i++) {
@@ -356,7 +252,7 @@ static int r_layer_norm(ck *c)
         if (t->rank != n || memcmp(t->shape, want, sizeof(int64_t) * (size_t)n)) {
             char a[200], b[200];
             return ck_err(c, i, ERR_SHAPE, "%s has shape %s, expected %s (x's shape on axes)",
-                          S[i].name, sh(t, a, sizeof a), ck_shape_str(n, want, b, sizeof b));
+                          c->spec[i].name, sh(t, a, sizeof a), ck_shape_str(n, want, b, sizeof b));
         }
     }
     copy_res(c, 0, x);
@@ -366,15 +262,7 @@ static int r_layer_norm(ck *c)
 static int r_batch_norm(ck *c)
 {
     enum { X, MEAN, VAR, G, B, EPS };
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"mean", I_REQ | I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"variance", I_REQ | I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"gamma", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"beta", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     if (x->rank < 3 || x->rank > 5)
         return ck_err(c, X, ERR_SHAPE, "x must have rank 3 to 5, got %d", x->rank);
@@ -387,13 +275,7 @@ static int r_batch_norm(ck *c)
 static int r_instance_norm(ck *c)
 {
     enum { X, G, B, EPS };
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"gamma", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"beta", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     if (x->rank < 3 || x->rank > 4)
         return ck_err(c, X, ERR_SHAPE, "x must have rank 3 or 4, got %d", x->rank);
@@ -405,11 +287,7 @@ static int r_instance_norm(ck *c)
 
 static int r_l2_norm(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"epsilon", I_CONST, D_F, pdom(c), RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     if (ck_t(c, 0)->rank < 3)
         return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 or more, got %d", ck_t(c, 0)->rank);
     copy_res(c, 0, ck_t(c, 0));
@@ -418,18 +296,11 @@ static int r_l2_norm(ck *c)
 
 static int r_local_response_norm(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"size", I_REQ | I_CONST, D_I32, 0, RK0, 0},
-        {"alpha", I_CONST, D_F, pdom(c), RK0, 0},
-        {"beta", I_CONST, D_F, pdom(c), RK0, 0},
-        {"k", I_CONST, D_F, pdom(c), RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     if (ck_t(c, 0)->rank < 3)
         return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 or more, got %d", ck_t(c, 0)->rank);
     int64_t size;
-    TRY(ck_int(c, 1, 1, &size));
+    TRY(ck_int(c, 1, &size));
     if (size < 1) return ck_err(c, 1, ERR_INVAL, "size must be at least 1, got %lld", (long long)size);
     copy_res(c, 0, ck_t(c, 0));
     return 0;
@@ -439,11 +310,9 @@ static int r_local_response_norm(ck *c)
  * 8.6 linear algebra
  * ====================================================================== */
 
-/* strides/dilations (n values >= 1, default 1) */
+/* strides/dilations (n values >= 1) */
 static int read_spatial(ck *c, int i, int nsp, int64_t *out)
 {
-    for (int k = 0; k < nsp; k++) out[k] = 1;
-    if (!ck_has(c, i)) return 0;
     int n;
     TRY(ck_ints(c, i, out, MIL_MAX_RANK, &n));
     if (n != nsp)
@@ -458,8 +327,6 @@ static int read_spatial(ck *c, int i, int nsp, int64_t *out)
 
 static int read_pad(ck *c, int i, int nsp, int64_t *pad)
 {
-    for (int k = 0; k < 2 * nsp; k++) pad[k] = 0;
-    if (!ck_has(c, i)) return 0;
     int n;
     TRY(ck_ints(c, i, pad, 2 * MIL_MAX_RANK, &n));
     if (n != 2 * nsp)
@@ -474,17 +341,7 @@ static int read_pad(ck *c, int i, int nsp, int64_t *pad)
 static int r_conv(ck *c)
 {
     enum { X, W, BIAS, STR, PT, PAD, DIL, GR };
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"weight", I_REQ, D_F, pdom(c), RK_ANY, 0},
-        {"bias", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"strides", I_CONST, D_I32, 0, 1, 0},
-        {"pad_type", I_CONST, D_STR, 0, RK0, 0},
-        {"pad", I_CONST, D_I32, 0, 1, 0},
-        {"dilations", I_CONST, D_I32, 0, 1, 0},
-        {"groups", I_CONST, D_I32, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
     if (x->rank < 3 || x->rank > 5)
         return ck_err(c, X, ERR_SHAPE, "x has %d dims, expected 3 to 5 ([N, C, spatial...])",
@@ -493,7 +350,7 @@ static int r_conv(ck *c)
     if (w->rank != x->rank)
         return ck_err(c, W, ERR_SHAPE, "weight has %d dims, expected %d", w->rank, x->rank);
     int64_t g;
-    TRY(ck_int(c, GR, 1, &g));
+    TRY(ck_int(c, GR, &g));
     if (g < 1) return ck_err(c, GR, ERR_INVAL, "groups must be at least 1, got %lld", (long long)g);
     int64_t cin = x->shape[1], cout = w->shape[0];
     if (cin % g)
@@ -519,7 +376,7 @@ static int r_conv(ck *c)
                 return ck_err(c, DIL, ERR_INVAL, "dilations must be 1 when weight is not a "
                               "constant");
     const char *pt;
-    TRY(ck_str(c, PT, "valid", &pt));
+    TRY(ck_str(c, PT, &pt));
     int mode; /* 0 valid, 1 custom, 2 same, 3 same_lower */
     if (!strcmp(pt, "valid")) mode = 0;
     else if (!strcmp(pt, "custom")) mode = 1;
@@ -555,18 +412,7 @@ static int r_conv(ck *c)
 static int r_conv_transpose(ck *c)
 {
     enum { X, W, BIAS, PAD, OS, PT, STR, DIL, GR };
-    const in_spec S[] = {
-        {"x", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"weight", I_REQ | (c->opset >= 17 ? 0 : I_CONST), D_F, pdom(c), RK_ANY, 0},
-        {"bias", I_CONST, D_F, pdom(c), RK_ANY, 0},
-        {"pad", I_CONST, D_I32, 0, 1, 0},
-        {"output_shape", I_CONST, D_I32, 0, 1, 0},
-        {"pad_type", I_CONST, D_STR, 0, RK0, 0},
-        {"strides", I_CONST, D_I32, 0, 1, 0},
-        {"dilations", I_CONST, D_I32, 0, 1, 0},
-        {"groups", I_CONST, D_I32, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
     if (x->rank < 3 || x->rank > 5)
         return ck_err(c, X, ERR_SHAPE, "x has %d dims, expected 3 to 5 ([N, C, spatial...])",
@@ -575,7 +421,7 @@ static int r_conv_transpose(ck *c)
     if (w->rank != x->rank)
         return ck_err(c, W, ERR_SHAPE, "weight has %d dims, expected %d", w->rank, x->rank);
     int64_t g;
-    TRY(ck_int(c, GR, 1, &g));
+    TRY(ck_int(c, GR, &g));
     if (g < 1) return ck_err(c, GR, ERR_INVAL, "groups must be at least 1, got %lld", (long long)g);
     int64_t cin = x->shape[1];
     if (w->shape[0] != cin)
@@ -591,7 +437,7 @@ static int r_conv_transpose(ck *c)
     TRY(read_spatial(c, DIL, nsp, dil));
     TRY(read_pad(c, PAD, nsp, pad));
     const char *pt;
-    TRY(ck_str(c, PT, "valid", &pt));
+    TRY(ck_str(c, PT, &pt));
     int mode;
     if (!strcmp(pt, "valid")) mode = 0;
     else if (!strcmp(pt, "custom")) mode = 1;
@@ -637,14 +483,7 @@ static int r_conv_transpose(ck *c)
 static int r_matmul(ck *c)
 {
     enum { X, Y, TX, TY };
-    int mixed = c->opset >= 17;
-    const in_spec S[] = {
-        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
-        {"y", I_REQ, D_FI, mixed ? 'Y' : 'T', RK_ANY, 0},
-        {"transpose_x", I_CONST, D_BOOL, 0, RK0, 0},
-        {"transpose_y", I_CONST, D_BOOL, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *y = ck_t(c, Y);
     mil_dtype dt = x->dtype;
     if (x->dtype != y->dtype) {
@@ -657,8 +496,8 @@ static int r_matmul(ck *c)
         dt = cx ? y->dtype : x->dtype;
     }
     int tx, ty;
-    TRY(ck_bool(c, TX, 0, &tx));
-    TRY(ck_bool(c, TY, 0, &ty));
+    TRY(ck_bool(c, TX, &tx));
+    TRY(ck_bool(c, TY, &ty));
     if (x->rank < 1 || y->rank < 1)
         return ck_err(c, x->rank < 1 ? X : Y, ERR_SHAPE, "operands must have rank 1 or more");
     if (tx && x->rank == 1) return ck_err(c, TX, ERR_SHAPE, "transpose_x needs x of rank 2 or more");
@@ -703,12 +542,7 @@ static int r_matmul(ck *c)
 static int r_linear(ck *c)
 {
     enum { X, W, B };
-    const in_spec S[] = {
-        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
-        {"weight", I_REQ | I_CONST, D_FI, pdom(c), 2, 0},
-        {"bias", I_CONST, D_FI, pdom(c), 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
     if (x->rank < 1 || x->rank > 3)
         return ck_err(c, X, ERR_SHAPE, "x must have rank 1 to 3, got %d", x->rank);
@@ -730,17 +564,12 @@ static int r_linear(ck *c)
 static int r_reduce(ck *c)
 {
     enum { X, AXES, KEEP };
-    const in_spec S[] = {
-        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
-        {"axes", I_CONST, D_I32, 0, 1, 0},
-        {"keep_dims", I_CONST, D_BOOL, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     int64_t axes[MIL_MAX_RANK];
     int n, keep;
-    TRY(read_axes(c, AXES, x->rank, 1, axes, &n));
-    TRY(ck_bool(c, KEEP, 0, &keep));
+    TRY(read_axes(c, AXES, x->rank, axes, &n));
+    TRY(ck_bool(c, KEEP, &keep));
     int red[MIL_MAX_RANK] = {0};
     for (int k = 0; k < n; k++) red[axes[k]] = 1;
     int64_t out[MIL_MAX_RANK];
@@ -756,21 +585,15 @@ static int r_reduce(ck *c)
 static int r_reduce_arg(ck *c)
 {
     enum { X, AX, KEEP, OD };
-    const in_spec S[] = {
-        {"x", I_REQ, D_FI, 'T', RK_ANY, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-        {"keep_dims", I_CONST, D_BOOL, 0, RK0, 0},
-        {"output_dtype", I_CONST, D_STR, 0, RK0, 17},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     int64_t ax;
     int keep;
-    TRY(ck_int(c, AX, -1, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, x->rank, &ax));
-    TRY(ck_bool(c, KEEP, 0, &keep));
+    TRY(ck_bool(c, KEEP, &keep));
     const char *od;
-    TRY(ck_str(c, OD, "int32", &od));
+    TRY(ck_str(c, OD, &od));
     mil_dtype d;
     if (strcmp(od, "int32") && strcmp(od, "uint16"))
         return ck_err(c, OD, ERR_INVAL, "output_dtype \"%s\" is not int32 or uint16", od);
@@ -807,11 +630,7 @@ static const char *ints_str(int n, const int64_t *v, char *buf, size_t cap)
 
 static int r_reshape(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"shape", I_REQ, D_I32, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, 0);
     int64_t s[MIL_MAX_RANK], given[MIL_MAX_RANK];
     int n;
@@ -858,11 +677,7 @@ static int r_reshape(ck *c)
 
 static int r_transpose(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"perm", I_REQ | I_CONST, D_I32, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, 0);
     int64_t perm[MIL_MAX_RANK], out[MIL_MAX_RANK];
     int n;
@@ -882,11 +697,7 @@ static int r_transpose(ck *c)
 
 static int r_expand_dims(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"axes", I_REQ | I_CONST, D_I32, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, 0);
     int64_t axes[MIL_MAX_RANK];
     int n;
@@ -908,17 +719,11 @@ static int r_expand_dims(ck *c)
 
 static int r_squeeze(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"axes", I_CONST, D_I32, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, 0);
     int64_t axes[MIL_MAX_RANK], out[MIL_MAX_RANK];
     int n, drop[MIL_MAX_RANK] = {0}, r = 0;
-    TRY(read_axes(c, 1, x->rank, 0, axes, &n));
-    if (!ck_has(c, 1))
-        for (int i = 0; i < x->rank; i++) drop[i] = x->shape[i] == 1;
+    TRY(read_axes(c, 1, x->rank, axes, &n));
     for (int k = 0; k < n; k++) drop[axes[k]] = x->shape[axes[k]] == 1; /* others kept (8.8) */
     for (int i = 0; i < x->rank; i++)
         if (!drop[i]) out[r++] = x->shape[i];
@@ -929,12 +734,7 @@ static int r_squeeze(ck *c)
 static int r_slice_by_size(ck *c)
 {
     enum { X, BEGIN, SIZE };
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"begin", I_REQ, D_I32, 0, 1, 0},
-        {"size", I_REQ, D_I32, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     int64_t size[MIL_MAX_RANK], begin[MIL_MAX_RANK], out[MIL_MAX_RANK];
     int n, nb = 0, has_begin = ck_known(c, BEGIN);
@@ -973,40 +773,36 @@ static int r_slice_by_size(ck *c)
     return 0;
 }
 
-/* Shape of x[begin:end:stride] with masks (NumPy rules); the squeezed axes are dropped. Inputs at
- * spec indices X, BEGIN, END, STRIDE, BMASK, EMASK, SMASK = x0 .. x0+6. */
-static int slice_shape(ck *c, int x0, int *rank, int64_t *out)
+/* Shape of x[begin:end:stride] with masks (NumPy rules); the squeezed axes are dropped. x is
+ * input 0; BEGIN, END, STRIDE, BMASK, EMASK, SMASK are inputs b0 .. b0+5. */
+static int slice_shape(ck *c, int b0, int *rank, int64_t *out)
 {
-    const mil_type *x = ck_t(c, x0);
+    const mil_type *x = ck_t(c, 0);
     int r = x->rank;
     int64_t be[MIL_MAX_RANK], en[MIL_MAX_RANK], st[MIL_MAX_RANK];
     int bm[MIL_MAX_RANK] = {0}, em[MIL_MAX_RANK] = {0}, sm[MIL_MAX_RANK] = {0};
     int n;
-    TRY(ck_ints(c, x0 + 1, be, MIL_MAX_RANK, &n));
-    if (n != r) return ck_err(c, x0 + 1, ERR_SHAPE, "begin has %d values, x has rank %d", n, r);
-    TRY(ck_ints(c, x0 + 2, en, MIL_MAX_RANK, &n));
-    if (n != r) return ck_err(c, x0 + 2, ERR_SHAPE, "end has %d values, x has rank %d", n, r);
-    for (int i = 0; i < r; i++) st[i] = 1;
-    if (ck_has(c, x0 + 3)) {
-        TRY(ck_ints(c, x0 + 3, st, MIL_MAX_RANK, &n));
-        if (n != r) return ck_err(c, x0 + 3, ERR_SHAPE, "stride has %d values, x has rank %d", n, r);
-    }
+    TRY(ck_ints(c, b0, be, MIL_MAX_RANK, &n));
+    if (n != r) return ck_err(c, b0, ERR_SHAPE, "begin has %d values, x has rank %d", n, r);
+    TRY(ck_ints(c, b0 + 1, en, MIL_MAX_RANK, &n));
+    if (n != r) return ck_err(c, b0 + 1, ERR_SHAPE, "end has %d values, x has rank %d", n, r);
+    TRY(ck_ints(c, b0 + 2, st, MIL_MAX_RANK, &n));
+    if (n != r) return ck_err(c, b0 + 2, ERR_SHAPE, "stride has %d values, x has rank %d", n, r);
     int *masks[3] = {bm, em, sm};
     for (int k = 0; k < 3; k++) {
-        if (!ck_has(c, x0 + 4 + k)) continue;
-        TRY(ck_bools(c, x0 + 4 + k, masks[k], MIL_MAX_RANK, &n));
+        TRY(ck_bools(c, b0 + 3 + k, masks[k], MIL_MAX_RANK, &n));
         if (n != r)
-            return ck_err(c, x0 + 4 + k, ERR_SHAPE, "%s has %d values, x has rank %d",
-                          c->spec[x0 + 4 + k].name, n, r);
+            return ck_err(c, b0 + 3 + k, ERR_SHAPE, "%s has %d values, x has rank %d",
+                          c->spec[b0 + 3 + k].name, n, r);
     }
     int o = 0;
     for (int i = 0; i < r; i++) {
         int64_t d = x->shape[i], s = st[i];
-        if (s == 0) return ck_err(c, x0 + 3, ERR_INVAL, "stride[%d] is 0", i);
+        if (s == 0) return ck_err(c, b0 + 2, ERR_INVAL, "stride[%d] is 0", i);
         if (sm[i]) {
             int64_t b = be[i] < 0 ? be[i] + d : be[i];
             if (b < 0 || b >= d)
-                return ck_err(c, x0 + 1, ERR_SHAPE, "begin[%d] = %lld is out of range for dim %lld "
+                return ck_err(c, b0, ERR_SHAPE, "begin[%d] = %lld is out of range for dim %lld "
                               "(squeezed axis)", i, (long long)be[i], (long long)d);
             continue;
         }
@@ -1021,7 +817,7 @@ static int slice_shape(ck *c, int x0, int *rank, int64_t *out)
             len = b > e ? (b - e + (-s) - 1) / (-s) : 0;
         }
         if (len < 1)
-            return ck_err(c, x0 + 2, ERR_SHAPE, "the slice along axis %d is empty", i);
+            return ck_err(c, b0 + 1, ERR_SHAPE, "the slice along axis %d is empty", i);
         out[o++] = len;
     }
     *rank = o;
@@ -1030,40 +826,21 @@ static int slice_shape(ck *c, int x0, int *rank, int64_t *out)
 
 static int r_slice_by_index(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"begin", I_REQ, D_I32, 0, 1, 0},
-        {"end", I_REQ, D_I32, 0, 1, 0},
-        {"stride", I_CONST, D_I32, 0, 1, 0},
-        {"begin_mask", I_CONST, D_BOOL, 0, 1, 0},
-        {"end_mask", I_CONST, D_BOOL, 0, 1, 0},
-        {"squeeze_mask", I_CONST, D_BOOL, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     int r;
     int64_t out[MIL_MAX_RANK];
-    TRY(slice_shape(c, 0, &r, out));
+    TRY(slice_shape(c, 1, &r, out));
     ck_set_res(c, 0, ck_t(c, 0)->dtype, r, out);
     return 0;
 }
 
 static int r_slice_update(ck *c)
 {
-    enum { UPD = 7 };
-    const in_spec S[] = {
-        {"x", I_REQ, D_DATA17, 'T', RK_ANY, 0},
-        {"begin", I_REQ, D_I32, 0, 1, 0},
-        {"end", I_REQ, D_I32, 0, 1, 0},
-        {"stride", I_CONST, D_I32, 0, 1, 0},
-        {"begin_mask", I_CONST, D_BOOL, 0, 1, 0},
-        {"end_mask", I_CONST, D_BOOL, 0, 1, 0},
-        {"squeeze_mask", I_CONST, D_BOOL, 0, 1, 0},
-        {"update", I_REQ, D_DATA17, 'T', RK_ANY, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    enum { X, UPD, BEGIN };
+    TRY(ck_bind_op(c));
     int r;
     int64_t out[MIL_MAX_RANK];
-    TRY(slice_shape(c, 0, &r, out));
+    TRY(slice_shape(c, BEGIN, &r, out));
     const mil_type *u = ck_t(c, UPD);
     if (u->rank != r || memcmp(u->shape, out, sizeof(int64_t) * (size_t)r)) {
         char a[200], b[200];
@@ -1077,19 +854,14 @@ static int r_slice_update(ck *c)
 static int r_concat(ck *c)
 {
     enum { VALS, AX, IL };
-    const in_spec S[] = {
-        {"values", I_REQ | I_TUPLE, data_dtypes(c), 'T', RK_ANY, 0},
-        {"axis", I_REQ | I_CONST, D_I32, 0, RK0, 0},
-        {"interleave", I_CONST, D_BOOL, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_binding *vb = c->in[VALS];
     const mil_type *t0 = &c->f->values[vb->values[0]].type;
     int64_t ax;
     int il;
-    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, t0->rank, &ax));
-    TRY(ck_bool(c, IL, 0, &il));
+    TRY(ck_bool(c, IL, &il));
     int64_t out[MIL_MAX_RANK];
     memcpy(out, t0->shape, sizeof(int64_t) * (size_t)t0->rank);
     out[ax] = 0;
@@ -1115,16 +887,10 @@ static int r_concat(ck *c)
 static int r_split(ck *c)
 {
     enum { X, AX, NUM, SIZES };
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"axis", I_REQ | I_CONST, D_I32, 0, RK0, 0},
-        {"num_splits", I_CONST, D_I32, 0, RK0, 0},
-        {"split_sizes", I_CONST, D_I32, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     int64_t ax;
-    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, x->rank, &ax));
     int64_t d = x->shape[ax], sizes[MIL_MAX_RESULTS];
     int n = 0;
@@ -1147,7 +913,7 @@ static int r_split(ck *c)
     }
     if (ck_has(c, NUM)) {
         int64_t num;
-        TRY(ck_int(c, NUM, 1, &num));
+        TRY(ck_int(c, NUM, &num));
         if (num < 1 || num > MIL_MAX_RESULTS)
             return ck_err(c, NUM, ERR_INVAL, "num_splits = %lld (must be 1 to %d)", (long long)num,
                           MIL_MAX_RESULTS);
@@ -1173,11 +939,7 @@ static int r_split(ck *c)
 
 static int r_tile(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"reps", I_REQ, D_I32, 0, 1, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, 0);
     int64_t reps[MIL_MAX_RANK], out[MIL_MAX_RANK];
     int n;
@@ -1194,21 +956,9 @@ static int r_tile(ck *c)
     return 0;
 }
 
-static int r_identity(ck *c)
-{
-    const in_spec S[] = {{"x", I_REQ, D_ANY, 0, RK_ANY, 0}};
-    TRY(ck_bind(c, S, NS(S)));
-    copy_res(c, 0, ck_t(c, 0));
-    return 0;
-}
-
 static int r_fill(ck *c)
 {
-    const in_spec S[] = {
-        {"shape", I_REQ, D_I32, 0, 1, 0},
-        {"value", I_CONST, D_FI | D_BOOL, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     int64_t s[MIL_MAX_RANK];
     int n;
     TRY(ck_ints(c, 0, s, MIL_MAX_RANK, &n));
@@ -1221,12 +971,7 @@ static int r_fill(ck *c)
 
 static int r_band_part(ck *c)
 {
-    const in_spec S[] = {
-        {"x", I_REQ, D_FI, 0, RK_ANY, 0},
-        {"lower", I_CONST, D_I32, 0, RK0, 0},
-        {"upper", I_CONST, D_I32, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     if (ck_t(c, 0)->rank < 2)
         return ck_err(c, 0, ERR_SHAPE, "x must have rank 2 or more, got %d", ck_t(c, 0)->rank);
     copy_res(c, 0, ck_t(c, 0));
@@ -1235,12 +980,7 @@ static int r_band_part(ck *c)
 
 static int r_select(ck *c)
 {
-    const in_spec S[] = {
-        {"cond", I_REQ, D_BOOL, 0, RK_ANY, 0},
-        {"a", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
-        {"b", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     mil_type ab;
     memset(&ab, 0, sizeof ab);
     TRY(ck_broadcast(c, 1, 2, ck_t(c, 1), ck_t(c, 2), &ab.rank, ab.shape));
@@ -1251,27 +991,15 @@ static int r_select(ck *c)
     return 0;
 }
 
-static uint32_t index_dtypes(const ck *c)
-{
-    return c->opset >= 17 ? D_I32 | D_Q | DB(MIL_INT16) | DB(MIL_UINT16) : D_I32;
-}
-
 static int r_gather(ck *c)
 {
     enum { X, IDX, AX, BD, VAL };
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-        {"batch_dims", I_CONST, D_I32, 0, RK0, 16},
-        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *ix = ck_t(c, IDX);
     int64_t ax, bd;
-    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, x->rank, &ax));
-    TRY(ck_int(c, BD, 0, &bd));
+    TRY(ck_int(c, BD, &bd));
     if (bd < 0 || bd > ax || (bd > 0 && bd >= ix->rank + 1) || bd > ix->rank)
         return ck_err(c, BD, ERR_INVAL, "batch_dims = %lld must be in [0, min(axis, rank of "
                       "indices)]", (long long)bd);
@@ -1308,16 +1036,10 @@ static int along_axis_indices(ck *c, int xi, int ii, int64_t ax)
 static int r_gather_along_axis(ck *c)
 {
     enum { X, IDX, AX, VAL };
-    const in_spec S[] = {
-        {"x", I_REQ, data_dtypes(c), 0, RK_ANY, 0},
-        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *ix = ck_t(c, IDX);
     int64_t ax;
-    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, x->rank, &ax));
     TRY(along_axis_indices(c, X, IDX, ax));
     ck_set_res(c, 0, x->dtype, ix->rank, ix->shape);
@@ -1327,7 +1049,7 @@ static int r_gather_along_axis(ck *c)
 static int check_mode(ck *c, int i)
 {
     const char *m;
-    TRY(ck_str(c, i, "add", &m));
+    TRY(ck_str(c, i, &m));
     static const char *const modes[] = {"update", "add", "sub", "mul", "div", "max", "min", NULL};
     for (int k = 0; modes[k]; k++)
         if (!strcmp(m, modes[k])) return 0;
@@ -1337,18 +1059,10 @@ static int check_mode(ck *c, int i)
 static int r_scatter(ck *c)
 {
     enum { DATA, IDX, UPD, AX, MODE, VAL };
-    const in_spec S[] = {
-        {"data", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
-        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
-        {"updates", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-        {"mode", I_CONST, D_STR, 0, RK0, 0},
-        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *d = ck_t(c, DATA), *ix = ck_t(c, IDX), *u = ck_t(c, UPD);
     int64_t ax;
-    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, d->rank, &ax));
     TRY(check_mode(c, MODE));
     int64_t want[MIL_MAX_RANK];
@@ -1370,18 +1084,10 @@ static int r_scatter(ck *c)
 static int r_scatter_along_axis(ck *c)
 {
     enum { DATA, IDX, UPD, AX, MODE, VAL };
-    const in_spec S[] = {
-        {"data", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
-        {"indices", I_REQ, index_dtypes(c), 0, RK_ANY, 0},
-        {"updates", I_REQ, data_dtypes(c), 'T', RK_ANY, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-        {"mode", I_CONST, D_STR, 0, RK0, 0},
-        {"validate_indices", I_CONST, D_BOOL, 0, RK0, 17},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *d = ck_t(c, DATA), *ix = ck_t(c, IDX), *u = ck_t(c, UPD);
     int64_t ax;
-    TRY(ck_int(c, AX, 0, &ax));
+    TRY(ck_int(c, AX, &ax));
     TRY(ck_axis(c, AX, ax, d->rank, &ax));
     TRY(check_mode(c, MODE));
     TRY(along_axis_indices(c, DATA, IDX, ax));
@@ -1402,13 +1108,7 @@ static int r_scatter_along_axis(ck *c)
 static int r_sdpa(ck *c)
 {
     enum { Q, K, V, M };
-    const in_spec S[] = {
-        {"query", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"key", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"value", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"attn_mask", 0, D_F | D_BOOL, 0, RK_ANY, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const mil_type *q = ck_t(c, Q), *k = ck_t(c, K), *v = ck_t(c, V);
     char a[200], b[200];
     if (q->rank < 3) return ck_err(c, Q, ERR_SHAPE, "query must have rank 3 or more, got %d", q->rank);
@@ -1470,7 +1170,7 @@ static int quant_params(ck *c, int in, int sc, int zp, int axi)
     }
     if (!ck_has(c, axi)) return ck_err(c, sc, ERR_INVAL, "axis is required for a vector scale");
     int64_t ax;
-    TRY(ck_int(c, axi, 0, &ax));
+    TRY(ck_int(c, axi, &ax));
     TRY(ck_axis(c, axi, ax, x->rank, &ax));
     if (s->shape[0] != x->shape[ax])
         return ck_err(c, sc, ERR_SHAPE, "scale has %lld values, axis %lld of input has %lld",
@@ -1481,16 +1181,9 @@ static int quant_params(ck *c, int in, int sc, int zp, int axi)
 static int r_quantize(ck *c)
 {
     enum { IN, SC, ZP, AX, OD };
-    const in_spec S[] = {
-        {"input", I_REQ, D_F, 'T', RK_ANY, 0},
-        {"scale", I_REQ | I_CONST, D_F, 'T', RK_LE1, 0},
-        {"zero_point", I_CONST, D_Q, 0, RK_LE1, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-        {"output_dtype", I_REQ | I_CONST, D_STR, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     const char *od;
-    TRY(ck_str(c, OD, NULL, &od));
+    TRY(ck_str(c, OD, &od));
     mil_dtype d;
     if (strcmp(od, "int8") && strcmp(od, "uint8"))
         return ck_err(c, OD, ERR_INVAL, "output_dtype \"%s\" is not int8 or uint8", od);
@@ -1513,13 +1206,7 @@ static int r_quantize(ck *c)
 static int r_dequantize(ck *c)
 {
     enum { IN, SC, ZP, AX };
-    const in_spec S[] = {
-        {"input", I_REQ, D_Q, 'Q', RK_ANY, 0},
-        {"scale", I_REQ | I_CONST, D_F, 0, RK_LE1, 0},
-        {"zero_point", I_CONST, D_Q, 'Q', RK_LE1, 0},
-        {"axis", I_CONST, D_I32, 0, RK0, 0},
-    };
-    TRY(ck_bind(c, S, NS(S)));
+    TRY(ck_bind_op(c));
     TRY(quant_params(c, IN, SC, ZP, AX));
     const mil_type *x = ck_t(c, IN);
     ck_set_res(c, 0, ck_t(c, SC)->dtype, x->rank, x->shape);
@@ -1544,25 +1231,25 @@ ck_rule ck_rule_for(mil_opkind k)
     case MIL_OP_equal: case MIL_OP_not_equal: case MIL_OP_greater: case MIL_OP_greater_equal:
     case MIL_OP_less: case MIL_OP_less_equal:
         return r_compare;
-    case MIL_OP_logical_and: case MIL_OP_logical_or: case MIL_OP_logical_xor: return r_logical;
+    case MIL_OP_logical_and: case MIL_OP_logical_or: case MIL_OP_logical_xor: return r_arith;
 
     case MIL_OP_relu: case MIL_OP_relu6: case MIL_OP_sigmoid: case MIL_OP_silu: case MIL_OP_tanh:
     case MIL_OP_exp: case MIL_OP_exp2: case MIL_OP_sqrt: case MIL_OP_sin: case MIL_OP_cos:
     case MIL_OP_tan: case MIL_OP_asin: case MIL_OP_acos: case MIL_OP_atan: case MIL_OP_atanh:
     case MIL_OP_sinh: case MIL_OP_cosh: case MIL_OP_erf: case MIL_OP_floor: case MIL_OP_ceil:
     case MIL_OP_round: case MIL_OP_softplus: case MIL_OP_softsign:
-        return r_unary_f;
-    case MIL_OP_abs: case MIL_OP_sign: case MIL_OP_square: return r_unary_fi;
-    case MIL_OP_rsqrt: case MIL_OP_inverse: case MIL_OP_log: return r_unary_eps;
+        return r_same;
+    case MIL_OP_abs: case MIL_OP_sign: case MIL_OP_square: return r_same;
+    case MIL_OP_rsqrt: case MIL_OP_inverse: case MIL_OP_log: return r_same;
     case MIL_OP_clip: return r_clip;
-    case MIL_OP_threshold: return r_threshold;
+    case MIL_OP_threshold: return r_same;
     case MIL_OP_gelu: return r_gelu;
-    case MIL_OP_leaky_relu: case MIL_OP_elu: case MIL_OP_thresholded_relu: return r_alpha_opt;
-    case MIL_OP_clamped_relu: return r_clamped_relu;
-    case MIL_OP_linear_activation: return r_linear_activation;
-    case MIL_OP_scaled_tanh: case MIL_OP_sigmoid_hard: return r_alpha_beta_opt;
+    case MIL_OP_leaky_relu: case MIL_OP_elu: case MIL_OP_thresholded_relu: return r_same;
+    case MIL_OP_clamped_relu: return r_same;
+    case MIL_OP_linear_activation: return r_same;
+    case MIL_OP_scaled_tanh: case MIL_OP_sigmoid_hard: return r_same;
     case MIL_OP_prelu: return r_prelu;
-    case MIL_OP_logical_not: return r_logical_not;
+    case MIL_OP_logical_not: return r_same;
 
     case MIL_OP_cast: return r_cast;
 
@@ -1594,7 +1281,7 @@ ck_rule ck_rule_for(mil_opkind k)
     case MIL_OP_concat: return r_concat;
     case MIL_OP_split: return r_split;
     case MIL_OP_tile: return r_tile;
-    case MIL_OP_identity: return r_identity;
+    case MIL_OP_identity: return r_same;
     case MIL_OP_fill: return r_fill;
     case MIL_OP_band_part: return r_band_part;
     case MIL_OP_select: return r_select;

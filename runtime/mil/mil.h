@@ -90,13 +90,16 @@ int mil_func_add_param(mil_program *p, int fn, const char *name, const mil_type 
 /* Add an inline literal (copied into the arena); returns its value index. */
 int mil_func_add_literal(mil_program *p, int fn, const mil_literal *lit, ane_error *e);
 /* Append an op. Inputs are bindings over existing value indices. result_names may hold NULLs
- * (names are generated). The op's rule infers the result types immediately; on a rule violation
+ * (names are generated); one name for an op with several results is their base (name_0,
+ * name_1, ...). The op's rule infers the result types immediately; on a rule violation
  * nothing is appended and e says why. Returns the index of the first result value; the op's
  * results are consecutive values. */
 int mil_func_add_op(mil_program *p, int fn, const char *type, const mil_binding *in, int nin,
                     const char *label, const char *const *result_names, int nres_names,
                     ane_error *e);
 int mil_func_set_outputs(mil_program *p, int fn, const int *values, int n, ane_error *e);
+/* Add a program attribute (`[buildInfo = dict<string, string>(...)]`); the literal is copied. */
+int mil_program_add_attr(mil_program *p, const char *name, const mil_literal *lit, ane_error *e);
 /* Register a weight file's bytes under path (copied). */
 int mil_program_add_blob(mil_program *p, const char *path, const uint8_t *data, size_t size,
                          ane_error *e);

@@ -1,8 +1,8 @@
 /* ops.h - the MIL op vocabulary (shared/docs/mil-reference.md section 8), one X-macro list.
  *
  * X(name, since) : name is the op type as written in MIL text, since is the first opset that has
- * it (15 = ios15 ... 18 = ios18). The checker keeps each op's input rules and shape rule; the CPU
- * backend keeps its semantics; both switch on mil_opkind. */
+ * it (15 = ios15 ... 18 = ios18). sig.h lists each op's inputs and their defaults; the checker
+ * keeps each op's shape rule; the CPU backend keeps its semantics; all switch on mil_opkind. */
 #ifndef ANE_MIL_OPS_H
 #define ANE_MIL_OPS_H
 

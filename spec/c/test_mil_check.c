@@ -11,6 +11,7 @@
 #include "mil/check.h"
 #include "mil/constval.h"
 #include "mil/mil.h"
+#include "mil/sig.h"
 
 static int failures, checks;
 #define EXPECT(cond, ...)                                                                          \
@@ -638,8 +639,122 @@ static void test_program(void)
            "got %s", E.msg);
 }
 
+/* an inline literal value copied from l (a materialised default) */
+static int lit_copy(const mil_literal *l)
+{
+    int v = new_value(NULL);
+    LIT[v] = *l;
+    size_t n = (size_t)l->count * mil_dtype_elem_size(l->type.dtype);
+    memcpy(DATA[v], l->data, n);
+    LIT[v].data = DATA[v];
+    V[v].type = l->type;
+    V[v].lit = &LIT[v];
+    V[v].is_inline = 1;
+    return v;
+}
+
+/* The signature table: every op has one, and the checker reads absent inputs as its defaults. */
+static void test_signatures(void)
+{
+    mil_sig s;
+    for (int k = MIL_OP_UNKNOWN + 1; k < MIL_OP_COUNT; k++) {
+        const char *name = mil_op_name((mil_opkind)k);
+        EXPECT(mil_op_sig((mil_opkind)k, 18, &s) == 0, "%s has no signature", name);
+        EXPECT(s.nin <= MIL_SIG_MAXIN && (s.nin > 0) == (k != MIL_OP_const), "%s: %d inputs", name, s.nin);
+        for (int i = 0; i < s.nin; i++) {
+            EXPECT(mil_sig_find(&s, s.in[i].name) == i, "%s: input %s is listed twice", name, s.in[i].name);
+            EXPECT(!(s.in[i].flags & MIL_SIG_REQ) || s.in[i].def == MIL_DEF_NONE || k == MIL_OP_constexpr_cast,
+                   "%s: required input %s has a default", name, s.in[i].name);
+        }
+    }
+    EXPECT(mil_op_sig(MIL_OP_UNKNOWN, 18, &s) == ERR_INVAL, "UNKNOWN has a signature");
+
+    /* opset resolution: parameter domains, const-ness and dtype sets change at ios17 */
+    mil_op_sig(MIL_OP_conv, 18, &s);
+    EXPECT(s.in[1].dom == 'U' && (s.in[1].flags & MIL_SIG_PARAM), "conv weight at ios18: dom %c", s.in[1].dom);
+    mil_op_sig(MIL_OP_conv, 16, &s);
+    EXPECT(s.in[1].dom == 'T', "conv weight at ios16: dom %c", s.in[1].dom);
+    mil_op_sig(MIL_OP_conv_transpose, 16, &s);
+    EXPECT(s.in[1].flags & MIL_SIG_CONST, "conv_transpose weight must be const before ios17");
+    mil_op_sig(MIL_OP_conv_transpose, 17, &s);
+    EXPECT(!(s.in[1].flags & MIL_SIG_CONST), "conv_transpose weight may vary from ios17");
+    mil_op_sig(MIL_OP_gather, 15, &s);
+    EXPECT(s.in[0].dtypes == ((1u << MIL_FP16) | (1u << MIL_FP32) | (1u << MIL_INT32) | (1u << MIL_BOOL)) &&
+               s.in[1].dtypes == (1u << MIL_INT32) && s.in[3].since == 16 && s.in[4].since == 17,
+           "gather at ios15");
+
+    /* materialised defaults */
+    mil_literal l;
+    mil_default_data d;
+    mil_type x4, x2;
+    int64_t s4[4] = {1, 8, 1, 4}, s2[2] = {3, 1};
+    set_type(&x4, MIL_FP16, 4, s4);
+    set_type(&x2, MIL_FP32, 2, s2);
+    mil_op_sig(MIL_OP_conv, 18, &s);
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "strides"), &x4, &l, &d) == 0 && l.type.dtype == MIL_INT32 &&
+               l.type.rank == 1 && l.count == 2 && d.i32[0] == 1 && d.i32[1] == 1, "conv strides");
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "pad"), &x4, &l, &d) == 0 && l.count == 4 && !d.i32[0] && !d.i32[3],
+           "conv pad");
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "pad_type"), NULL, &l, &d) == 0 && l.type.dtype == MIL_STRING &&
+               l.type.rank == 0 && !strcmp(d.str, "valid"), "conv pad_type");
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "groups"), NULL, &l, &d) == 0 && d.i32[0] == 1, "conv groups");
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "bias"), &x4, &l, &d) == ERR_STATE, "conv bias has no default");
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "strides"), NULL, &l, &d) == ERR_SHAPE, "strides without x");
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "strides"), &(mil_type){.kind = MIL_T_TENSOR, .rank = 1}, &l, &d) ==
+               ERR_SHAPE, "strides for rank 1");
+    mil_op_sig(MIL_OP_rsqrt, 18, &s);
+    EXPECT(mil_sig_default(&s, 1, &x4, &l, &d) == 0 && l.type.dtype == MIL_FP16 && d.f16 == 0,
+           "rsqrt epsilon 1e-12 rounds to 0 in fp16 (reference 7.3)");
+    EXPECT(mil_sig_default(&s, 1, &x2, &l, &d) == 0 && l.type.dtype == MIL_FP32 && d.f32 == 1e-12f, "rsqrt epsilon fp32");
+    mil_op_sig(MIL_OP_fill, 18, &s);
+    EXPECT(mil_sig_default(&s, 1, &x4, &l, &d) == 0 && l.type.dtype == MIL_FP32 && d.f32 == 0, "fill value is fp32");
+    mil_op_sig(MIL_OP_squeeze, 18, &s);
+    EXPECT(mil_sig_default(&s, 1, &x4, &l, &d) == 0 && l.count == 2 && d.i32[0] == 0 && d.i32[1] == 2, "squeeze axes");
+    mil_op_sig(MIL_OP_slice_by_index, 18, &s);
+    EXPECT(mil_sig_default(&s, mil_sig_find(&s, "end_mask"), &x2, &l, &d) == 0 && l.type.dtype == MIL_BOOL &&
+               l.count == 2 && !d.u8[0] && !d.u8[1], "slice masks");
+
+    /* the checker reads an absent input as its default: omitting every defaulted input types the
+     * op exactly as spelling each default out */
+    static const struct { const char *op; const char *want; } cases[] = {
+        {"conv", "fp16[1,16,1,4]"},   {"reduce_mean", "fp16[]"},  {"softmax", "fp16[1,8,1,4]"},
+        {"squeeze", "fp16[8,4]"},     {"reduce_argmax", "int32[1,8,1]"}, {"slice_by_index", "fp16[1,8,1,4]"},
+        {"gelu", "fp16[1,8,1,4]"},    {"matmul", "fp16[1,8,1,1]"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int spelled = 0; spelled < 2; spelled++) {
+            reset(18);
+            int x = param("x", MIL_FP16, 4, 1, 8, 1, 4);
+            mil_op_sig(mil_op_lookup(cases[c].op), 18, &s);
+            /* required inputs besides x */
+            int w = param("w", MIL_FP16, 4, 16, 8, 1, 1);
+            int y = param("y", MIL_FP16, 4, 1, 8, 4, 1);
+            int begin = INTS(4, 0, 0, 0, 0), end = INTS(4, 1, 8, 1, 4);
+            const char *names[MIL_SIG_MAXIN];
+            int vals[MIL_SIG_MAXIN], n = 0;
+            for (int i = 1; i < s.nin; i++) {
+                const char *in = s.in[i].name;
+                int v = -1;
+                if (!strcmp(in, "weight")) v = w;
+                else if (!strcmp(in, "y")) v = y;
+                else if (!strcmp(in, "begin")) v = begin;
+                else if (!strcmp(in, "end")) v = end;
+                else if (spelled && mil_sig_default(&s, i, &V[x].type, &l, &d) == 0) v = lit_copy(&l);
+                if (v >= 0) names[n] = in, vals[n++] = v;
+            }
+            /* op() takes varargs: pass up to 8 bindings, NULL-terminated */
+            for (int i = n; i < 8; i++) names[i] = NULL, vals[i] = 0;
+            EXPECT(n <= 8, "%s: too many inputs for this test", cases[c].op);
+            OK(op(cases[c].op, "x", x, names[0], vals[0], names[1], vals[1], names[2], vals[2], names[3], vals[3],
+                  names[4], vals[4], names[5], vals[5], names[6], vals[6], names[7], vals[7], NULL),
+               cases[c].want);
+        }
+    }
+}
+
 int main(void)
 {
+    test_signatures();
     test_elementwise();
     test_cast_softmax_reduce();
     test_conv_matmul_linear();

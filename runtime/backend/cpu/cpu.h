@@ -72,6 +72,8 @@ typedef struct cpu_node {
     unsigned inplace : 1;/* out[0] may share in[0]'s buffer (elementwise, same size) */
     unsigned saturate32k : 1; /* strict: matmul-like output saturates near 32752 (field notes 3.1) */
     unsigned dma_cliff : 1;   /* strict m1/m2: last-axis-offset slice, |v| > 4094 -> inf (3.2) */
+    int out16;           /* >= 0: out[0] is fp16 function output number out16, which the run
+                            writes itself block by block while the block is in cache */
     int64_t scratch_n;   /* floats of working memory the run needs (im2col, ...) */
     int64_t scratch_off; /* its arena offset */
     float *scratch;      /* set at load */
@@ -91,6 +93,7 @@ typedef struct cpu_plan {
     float **ptr;         /* per value: element pointer (inputs refreshed each eval) */
     int *in_direct;      /* per param: 1 = read the caller's fp32 data in place */
     int *in_views;       /* values whose pointer depends on an input (refreshed each eval) */
+    int *out_by_node;    /* per function output: 1 when a node writes it (node->out16) */
     int nin_views;
     size_t const_bytes;  /* memory held by converted constants */
     int threads;
@@ -101,6 +104,7 @@ typedef struct cpu_plan {
 typedef struct cpu_exec {
     const cpu_plan *pl;
     float *const *ptr;
+    uint16_t *const *out16; /* per function output: fp16 data of the caller's tensor (or NULL) */
 } cpu_exec;
 
 /* ---- planning (cpu_plan.c) ---- */
@@ -193,6 +197,19 @@ static inline float cpu_expf(float x) {
     y = x > 88.7f ? __builtin_inff() : y;
     return x != x ? x : y;
 }
+
+/* tanh in fp32 to ~4e-7 relative, branch-free: an odd Taylor polynomial (to x^13) below 0.55,
+ * 1 - 2/(e^2|x| + 1) above (no cancellation there since tanh >= 0.5). */
+static inline float cpu_tanhf(float x) {
+    float a = x < 0 ? -x : x, x2 = x * x;
+    float p = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * (-0.0539682540f +
+              x2 * (0.0218694885f + x2 * (-0.00886323552f + x2 * 0.00359212803f))))));
+    float big = 1.0f - 2.0f / (cpu_expf(2.0f * a) + 1.0f);
+    big = x < 0 ? -big : big;
+    float y = a < 0.55f ? p : big;
+    return x != x ? x : y;
+}
+
 
 static inline const cpu_val *cpu_v(const cpu_exec *ex, int v) { return &ex->pl->vals[v]; }
 /* Row-major strides of a shape (elements). */

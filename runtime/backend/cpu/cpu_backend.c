@@ -19,6 +19,7 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
 void cpu_plan_free(cpu_plan *pl);
 void cpu_finish_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr);
 int cpu_blas_threads(int n);
+void cpu_blas_threads_restore(int old);
 
 static int cpu_available(char *why, size_t n) {
     if (why && n) why[0] = 0;
@@ -120,7 +121,6 @@ static int cpu_load(kernel *k, ane_error *e) {
     }
     for (int i = 0; i < pl->nnodes; i++)
         pl->nodes[i].scratch = pl->nodes[i].scratch_n > 0 ? pl->arena + pl->nodes[i].scratch_off : NULL;
-    cpu_blas_threads(pl->opts.threads);
     k->loaded = 1;
     return 0;
 }
@@ -232,7 +232,15 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
         const cpu_val *cv = &pl->vals[v];
         if (cv->kind == CV_VIEW) ptr[v] = ptr[cv->root] + cv->off;
     }
-    cpu_exec ex = {pl, ptr};
+    uint16_t *o16[16];
+    uint16_t **out16 = NULL;
+    if (k->nout <= 16) {
+        for (int i = 0; i < k->nout; i++)
+            o16[i] = pl->out_by_node[i] && out[i]->dt == DT_FP16 ? tensor_data(out[i]) : NULL;
+        out16 = o16;
+    }
+    cpu_exec ex = {pl, ptr, out16};
+    int blas_old = cpu_blas_threads(pl->opts.threads);
     if (pl->prof) pl->nprof_evals++;
     for (int i = 0; i < pl->nnodes; i++) {
         const cpu_node *nd = &pl->nodes[i];
@@ -242,8 +250,10 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
         if (pl->prof) pl->prof[i] += wall() - t0;
         if (pl->opts.strict && (rc = cpu_strict_check_node(pl, nd, ptr, e))) goto done;
     }
-    for (int i = 0; i < k->nout; i++) f32_to_output(pl, out[i], ptr[f->outs[i]]);
+    for (int i = 0; i < k->nout; i++)
+        if (!(out16 && out16[i])) f32_to_output(pl, out[i], ptr[f->outs[i]]);
 done:
+    cpu_blas_threads_restore(blas_old);
     unlock_all(out, k->nout, 0);
     unlock_all(in, k->nin, 1);
     return rc;

@@ -202,7 +202,7 @@ CPU_VEC static void un_range(void *ctx, int64_t lo, int64_t hi) {
     case MIL_OP_relu6: L(v != v ? v : v < 0 ? 0.0f : v > 6 ? 6.0f : v);
     case MIL_OP_sigmoid: L(sigm(v));
     case MIL_OP_silu: L(v * sigm(v));
-    case MIL_OP_tanh: L(tanhf(v));
+    case MIL_OP_tanh: L(cpu_tanhf(v));
     case MIL_OP_exp: L(cpu_expf(v));
     case MIL_OP_exp2: L(exp2f(v));
     case MIL_OP_sqrt: L(sqrtf(v));
@@ -231,7 +231,7 @@ CPU_VEC static void un_range(void *ctx, int64_t lo, int64_t hi) {
         if (j->p->mode == 0) {
             L(0.5f * v * (1.0f + erff(v * 0.70710678118654752f)));
         } else if (j->p->mode == 1) {
-            L(0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v))));
+            L(0.5f * v * (1.0f + cpu_tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v))));
         } else {
             L(v * sigm(1.702f * v));
         }
@@ -241,7 +241,7 @@ CPU_VEC static void un_range(void *ctx, int64_t lo, int64_t hi) {
     case MIL_OP_thresholded_relu: L(v >= a ? v : 0.0f);
     case MIL_OP_clamped_relu: L(fminf(b, v >= 0 ? v : a * v));
     case MIL_OP_linear_activation: L(a * v + b);
-    case MIL_OP_scaled_tanh: L(a * tanhf(b * v));
+    case MIL_OP_scaled_tanh: L(a * cpu_tanhf(b * v));
     case MIL_OP_sigmoid_hard: L(fminf(fmaxf(a * v + b, 0.0f), 1.0f));
     case MIL_OP_softplus: L(v > 20 ? v : log1pf(expf(v)));
     case MIL_OP_softsign: L(v / (1.0f + fabsf(v)));

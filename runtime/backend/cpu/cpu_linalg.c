@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../core/fp16.h"
 #include "cpu.h"
 
 /* ---- matmul ---- */
@@ -31,8 +32,10 @@ static void run_matmul(const cpu_exec *ex, const cpu_node *nd) {
     float *o = ex->ptr[nd->out[0]];
     int64_t M = p->M, N = p->N, K = p->K;
     int64_t lda = p->tx ? M : K, ldb = p->ty ? K : N;
+    uint16_t *o16 = nd->out16 >= 0 && ex->out16 ? ex->out16[nd->out16] : NULL;
     if (p->merge_m) {
         cpu_sgemm(0, p->ty, M * p->nbatch, N, K, p->alpha, x, K, y, ldb, 0.0f, o, N);
+        if (o16) fp16_from_f32_n(o16, o, (size_t)(M * N * p->nbatch));
         return;
     }
     for (int64_t b = 0; b < p->nbatch; b++) {
@@ -48,6 +51,7 @@ static void run_matmul(const cpu_exec *ex, const cpu_node *nd) {
             cpu_sgemm(!p->ty, !p->tx, N, M, K, p->alpha, y + oy, ldb, x + ox, lda, 0.0f, ob, M);
         else
             cpu_sgemm(p->tx, p->ty, M, N, K, p->alpha, x + ox, lda, y + oy, ldb, 0.0f, ob, N);
+        if (o16) fp16_from_f32_n(o16 + b * M * N, ob, (size_t)(M * N)); /* while ob is in cache */
     }
 }
 

@@ -185,6 +185,7 @@ cpu_node *cpu_node_new(cpu_planner *P, const mil_op *op, int nin, cpu_run_fn run
     for (int i = 0; i < op->nres; i++) nd->out[i] = op->res[i];
     nd->run = run;
     nd->round = 1;
+    nd->out16 = -1;
     pl->nnodes++;
     return nd;
 }
@@ -226,6 +227,7 @@ void cpu_plan_free(cpu_plan *pl) {
     free(pl->ptr);
     free(pl->in_direct);
     free(pl->in_views);
+    free(pl->out_by_node);
     free(pl);
 }
 
@@ -295,7 +297,7 @@ static int fold_node(cpu_planner *P, int idx) {
         pl->const_bytes += (size_t)cv->n * sizeof(float);
     }
     for (int i = 0; i < nd->nout; i++) pl->ptr[nd->out[i]] = pl->vals[nd->out[i]].cdata;
-    cpu_exec ex = {pl, pl->ptr};
+    cpu_exec ex = {pl, pl->ptr, NULL};
     if (nd->scratch_n > 0 && !(nd->scratch = malloc((size_t)nd->scratch_n * sizeof(float))))
         return cpu_op_error(P, nd->op, ERR_NOMEM, "out of memory folding");
     nd->run(&ex, nd);
@@ -495,8 +497,8 @@ static int memory_plan(cpu_planner *P) {
             int v = nd->in[k];
             if (v < 0) continue;
             V[v].nuse++;
-            if (nd->kind != MIL_OP_softmax) V[v].only_softmax = 0;
             int r = V[v].root;
+            if (nd->kind != MIL_OP_softmax) V[v].only_softmax = V[r].only_softmax = 0; /* views too */
             if (V[r].last < i) V[r].last = i;
         }
         for (int k = 0; k < nd->nout; k++)
@@ -505,7 +507,7 @@ static int memory_plan(cpu_planner *P) {
     for (int k = 0; k < f->nouts; k++) {
         int r = V[f->outs[k]].root;
         V[r].last = INT_MAX;
-        V[f->outs[k]].only_softmax = 0;
+        V[f->outs[k]].only_softmax = V[r].only_softmax = 0;
     }
 
     /* Results read only by the output conversion need no rounding pass: converting to fp16 is the
@@ -750,6 +752,24 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
     }
     drop_dead_nodes(pl);
     if ((rc = memory_plan(&P))) goto fail;
+
+    /* A matmul whose fp16 result goes only to an output converts it block by block (in cache)
+     * into the caller's tensor; eval then skips that output's conversion. */
+    pl->out_by_node = calloc((size_t)(f->nouts ? f->nouts : 1), sizeof(int));
+    if (!pl->out_by_node) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < pl->nnodes; i++) {
+        cpu_node *nd = &pl->nodes[i];
+        if (nd->kind != MIL_OP_matmul || nd->nout != 1 || !pl->vals[nd->out[0]].skip_round) continue;
+        for (int j = 0; j < f->nouts; j++)
+            if (f->outs[j] == nd->out[0] && !pl->out_by_node[j]) {
+                nd->out16 = j;
+                pl->out_by_node[j] = 1;
+                break;
+            }
+    }
 
     /* Values whose address follows a directly-read input: refreshed at each eval. */
     pl->in_views = calloc((size_t)(pl->nvals ? pl->nvals : 1), sizeof(int));

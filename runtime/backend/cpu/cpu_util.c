@@ -16,12 +16,28 @@
 
 #include "cpu.h"
 
+/* BLAS threads for one eval of a kernel compiled with `threads = n` (n > 0); returns the
+ * previous count for cpu_blas_threads_restore. OpenBLAS's setting is process-wide, so it is
+ * set around each eval rather than once. 0 means "nothing changed". */
 int cpu_blas_threads(int n);
 int cpu_blas_threads(int n) {
 #if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
-    if (n > 0) openblas_set_num_threads(n);
+    if (n > 0) {
+        int old = openblas_get_num_threads();
+        if (old != n) openblas_set_num_threads(n);
+        return old;
+    }
 #endif
-    return n;
+    (void)n;
+    return 0;
+}
+
+void cpu_blas_threads_restore(int old);
+void cpu_blas_threads_restore(int old) {
+#if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
+    if (old > 0 && openblas_get_num_threads() != old) openblas_set_num_threads(old);
+#endif
+    (void)old;
 }
 
 void *cpu_alloc_big(size_t bytes) {
