@@ -152,6 +152,10 @@ program(1.3)
     assert.has_error(function() ane.queue { workers = 0 } end)
     assert.matches("unknown option 'bogus'", select(2, pcall(ane.queue, { bogus = 1 })))
     assert.matches("workers", select(2, pcall(ane.queue, { workers = "two" })))
+    assert.matches("'idle' must be a boolean", select(2, pcall(ane.queue, { idle = 1 })))
+    assert.matches("'nice' must be an integer in 0..19", select(2, pcall(ane.queue, { nice = 25 })))
+    local iq <close> = ane.queue { idle = true, nice = 19 } -- lowest priority still compiles
+    assert_scales(iq:compile(scaled(3)):wait(), 3)
     local q <close> = ane.queue {}
     assert.has_error(function() q:compile(42) end)
     local f = q:compile(scaled(1))

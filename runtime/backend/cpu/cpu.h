@@ -171,8 +171,10 @@ int cpu_strict_check_node(const cpu_plan *pl, const cpu_node *nd, float *const *
 /* ---- shared loops ---- */
 
 /* Hot loops get an AVX2+FMA clone picked at load time (GCC ifunc on x86-64 Linux); the build
- * itself stays baseline x86-64, so the library runs on any x86-64. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+ * itself stays baseline x86-64, so the library runs on any x86-64. Not under ThreadSanitizer:
+ * the ifunc resolvers run (instrumented) during relocation, before TSan exists, and crash. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 \
+    && !defined(__SANITIZE_THREAD__)
 #define CPU_VEC __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CPU_VEC
