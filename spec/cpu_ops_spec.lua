@@ -926,3 +926,34 @@ describe("cpu backend: more edges", function()
     assert.same({ 1 * 1 + 2 * -1 + 3 * 1, 1 * 0 + 2 * 2 + 3 * 0 }, R.run(src, { { "fp16", { 3 }, x }, { "fp16", { 3, 2 }, y } }))
   end)
 end)
+
+describe("cpu backend: large tensors (threaded loops and conversions)", function()
+  it("sigmoid, add, softmax and the fp16 I/O over 512K elements match the reference", function()
+    local shape = { 1, 512, 1, 1024 }
+    local src = P({ { "x", "fp16", shape } }, {
+      ty("fp16", shape) .. ' s = sigmoid(x = x)[name = string("s")];',
+      ty("fp16", shape) .. ' a = add(x = s, y = x)[name = string("a")];',
+      ty("fp16", shape) .. ' y = softmax(x = a, axis = int32(-1))[name = string("p")];',
+    }, { "y", "s" })
+    local k <close> = ane.compile(src)
+    k:load()
+    local x = ane.rand(shape, { dist = "normal", std = 2, seed = 3 })
+    local y, s = k:eval { x }
+    for _, c in ipairs { 1, 77, 256, 511 } do
+      local row, m = {}, -math.huge
+      for j = 1, 1024 do
+        local v = x:get(1, c, 1, j)
+        local sg = R.f16(1 / (1 + math.exp(-v)))
+        if j % 97 == 1 then assert.near(sg, s:get(1, c, 1, j), R.ulp16(sg)) end
+        row[j] = R.f16(sg + v)
+        m = math.max(m, row[j])
+      end
+      local z = 0
+      for j = 1, 1024 do z = z + math.exp(row[j] - m) end
+      for j = 1, 1024, 61 do
+        local want = R.f16(math.exp(row[j] - m) / z)
+        assert.near(want, y:get(1, c, 1, j), R.ulp16(want) + 1e-7)
+      end
+    end
+  end)
+end)
