@@ -8,6 +8,7 @@
  * record, which is what the compiler evidently does since those files run. */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,15 @@ int mil__lit_load_blob(mil_program *p, mil_literal *lit, ane_error *e) {
                        lit->blob_path, (unsigned long long)lit->blob_offset, (unsigned long long)psz,
                        mil_dtype_name(dt), (long long)n, (unsigned long long)need);
     size_t es = mil_dtype_elem_size(dt);
+    /* The stored bytes already are the decoded elements (whole bytes, little-endian host): point
+     * into the program's copy of the file instead of copying it (both live in the program's
+     * arena; the literal is read-only). Consumers load elements as typed values, so this needs
+     * natural alignment: spec files put payloads at 64-byte offsets, but a research file's data
+     * can start anywhere, and is copied then. */
+    if (bits >= 8 && n > 0 && (host_little_endian() || es == 1) && (uintptr_t)pay % es == 0) {
+        lit->data = b->data + (pay - b->data);
+        return 0;
+    }
     uint8_t *d = mil_arena_alloc_array(p->arena, (size_t)(n ? n : 1), es);
     if (!d) return err_set(e, ERR_NOMEM, "out of memory for %s", lit->blob_path);
     if (bits >= 8) {

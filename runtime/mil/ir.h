@@ -55,7 +55,9 @@ typedef enum { MIL_LIT_DATA = 0, MIL_LIT_BLOB, MIL_LIT_DICT } mil_litform;
  * smallest native C type that holds them (int8_t, uint8_t, int16_t, int32_t, int64_t, uint64_t;
  * sub-byte types one per uint8_t), bool one uint8_t 0/1, string `const char *` per element.
  * For MIL_LIT_BLOB, data is NULL until mil_resolve_weights() reads the file (or the builder
- * supplies the bytes); then it holds the decoded elements exactly as for MIL_LIT_DATA. */
+ * supplies the bytes); then it holds the decoded elements exactly as for MIL_LIT_DATA. Where the
+ * stored bytes already have that layout, data points into the program's copy of the weight file
+ * (p->blobs) instead of a copy: literal data is read-only, nobody may write to it. */
 typedef struct mil_literal {
     mil_type type;
     mil_litform form;

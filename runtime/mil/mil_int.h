@@ -48,8 +48,8 @@ int mil__is_ident(const char *s);
 mil_program *mil__program_alloc(ane_error *e);
 
 /* ---- blob.c ---- */
-/* Decode the blob bytes of lit (a BLOBFILE literal) from p->blobs into lit->data. ERR_STATE if
- * the file is not in p->blobs. */
+/* Decode the blob bytes of lit (a BLOBFILE literal) from p->blobs into lit->data (which may
+ * point into p->blobs itself: see mil_literal). ERR_STATE if the file is not in p->blobs. */
 int mil__lit_load_blob(mil_program *p, mil_literal *lit, ane_error *e);
 
 /* ---- printer.c: a growable text buffer and literal/type printing ---- */

@@ -1,8 +1,9 @@
 /* test_mil_parse.c - MIL front-end pieces best tested from C: single rounding of literals to
  * fp16 (cross-checked against the core converter), the lexer's corner cases, program equality,
  * the build API's all-or-nothing ops, parser limits, positioned errors, and the blob reader's
- * bounds on arbitrary bytes. Exit 0 = pass. */
+ * bounds on arbitrary bytes and zero-copy resolution. Exit 0 = pass. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,72 @@ static void test_blob_bounds(void) {
     free(data);
 }
 
+/* Resolved BLOBFILE literals point into the program's copy of the file when its bytes already are
+ * the decoded elements and are naturally aligned; a misaligned payload (a research file's data can
+ * start anywhere) is copied. Either way the elements are the file's. */
+static const mil_literal *const_lit(const mil_program *p, const char *name) {
+    const mil_function *f = &p->funcs[0];
+    int v = mil_func_value(f, name);
+    return v >= 0 ? f->values[v].lit : NULL;
+}
+
+static void test_blob_alias(void) {
+    ane_error e;
+    err_clear(&e);
+    /* spec layout: fp16 [3] at 128, fp32 [2] at 256 */
+    const uint16_t h[3] = {0x3c00, 0xb800, 0x7bff};
+    const float f[2] = {0.25f, -3.0f};
+    blob_writer *w = blob_writer_new(&e);
+    uint64_t off[2];
+    CHECK(blob_writer_add_raw(w, 1, h, sizeof h, &off[0], &e) == 0, "%s", e.msg);
+    CHECK(blob_writer_add_raw(w, 2, f, sizeof f, &off[1], &e) == 0, "%s", e.msg);
+    uint8_t *spec;
+    size_t spec_size;
+    blob_writer_finish(w, &spec, &spec_size, &e);
+    /* sloppy layout at an odd offset: record at 65, data (fp16 [2], then int8 [3]) right after it */
+    uint8_t sloppy[64 + 1 + 64 + 7] = {0};
+    sloppy[4] = 2; /* version */
+    uint8_t *m = sloppy + 65;
+    m[0] = 0xEF, m[1] = 0xBE, m[2] = 0xAD, m[3] = 0xDE, m[4] = 1; /* sentinel, dtype; offset 0 */
+    const uint8_t pay[7] = {0x00, 0x3c, 0x00, 0xc0, 0xfd, 0x07, 0x80};
+    memcpy(m + 64, pay, sizeof pay);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "program(1.3)\n{\n    func main<ios18>() {\n"
+             "        tensor<fp16, [3]> a = const()[name = string(\"a\"), val = tensor<fp16, [3]>(BLOBFILE(path = string(\"@model_path/s.bin\"), offset = uint64(%llu)))];\n"
+             "        tensor<fp32, [2]> b = const()[name = string(\"b\"), val = tensor<fp32, [2]>(BLOBFILE(path = string(\"@model_path/s.bin\"), offset = uint64(%llu)))];\n"
+             "        tensor<fp16, [2]> c = const()[name = string(\"c\"), val = tensor<fp16, [2]>(BLOBFILE(path = string(\"@model_path/r.bin\"), offset = uint64(65)))];\n"
+             "        tensor<int8, [3]> d = const()[name = string(\"d\"), val = tensor<int8, [3]>(BLOBFILE(path = string(\"@model_path/r.bin\"), offset = uint64(65)))];\n"
+             "    } -> (a, b, c, d);\n}\n",
+             (unsigned long long)off[0], (unsigned long long)off[1]);
+    mil_program *p = parse(text, &e);
+    CHECK(p, "%s", e.msg);
+    if (!p) { free(spec); return; }
+    CHECK(mil_program_add_blob(p, "@model_path/s.bin", spec, spec_size, &e) == 0, "%s", e.msg);
+    CHECK(mil_program_add_blob(p, "@model_path/r.bin", sloppy, sizeof sloppy, &e) == 0, "%s", e.msg);
+    free(spec);
+    CHECK(mil_resolve_weights(p, NULL, &e) == 0, "%s", e.msg);
+    const uint8_t *s0 = p->blobs[0].data, *r0 = p->blobs[1].data;
+    const mil_literal *a = const_lit(p, "a"), *b = const_lit(p, "b"), *c = const_lit(p, "c"), *d = const_lit(p, "d");
+    CHECK(a && b && c && d, "constants missing");
+    if (!a || !b || !c || !d) { mil_program_release(p); return; }
+    const uint16_t one = 1;
+    if (*(const uint8_t *)&one == 1) { /* little-endian host: no byte swapping needed */
+        CHECK((const uint8_t *)a->data == s0 + off[0] + 64, "fp16 payload copied, not aliased");
+        CHECK((const uint8_t *)b->data == s0 + off[1] + 64, "fp32 payload copied, not aliased");
+    }
+    CHECK((const uint8_t *)c->data < r0 || (const uint8_t *)c->data >= r0 + sizeof sloppy,
+          "misaligned fp16 payload aliased");
+    CHECK((uintptr_t)c->data % 2 == 0, "fp16 copy misaligned");
+    CHECK((const uint8_t *)d->data == r0 + 65 + 64, "int8 payload copied, not aliased");
+    CHECK(memcmp(a->data, h, sizeof h) == 0 && memcmp(b->data, f, sizeof f) == 0, "spec elements differ");
+    const uint16_t *cv = c->data;
+    const int8_t *dv = d->data;
+    CHECK(cv[0] == 0x3c00 && cv[1] == 0xc000, "sloppy fp16 0x%04x 0x%04x", cv[0], cv[1]);
+    CHECK(dv[0] == 0 && dv[1] == 0x3c && dv[2] == 0, "sloppy int8 %d %d %d", dv[0], dv[1], dv[2]);
+    mil_program_release(p);
+}
+
 int main(void) {
     test_fp16_rounding();
     test_lexer();
@@ -273,6 +340,7 @@ int main(void) {
     test_limits();
     test_error_format();
     test_blob_bounds();
+    test_blob_alias();
     if (failures) fprintf(stderr, "%d failure(s)\n", failures);
     return failures != 0;
 }
