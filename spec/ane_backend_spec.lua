@@ -44,13 +44,6 @@ local function dir_exists(path)
   return false
 end
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "/weights'"))
-  return p
-end
-
 -- fp16 bytes of a list of numbers (through an ane.Tensor, so conversion is the project's own).
 local function fp16_bytes(vals)
   local t = ane.from_table(vals, "fp16")
@@ -101,10 +94,8 @@ program(1.3)
 local WVALS = { 0.5, 1, 1.5, 2, -1, 0.25, 3, -2 }
 
 local function weight_dir()
-  local d = tmpdir()
-  local f = assert(io.open(d .. "/weights/w.bin", "wb"))
-  f:write(blob(fp16_bytes(WVALS)))
-  f:close()
+  local d = H.tmpdir("weights")
+  H.write(d .. "/weights/w.bin", blob(fp16_bytes(WVALS)))
   return d
 end
 
@@ -395,9 +386,7 @@ describe("ane backend (stand-in framework)", function()
       local tripled = {}
       for i, v in ipairs(WVALS) do tripled[i] = 3 * v end
       k:reload_weights("@model_path/weights/w.bin", ane.from_table(tripled, "fp16"):reshape { 1, 8, 1, 1 })
-      local f = assert(io.open(k:ane_info().dir .. "/weights/w.bin", "rb"))
-      assert.equals(blob(fp16_bytes(tripled)), f:read("a"))
-      f:close()
+      assert.equals(blob(fp16_bytes(tripled)), H.read(k:ane_info().dir .. "/weights/w.bin"))
       assert.same({ "model.unload", "model.load" }, names(events(), { ["model.unload"] = true,
         ["model.load"] = true, ["model.compile"] = true }))
       assert.equals(before, k:eval({ x }):bytes()) -- as measured on M4/M5 (6.6)

@@ -446,3 +446,57 @@ describe("precision modes", function()
     assert.equal(("%.10g"):format(4 + 2 ^ -10), (H.run({ "env", "ANE_PRECISION=fp32", H.ane_bin, script })))
   end)
 end)
+
+describe("strict mode, round", function()
+  it("flags ties that the ANE rounds away from zero and values >= 1024", function()
+    local src = R.program({ { "x", "fp16", { 1, 8, 1, 32 } } },
+      { 'tensor<fp16, [1, 8, 1, 32]> y = round(x = x)[name = string("r")];' }, { "y" })
+    ane.set_compile_budget(-1)
+    local k <close> = ane.compile(src, { strict = true })
+    k:load()
+    local x = ane.full({ 1, 8, 1, 32 }, 1.25)
+    x:set(1, 1, 1, 1, 1.5) -- tie: both rules give 2
+    assert.equal(2, k:eval({ x }):get(1, 1, 1, 1))
+    x:set(1, 1, 1, 2, 2.5) -- tie: even gives 2, the ANE 3
+    local ok, err = pcall(k.eval, k, { x })
+    assert.is_false(ok)
+    assert.truthy(err:find("round 'r' rounds a tie to even", 1, true), err)
+    x:set(1, 1, 1, 2, 1025)
+    ok, err = pcall(k.eval, k, { x })
+    assert.is_false(ok)
+    assert.truthy(err:find("mis-rounds", 1, true), err)
+  end)
+end)
+
+describe("compile options", function()
+  it("compiles the function named by opts.function", function()
+    local src = [[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [1, 4]> x) {
+        tensor<fp16, [1, 4]> y = relu(x = x)[name = string("r")];
+    } -> (y);
+    func other<ios18>(tensor<fp16, [2, 2]> a) {
+        tensor<fp16, [2, 2]> b = mul(x = a, y = fp16(3))[name = string("m")];
+    } -> (b);
+}
+]]
+    local k <close> = ane.compile(src, { ["function"] = "other" })
+    assert.same({ { name = "a", dtype = "fp16", shape = { 2, 2 } } }, k.inputs)
+    k:load()
+    assert.same({ 3, -6, 0, 1.5 }, R.flat(k:eval { t({ 1, -2, 0, 0.5 }, { 2, 2 }) }))
+    local m <close> = ane.compile(src)
+    assert.equal("x", m.inputs[1].name)
+  end)
+
+  it("threads = 1 gives the same results as the default", function()
+    local x = R.values(64 * 256, -3, 3, 11)
+    local src = R.program({ { "x", "fp16", { 1, 64, 1, 256 } } }, {
+      'tensor<fp16, [1, 64, 1, 256]> s = sigmoid(x = x)[name = string("s")];',
+      'tensor<fp16, [1, 64, 1, 256]> y = softmax(x = s, axis = int32(1))[name = string("p")];',
+    }, { "y" })
+    local a = R.run(src, { { "fp16", { 1, 64, 1, 256 }, x } })
+    local b = R.run(src, { { "fp16", { 1, 64, 1, 256 }, x } }, { threads = 1 })
+    assert.same(a, b)
+  end)
+end)

@@ -855,3 +855,105 @@ describe("cpu backend: attention and quantisation", function()
     assert.same({ 0, 2, 8, 3, 8, 20 }, z)
   end)
 end)
+
+describe("cpu backend: more edges", function()
+  it("transcendentals at the edges: overflow to inf, underflow to 0, NaN propagates", function()
+    local nan = 0 / 0
+    local a = { 12, -20, 0, 100, -100, nan }
+    local function run(op)
+      return R.run(one({ { "fp16", { 6 } } }, "fp16", { 6 }, op .. "(x = a)"), { { "fp16", { 6 }, a } })
+    end
+    local e = run("exp")
+    assert.equal(math.huge, e[1])           -- e^12 = 162755 > 65504
+    assert.equal(R.f16(math.exp(-20)), e[2]) -- fp16 subnormal
+    assert.equal(1, e[3])
+    assert.is_true(e[6] ~= e[6])
+    local s = run("sigmoid")
+    assert.same({ R.f16(1 / (1 + math.exp(-12))), R.f16(1 / (1 + math.exp(20))), 0.5, 1, 0 }, { table.unpack(s, 1, 5) })
+    assert.is_true(s[6] ~= s[6])
+    local t = run("tanh")
+    assert.same({ 1, -1, 0, 1, -1 }, { table.unpack(t, 1, 5) })
+    assert.is_true(t[6] ~= t[6])
+  end)
+
+  it("tanh is accurate across the small/large switch", function()
+    local a = {}
+    for i = 1, 64 do a[i] = R.f16(-1.2 + i * 0.0375) end
+    local got = R.run(one({ { "fp16", { 64 } } }, "fp16", { 64 }, "tanh(x = a)"), { { "fp16", { 64 }, a } })
+    local ok, msg = R.close(got, map(a, function(x) local e2 = math.exp(2 * x); return (e2 - 1) / (e2 + 1) end), 1, 1e-7)
+    assert(ok, msg)
+  end)
+
+  it("constexpr_cast widens fp16 to fp32 exactly", function()
+    local src = P({ { "a", "fp32", { 3 } } }, {
+      ty("fp32", { 3 }) .. " w = constexpr_cast()[source_val = " .. R.lit("fp16", { 3 }, { 0.1, -2.5, 65504 }) ..
+        ', output_dtype = string("fp32"), name = string("w")];',
+      ty("fp32", { 3 }) .. ' y = add(x = a, y = w)[name = string("y")];',
+    }, { "y" })
+    assert.same({ R.f16(0.1), -2.5, 65504 }, R.run(src, { { "fp32", { 3 }, { 0, 0, 0 } } }, { precision = "fp32" }))
+  end)
+
+  it("conv over 1 and 3 spatial dims", function()
+    -- 1-D: x [1, 2, 7], w [3, 2, 3], stride 2, valid -> [1, 3, 3]
+    local x, w = R.values(14, -2, 2, 1), R.values(18, -1, 1, 2)
+    local src = one({ { "fp16", { 1, 2, 7 } } }, "fp16", { 1, 3, 3 },
+      ("conv(x = a, weight = %s, strides = %s, pad_type = %s)"):format(R.lit("fp16", { 3, 2, 3 }, w), ints { 2 }, R.str("valid")))
+    local ref = {}
+    for co = 0, 2 do for o = 0, 2 do
+      local s = 0
+      for c = 0, 1 do for kk = 0, 2 do s = s + w[(co * 2 + c) * 3 + kk + 1] * x[c * 7 + o * 2 + kk + 1] end end
+      ref[#ref + 1] = s
+    end end
+    check(R.run(src, { { "fp16", { 1, 2, 7 }, x } }), ref, 2, 1e-3)
+    -- 3-D: x [1, 1, 3, 3, 3], w [2, 1, 2, 2, 2], valid -> [1, 2, 2, 2, 2]
+    local x3, w3 = R.values(27, -2, 2, 3), R.values(16, -1, 1, 4)
+    src = one({ { "fp16", { 1, 1, 3, 3, 3 } } }, "fp16", { 1, 2, 2, 2, 2 },
+      ("conv(x = a, weight = %s, pad_type = %s)"):format(R.lit("fp16", { 2, 1, 2, 2, 2 }, w3), R.str("valid")))
+    ref = {}
+    for co = 0, 1 do for d = 0, 1 do for h = 0, 1 do for ww = 0, 1 do
+      local s = 0
+      for a = 0, 1 do for b = 0, 1 do for c = 0, 1 do
+        s = s + w3[co * 8 + a * 4 + b * 2 + c + 1] * x3[(d + a) * 9 + (h + b) * 3 + (ww + c) + 1]
+      end end end
+      ref[#ref + 1] = s
+    end end end end
+    check(R.run(src, { { "fp16", { 1, 1, 3, 3, 3 }, x3 } }), ref, 2, 1e-3)
+  end)
+
+  it("matmul with rank-1 operands", function()
+    local x, y = { 1, 2, 3 }, { 1, 0, -1, 2, 1, 0 } -- [3] x [3, 2]
+    local src = one({ { "fp16", { 3 } }, { "fp16", { 3, 2 } } }, "fp16", { 2 }, "matmul(x = a, y = b, transpose_x = " .. R.bool(false) .. ", transpose_y = " .. R.bool(false) .. ")")
+    assert.same({ 1 * 1 + 2 * -1 + 3 * 1, 1 * 0 + 2 * 2 + 3 * 0 }, R.run(src, { { "fp16", { 3 }, x }, { "fp16", { 3, 2 }, y } }))
+  end)
+end)
+
+describe("cpu backend: large tensors (threaded loops and conversions)", function()
+  it("sigmoid, add, softmax and the fp16 I/O over 512K elements match the reference", function()
+    local shape = { 1, 512, 1, 1024 }
+    local src = P({ { "x", "fp16", shape } }, {
+      ty("fp16", shape) .. ' s = sigmoid(x = x)[name = string("s")];',
+      ty("fp16", shape) .. ' a = add(x = s, y = x)[name = string("a")];',
+      ty("fp16", shape) .. ' y = softmax(x = a, axis = int32(-1))[name = string("p")];',
+    }, { "y", "s" })
+    local k <close> = ane.compile(src)
+    k:load()
+    local x = ane.rand(shape, { dist = "normal", std = 2, seed = 3 })
+    local y, s = k:eval { x }
+    for _, c in ipairs { 1, 77, 256, 511 } do
+      local row, m = {}, -math.huge
+      for j = 1, 1024 do
+        local v = x:get(1, c, 1, j)
+        local sg = R.f16(1 / (1 + math.exp(-v)))
+        if j % 97 == 1 then assert.near(sg, s:get(1, c, 1, j), R.ulp16(sg)) end
+        row[j] = R.f16(sg + v)
+        m = math.max(m, row[j])
+      end
+      local z = 0
+      for j = 1, 1024 do z = z + math.exp(row[j] - m) end
+      for j = 1, 1024, 61 do
+        local want = R.f16(math.exp(row[j] - m) / z)
+        assert.near(want, y:get(1, c, 1, j), R.ulp16(want) + 1e-7)
+      end
+    end
+  end)
+end)

@@ -20,13 +20,6 @@ local function stock_lua(...)
   return cmd
 end
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. H.shquote(d)))
-  return d
-end
-
 describe("the embedding example", function()
   it("runs the Lua experiment and reads the fitted line back in C", function()
     local out, ok, code, err = H.run({ "env", "ANE_LUA_PATH=" .. lua_path, embed_host, experiment, "300" })
@@ -72,7 +65,7 @@ describe("make install", function()
   local sanitize = H.build:match("build%-san$") and "1" or H.build:match("build%-tsan$") and "thread" or ""
 
   setup(function()
-    prefix = tmpdir()
+    prefix = H.tmpdir()
     local out, ok, _, err = H.run({ "env", "-u", "MAKEFLAGS", "-u", "MAKELEVEL", "-u", "MFLAGS",
       "make", "-s", "-C", H.root, "install", "PREFIX=" .. prefix, "SANITIZE=" .. sanitize })
     assert(ok, "make install failed:\n" .. out .. err)
@@ -124,7 +117,7 @@ describe("make install", function()
     local pc = "PKG_CONFIG_PATH=" .. prefix .. "/lib/pkgconfig"
     local luadir = H.run({ "env", pc, "pkg-config", "--variable=luadir", "ane" }):gsub("%s+$", "")
     assert.equal(prefix .. "/share/lua/5.4", luadir)
-    local work = tmpdir()
+    local work = H.tmpdir()
     assert(os.execute("cp " .. H.root .. "/examples/embed/* " .. H.shquote(work)))
     local out, ok, _, err = H.run({ "env", "-u", "MAKEFLAGS", "-u", "MAKELEVEL", pc, "make", "-s", "-C", work })
     assert.is_true(ok, "build failed:\n" .. out .. err)

@@ -7,14 +7,37 @@ H.ane_bin = H.build .. "/ane"
 
 local tmpfiles = {}
 
+--- Write bytes to path (created or replaced) and return path.
+function H.write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+  return path
+end
+
+--- The whole contents of a file, or nil when it cannot be opened.
+function H.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 --- Write text to a new temp file and return its path (removed at exit by the OS tmp cleaner).
 function H.tmpfile(text, suffix)
-  local path = os.tmpname() .. (suffix or ".lua")
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+  local path = H.write(os.tmpname() .. (suffix or ".lua"), text)
   tmpfiles[#tmpfiles + 1] = path
   return path
+end
+
+--- Make a new empty temp directory (with the subdirectory sub inside, when given) and return
+-- its path.
+function H.tmpdir(sub)
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. H.shquote(sub and d .. "/" .. sub or d)))
+  return d
 end
 
 function H.escape(s)

@@ -2,13 +2,6 @@
 local H = require "helpers"
 local P = require "support.pty"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. H.shquote(d)))
-  return d
-end
-
 describe("ane host", function()
   it("prints the version of the module", function()
     local out, ok = H.ane({ "-e", "print(require('ane').version)" })
@@ -180,11 +173,8 @@ describe("ane subcommands", function()
   end)
 
   it("dispatches `ane NAME` to the Lua module ane.cli.NAME and returns its exit code", function()
-    local d = tmpdir()
-    assert(os.execute("mkdir -p " .. d .. "/ane/cli"))
-    local f = assert(io.open(d .. "/ane/cli/spectool.lua", "w"))
-    f:write("return function(args) print(#args, args[1], arg[0]) return 3 end\n")
-    f:close()
+    local d = H.tmpdir("ane/cli")
+    H.write(d .. "/ane/cli/spectool.lua", "return function(args) print(#args, args[1], arg[0]) return 3 end\n")
     local out, _, code = H.run({ "env", "LUA_PATH=" .. d .. "/?.lua;;", H.ane_bin, "spectool", "x", "y" })
     assert.equal(3, code)
     assert.equal("2\tx\tspectool\n", out)

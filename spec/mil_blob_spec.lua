@@ -1,6 +1,7 @@
 -- Weight blob files (ane-private-api.md section 3): byte-exact writer output, multi-tensor files,
 -- the research generators' sloppy chunk headers, and @model_path resolution with its errors.
 local ane = require "ane"
+local H = require "helpers"
 
 local function hdr(count) return string.pack("<I4I4", count, 2) .. string.rep("\0", 56) end
 local function meta(code, size, off)
@@ -12,19 +13,6 @@ local function fp16s(...)
   return table.concat(t)
 end
 local function pad64(s) return s .. string.rep("\0", (64 - #s % 64) % 64) end
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "/weights'"))
-  return d
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
 
 -- A program with one const per {name, type, offset} on one weight file.
 local function prog_with(consts, file)
@@ -123,8 +111,8 @@ describe("mil blobs", function()
       assert.is_true(r.sloppy)
       assert.equal(w0 .. string.sub(file, 193), r.bytes) -- everything to the end: size not trusted
       -- resolved through a program: each tensor takes what its declared type needs
-      local dir = tmpdir()
-      write(dir .. "/weights/w.bin", file)
+      local dir = H.tmpdir("weights")
+      H.write(dir .. "/weights/w.bin", file)
       local p = ane.mil_parse(prog_with { { "q", "tensor<int8, [64]>", 64 }, { "h", "tensor<fp16, [32]>", 64 + 128 } })
       p:resolve(dir)
       local q = data(p, "q")
@@ -142,8 +130,8 @@ describe("mil blobs", function()
         ane.from_table({ 1, -0.5 }, "fp16"), ane.from_table({ 0.1 }, "fp32"),
         ane.from_table({ -7, 8 }, "int8"), ane.from_table({ 200 }, "uint8"),
       }
-      local dir = tmpdir()
-      write(dir .. "/weights/w.bin", bytes)
+      local dir = H.tmpdir("weights")
+      H.write(dir .. "/weights/w.bin", bytes)
       local p = ane.mil_parse(prog_with {
         { "a", "tensor<fp16, [2]>", offs[1] }, { "b", "tensor<fp32, [1]>", offs[2] },
         { "c", "tensor<int8, [2]>", offs[3] }, { "d", "tensor<uint8, [1]>", offs[4] },
@@ -161,11 +149,11 @@ describe("mil blobs", function()
     end)
 
     it("unpacks sub-byte payloads (int4, uint2) little-endian bit first", function()
-      local dir = tmpdir()
+      local dir = H.tmpdir("weights")
       -- int4 [4] = 1, -1, 7, -8 -> nibbles 0x1, 0xF, 0x7, 0x8 -> bytes 0xF1, 0x87
       -- uint2 [4] = 0, 1, 2, 3 -> bits 00 01 10 11 -> byte 0xE4
       local file = hdr(2) .. meta(3, 2, 128) .. pad64("\xF1\x87") .. meta(3, 1, 256) .. pad64("\xE4")
-      write(dir .. "/weights/w.bin", file)
+      H.write(dir .. "/weights/w.bin", file)
       local p = ane.mil_parse(prog_with { { "a", "tensor<int4, [4]>", 64 }, { "b", "tensor<uint2, [4]>", 192 } })
       p:resolve(dir)
       assert.same({ 1, -1, 7, -8 }, data(p, "a"))
@@ -173,9 +161,9 @@ describe("mil blobs", function()
     end)
 
     it("names the place and the problem for a missing file, an offset past the end, a short tensor, a wrong dtype", function()
-      local dir = tmpdir()
+      local dir = H.tmpdir("weights")
       local bytes = ane.mil_blob_write { ane.from_table({ 1, 2, 3, 4 }, "fp16") }
-      write(dir .. "/weights/w.bin", bytes)
+      H.write(dir .. "/weights/w.bin", bytes)
       local function err_of(consts, file)
         local p = ane.mil_parse(prog_with(consts, file), "w.mil")
         local ok, err = pcall(p.resolve, p, dir)

@@ -1,6 +1,7 @@
 -- The Lua MIL builder (lua/ane/mil.lua): every op, constants, defaults, weights as blobs, errors
 -- raised at the caller's line, the reference examples 10.1-10.5 rebuilt.
 local ane = require "ane"
+local H = require "helpers"
 local mil = require "ane.mil"
 
 local function here() return debug.getinfo(2, "l").currentline end
@@ -409,12 +410,8 @@ program(1.3)
     local dir = os.tmpname()
     os.remove(dir)
     assert.is_true(p:save(dir))
-    local fh = assert(io.open(dir .. "/model.mil", "rb"))
-    assert.are.equal(p:text(), fh:read("a"))
-    fh:close()
-    fh = assert(io.open(dir .. "/weights/weight.bin", "rb"))
-    assert.are.equal(p:weights()["@model_path/weights/weight.bin"], fh:read("a"))
-    fh:close()
+    assert.are.equal(p:text(), assert(H.read(dir .. "/model.mil")))
+    assert.are.equal(p:weights()["@model_path/weights/weight.bin"], assert(H.read(dir .. "/weights/weight.bin")))
     os.remove(dir .. "/weights/weight.bin")
     os.remove(dir .. "/weights")
     os.remove(dir .. "/model.mil")

@@ -12,20 +12,6 @@ program(1.3)
 }
 ]]
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. H.shquote(d .. "/weights")))
-  return d
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-  return path
-end
-
 describe("ane mil", function()
   describe("check", function()
     it("exits 0 for a valid program", function()
@@ -145,9 +131,9 @@ program(1.3)
     end)
 
     it("resolves @model_path against --model-path (default: the program's directory)", function()
-      local dir = tmpdir()
+      local dir = H.tmpdir("weights")
       local bytes = ane.mil_blob_write { ane.from_table({ 10, 20, 30, 40 }, "fp16") }
-      write(dir .. "/weights/w.bin", bytes)
+      H.write(dir .. "/weights/w.bin", bytes)
       local text = [[
 program(1.3)
 {
@@ -157,7 +143,7 @@ program(1.3)
     } -> (y);
 }
 ]]
-      local p = write(dir .. "/p.mil", text)
+      local p = H.write(dir .. "/p.mil", text)
       local x4 = os.tmpname() .. ".npy"
       ane.from_table({ 1, 2, 3, 4 }, "fp16"):save_npy(x4)
       local y = os.tmpname() .. ".npy"

@@ -1,6 +1,7 @@
 -- MIL printer: canonical text (mil-reference.md 4.3) and the round trip parse(print(p)) == p
 -- over every program of the corpus in spec/fixtures/mil/.
 local ane = require "ane"
+local H = require "helpers"
 local lfs = require "lfs"
 
 local dir = os.getenv("ANE_ROOT") .. "/spec/fixtures/mil"
@@ -10,13 +11,6 @@ for f in lfs.dir(dir) do
 end
 table.sort(corpus)
 
-local function read(path)
-  local fh = assert(io.open(path, "rb"))
-  local s = fh:read("a")
-  fh:close()
-  return s
-end
-
 describe("mil printer", function()
   it("has a corpus", function()
     assert.is_true(#corpus >= 11)
@@ -24,12 +18,12 @@ describe("mil printer", function()
 
   for _, name in ipairs(corpus) do
     it("type-checks " .. name .. " (the corpus is valid MIL)", function()
-      local p = ane.mil_parse(read(dir .. "/" .. name), name)
+      local p = ane.mil_parse(assert(H.read(dir .. "/" .. name)), name)
       p:check()
     end)
 
     it("round-trips " .. name, function()
-      local p = ane.mil_parse(read(dir .. "/" .. name), name)
+      local p = ane.mil_parse(assert(H.read(dir .. "/" .. name)), name)
       local text = p:text()
       local q = ane.mil_parse(text, "printed")
       local eq, why = p:equal(q)

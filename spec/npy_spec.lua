@@ -19,13 +19,6 @@ local function npy_bytes(header, data, opts)
   return (opts.magic or "\x93NUMPY") .. string.char(major, 0) .. len .. h .. data
 end
 
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-  return path
-end
-
 local function header(descr, shape, fortran)
   return string.format("{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr, fortran and "True" or "False", shape)
 end
@@ -58,7 +51,7 @@ describe("npy", function()
   end)
 
   it("loads a rank-0 array as a rank-0 tensor", function()
-    local path = write(tmp(), npy_bytes(header("<f4", "()"), string.pack("<f", 2.5)))
+    local path = H.write(tmp(), npy_bytes(header("<f4", "()"), string.pack("<f", 2.5)))
     local t = assert(ane.load_npy(path))
     assert.same({}, t:shape())
     assert.equal(1, t:numel())
@@ -67,7 +60,7 @@ describe("npy", function()
   end)
 
   it("reads format 2.0 headers", function()
-    local path = write(tmp(), npy_bytes(header("<i4", "(2,)"), string.pack("<i4i4", 7, -7), { major = 2 }))
+    local path = H.write(tmp(), npy_bytes(header("<i4", "(2,)"), string.pack("<i4i4", 7, -7), { major = 2 }))
     assert.same({ 7, -7 }, assert(ane.load_npy(path)):to_table())
     os.remove(path)
   end)
@@ -94,7 +87,7 @@ describe("npy", function()
       { "\x93NUMPY\9\0\0\0", "unsupported .npy format version 9.0" },
     }
     for _, c in ipairs(bad) do
-      local path = write(tmp(), c[1])
+      local path = H.write(tmp(), c[1])
       local ok, err = ane.load_npy(path)
       assert.is_nil(ok)
       assert.equal(path .. ": " .. c[2], err)
@@ -126,9 +119,7 @@ describe("npy", function()
   end
 
   it("loads files NumPy wrote (1.0 and 2.0 headers) with the same values", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. H.shquote(dir)))
+    local dir = H.tmpdir()
     local script = H.tmpfile(([==[
 import numpy as np
 d = %q

@@ -7,9 +7,7 @@ local function probe(name, ...)
   local json = os.tmpname()
   local args = { H.root .. "/scripts/probe_" .. name .. ".lua", "--quick", "--json", json, ... }
   local out, ok, code, err = H.ane(args)
-  local f = io.open(json, "rb")
-  local data = f and f:read("a")
-  if f then f:close() end
+  local data = H.read(json)
   os.remove(json)
   return out, ok, err, data and data ~= "" and cjson.decode(data) or nil
 end

@@ -4,9 +4,7 @@ local H = require "helpers"
 local cjson = require "cjson"
 
 local function read_json(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
+  local s = assert(H.read(path))
   os.remove(path)
   return cjson.decode(s)
 end

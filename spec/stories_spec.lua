@@ -4,6 +4,7 @@
 -- backend can compile) the static backward kernels chained together give the gradient of the
 -- reference layer, and the dynamic-weight kernels agree with the static ones.
 local ane = require "ane"
+local H = require "helpers"
 local stories = require "ane.stories"
 local mil = require "ane.mil"
 
@@ -278,9 +279,7 @@ describe("ane.stories numerics", function()
 
   it("scripts/bench_layer_ref.py (NumPy) computes the same layer from the files Lua writes", function()
     local cjson = require "cjson"
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert.is_true(os.execute("mkdir -p '" .. dir .. "'") == true)
+    local dir = H.tmpdir()
     stories.save_layer_npy(dir, w, x)
     local out = dir .. "/y.npy"
     local pipe = assert(io.popen(stories.ref_command(c, dir, { iters = 1, warmup = 0, out = out }) .. " 2>&1"))

@@ -762,6 +762,16 @@ local function matmul(W, x, S)
   return y
 end
 
+-- a + k·b, rows of doubles (the residual connection)
+local function residual(a, b, k, S)
+  local y = {}
+  for c = 1, #a do
+    y[c] = {}
+    for s = 1, S do y[c][s] = a[c][s] + k * b[c][s] end
+  end
+  return y
+end
+
 local function rmsnorm_ref(x, wv, eps, S)
   local C = #x
   local y = {}
@@ -823,12 +833,7 @@ function M.reference_layer(cfg, w, x)
       end
     end
   end
-  local o = matmul(W.wo, att, S)
-  local x2 = {}
-  for c = 1, D do
-    x2[c] = {}
-    for s = 1, S do x2[c][s] = x[c][s] + cfg.residual_scale * o[c][s] end
-  end
+  local x2 = residual(x, matmul(W.wo, att, S), cfg.residual_scale, S)
   local x2n = rmsnorm_ref(x2, rf, cfg.eps, S)
   local h1, h3 = matmul(W.w1, x2n, S), matmul(W.w3, x2n, S)
   for j = 1, #h1 do
@@ -837,13 +842,7 @@ function M.reference_layer(cfg, w, x)
       h1[j][s] = a / (1 + math.exp(-a)) * h3[j][s]
     end
   end
-  local ffn = matmul(W.w2, h1, S)
-  local y = {}
-  for c = 1, D do
-    y[c] = {}
-    for s = 1, S do y[c][s] = x2[c][s] + cfg.residual_scale * ffn[c][s] end
-  end
-  return y
+  return residual(x2, matmul(W.w2, h1, S), cfg.residual_scale, S)
 end
 
 return M

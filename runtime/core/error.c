@@ -12,30 +12,41 @@ void err_clear(ane_error *e) {
     e->line = e->col = 0;
 }
 
-int err_set(ane_error *e, int code, const char *fmt, ...) {
+int err_vset(ane_error *e, int code, const char *fmt, va_list ap) {
     if (!e) return code;
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
     e->code = code;
     e->file[0] = '\0';
     e->line = e->col = 0;
     return code;
 }
 
-int err_setat(ane_error *e, int code, const char *file, int line, int col, const char *fmt, ...) {
-    if (!e) return code;
-    char text[ERR_MSG_MAX];
+int err_set(ane_error *e, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    err_vset(e, code, fmt, ap);
     va_end(ap);
+    return code;
+}
+
+int err_vsetat(ane_error *e, int code, const char *file, int line, int col, const char *fmt,
+               va_list ap) {
+    if (!e) return code;
+    char text[ERR_MSG_MAX];
+    vsnprintf(text, sizeof text, fmt, ap);
     e->code = code;
     snprintf(e->file, sizeof e->file, "%s", file ? file : "");
     e->line = line;
     e->col = col;
     snprintf(e->msg, sizeof e->msg, "%s:%d:%d: %s", e->file, line, col, text);
+    return code;
+}
+
+int err_setat(ane_error *e, int code, const char *file, int line, int col, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    err_vsetat(e, code, file, line, col, fmt, ap);
+    va_end(ap);
     return code;
 }
 

@@ -6,6 +6,7 @@
 #ifndef ANE_CORE_ERROR_H
 #define ANE_CORE_ERROR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum {
@@ -46,6 +47,10 @@ int err_setat(ane_error *e, int code, const char *file, int line, int col, const
     __attribute__((format(printf, 6, 7)))
 #endif
     ;
+/* err_set and err_setat taking a va_list, for functions that pass their own format on. */
+int err_vset(ane_error *e, int code, const char *fmt, va_list ap);
+int err_vsetat(ane_error *e, int code, const char *file, int line, int col, const char *fmt,
+               va_list ap);
 /* Prefix an existing message with context ("loading w.bin: <old message>"). */
 int err_prefix(ane_error *e, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../lua/lane.h"
+#include "host.h"
 
 #define ANE_VERSION_STRING "0.1.0"
 
@@ -27,11 +28,15 @@ static const char nomem_msg[] = "not enough memory";
 
 const char *ane_version(void) { return ANE_VERSION_STRING; }
 
-int luaopen_ane(lua_State *L) {
+void host_preload(lua_State *L) {
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_ane_core);
     lua_setfield(L, -2, "ane.core");
     lua_pop(L, 1);
+}
+
+int luaopen_ane(lua_State *L) {
+    host_preload(L);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "ane");
     lua_call(L, 1, 1);
@@ -72,7 +77,7 @@ static void warnf(void *ud, const char *msg, int tocont) {
     rt->warn_cont = tocont;
 }
 
-static int traceback(lua_State *L) {
+int host_msghandler(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -106,10 +111,7 @@ static int open_state(lua_State *L) {
     const ane_options *o = lua_touserdata(L, 1);
     luaL_checkversion(L);
     luaL_openlibs(L);
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    lua_pushcfunction(L, luaopen_ane_core);
-    lua_setfield(L, -2, "ane.core");
-    lua_pop(L, 1);
+    host_preload(L);
     if (o) {
         prepend_path(L, "path", o->lua_path);
         prepend_path(L, "cpath", o->lua_cpath);
@@ -154,7 +156,7 @@ int ane_pcall(ane_runtime *rt, int nargs, int nresults) {
         set_err(rt, nomem_msg);
         return 1;
     }
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, host_msghandler);
     lua_insert(L, base);
     int status = lua_pcall(L, nargs, nresults, base);
     if (status != LUA_OK) {

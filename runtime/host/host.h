@@ -1,4 +1,5 @@
-/* host.h - pieces of the `ane` program shared between main.c and repl.c. */
+/* host.h - pieces of the `ane` program shared between main.c and repl.c, and the two that the
+ * embedding API (embed.c, in libane) has in common with the program: both are defined there. */
 #ifndef ANE_HOST_H
 #define ANE_HOST_H
 
@@ -15,8 +16,11 @@ int host_forward_signal(int sig);
 /* Print the error on top of the stack as "progname: msg" (progname NULL: no prefix) to stderr
  * and pop it. Does nothing for LUA_OK. */
 void host_report(lua_State *L, const char *progname, int status);
-/* Make `require "ane.core"` resolve to the statically linked C core. */
+/* Make `require "ane.core"` resolve to the statically linked C core (embed.c). */
 void host_preload(lua_State *L);
+/* Message handler for lua_pcall: appends a traceback to the error message; a non-string error
+ * object is shown through its __tostring, or named by type (embed.c). */
+int host_msghandler(lua_State *L);
 /* The interactive loop (line editing and history on a terminal, plain lines otherwise); returns
  * when input ends (Ctrl-D). */
 void host_repl(lua_State *L);

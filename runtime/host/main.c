@@ -62,20 +62,9 @@ static void laction(int sig) {
     lua_sethook(globalL, lstop, flag, 1);
 }
 
-/* Message handler: append a traceback; cope with non-string error objects. */
-static int msghandler(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 int host_docall(lua_State *L, int narg, int nres) {
     int base = lua_gettop(L) - narg;
-    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, host_msghandler);
     lua_insert(L, base);
     globalL = L;
     struct sigaction sa, old;
@@ -105,13 +94,6 @@ void host_report(lua_State *L, const char *pname, int status) {
     if (pname) fprintf(stderr, "%s: ", pname);
     fprintf(stderr, "%s\n", msg);
     fflush(stderr);
-    lua_pop(L, 1);
-}
-
-void host_preload(lua_State *L) {
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    lua_pushcfunction(L, luaopen_ane_core);
-    lua_setfield(L, -2, "ane.core");
     lua_pop(L, 1);
 }
 

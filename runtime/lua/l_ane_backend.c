@@ -29,6 +29,15 @@ static kernel *check_ane(lua_State *L, int idx) {
     return k;
 }
 
+/* The ane kernel at 1 and its facts into f; raises on either failing. */
+static kernel *check_facts(lua_State *L, ane_kernel_facts *f) {
+    kernel *k = check_ane(L, 1);
+    ane_error e;
+    err_clear(&e);
+    if (ane_kernel_facts_get(k, f, &e)) lane_error(L, &e);
+    return k;
+}
+
 /* Position (1-based) or name -> 0-based index into io[n]. */
 static int io_index(lua_State *L, int idx, const kernel_io *io, int n, const char *what) {
     if (lua_type(L, idx) == LUA_TSTRING) {
@@ -63,49 +72,40 @@ static int k_new_input(lua_State *L) { return new_io(L, 0); }
 static int k_new_output(lua_State *L) { return new_io(L, 1); }
 
 static int k_ane_info(lua_State *L) {
-    kernel *k = check_ane(L, 1);
     ane_kernel_facts f;
-    ane_error e;
-    err_clear(&e);
-    if (ane_kernel_facts_get(k, &f, &e)) return lane_error(L, &e);
+    kernel *k = check_facts(L, &f);
+    const struct { const char *key; lua_Integer v; } ints[] = {
+        {"procedure", f.procedure},
+        {"qos", f.qos},
+        {"compile_number", f.compile_number},
+        {"state", (lua_Integer)f.state},
+        {"program_handle", (lua_Integer)f.program_handle},
+        {"perf_mask", f.perf_mask},
+        {"direct_inputs", f.direct_inputs},
+        {"direct_outputs", f.direct_outputs},
+        {"evals", f.evals},
+    };
     lua_createtable(L, 0, 16);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        lua_pushinteger(L, ints[i].v);
+        lua_setfield(L, -2, ints[i].key);
+    }
     lua_pushstring(L, f.hex);
     lua_setfield(L, -2, "hex");
     lua_pushstring(L, f.dir);
     lua_setfield(L, -2, "dir");
-    lua_pushinteger(L, f.procedure);
-    lua_setfield(L, -2, "procedure");
-    lua_pushinteger(L, f.qos);
-    lua_setfield(L, -2, "qos");
     lua_pushstring(L, path_names[f.path]);
     lua_setfield(L, -2, "path");
     lua_pushstring(L, path_names[f.last_path]);
     lua_setfield(L, -2, "last_path");
-    lua_pushinteger(L, f.compile_number);
-    lua_setfield(L, -2, "compile_number");
-    lua_pushinteger(L, (lua_Integer)f.state);
-    lua_setfield(L, -2, "state");
-    lua_pushinteger(L, (lua_Integer)f.program_handle);
-    lua_setfield(L, -2, "program_handle");
-    lua_pushinteger(L, f.perf_mask);
-    lua_setfield(L, -2, "perf_mask");
-    lua_pushinteger(L, f.direct_inputs);
-    lua_setfield(L, -2, "direct_inputs");
-    lua_pushinteger(L, f.direct_outputs);
-    lua_setfield(L, -2, "direct_outputs");
-    lua_pushinteger(L, f.evals);
-    lua_setfield(L, -2, "evals");
     lua_pushboolean(L, k->loaded);
     lua_setfield(L, -2, "loaded");
     return 1;
 }
 
 static int k_perf_stats(lua_State *L) {
-    kernel *k = check_ane(L, 1);
     ane_kernel_facts f;
-    ane_error e;
-    err_clear(&e);
-    if (ane_kernel_facts_get(k, &f, &e)) return lane_error(L, &e);
+    check_facts(L, &f);
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)f.last_eval_ns);
     lua_setfield(L, -2, "eval_ns");
@@ -118,20 +118,29 @@ static int k_perf_stats(lua_State *L) {
     return 1;
 }
 
+/* Option `key` of the options table at 2: absent (returns 0, *out untouched) or an integer
+ * 0..max (stored, returns 1). */
+static int opt_uint(lua_State *L, const char *key, lua_Integer max, unsigned *out) {
+    if (lua_getfield(L, 2, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 0 || v > max)
+        luaL_argerror(L, 2, lua_pushfstring(L, "option '%s' must be an integer 0..%d", key, (int)max));
+    lua_pop(L, 1);
+    *out = (unsigned)v;
+    return 1;
+}
+
 static int k_ane_configure(lua_State *L) {
     kernel *k = check_ane(L, 1);
     static const char *const known[] = {"qos", "path", "perf_mask", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
     lane_checkopts(L, 2, known);
     ane_kernel_opts o = {0};
-    if (lua_getfield(L, 2, "qos") != LUA_TNIL) {
-        int isint;
-        lua_Integer q = lua_tointegerx(L, -1, &isint);
-        if (!isint || q < 0 || q > 63) luaL_argerror(L, 2, "option 'qos' must be an integer 0..63");
-        o.set_qos = 1;
-        o.qos = (unsigned)q;
-    }
-    lua_pop(L, 1);
+    o.set_qos = opt_uint(L, "qos", 63, &o.qos);
     if (lua_getfield(L, 2, "path") != LUA_TNIL) {
         const char *p = lua_tostring(L, -1);
         int found = -1;
@@ -143,14 +152,7 @@ static int k_ane_configure(lua_State *L) {
         o.path = (ane_eval_path)found;
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, 2, "perf_mask") != LUA_TNIL) {
-        int isint;
-        lua_Integer m = lua_tointegerx(L, -1, &isint);
-        if (!isint || m < 0 || m > 0xff) luaL_argerror(L, 2, "option 'perf_mask' must be an integer 0..255");
-        o.set_perf_mask = 1;
-        o.perf_mask = (unsigned)m;
-    }
-    lua_pop(L, 1);
+    o.set_perf_mask = opt_uint(L, "perf_mask", 0xff, &o.perf_mask);
     ane_error e;
     err_clear(&e);
     if (ane_kernel_configure(k, &o, &e)) return lane_error(L, &e);

@@ -75,6 +75,18 @@ void *mil_arena_alloc_array(mil_arena *a, size_t n, size_t size) {
     return mil_arena_alloc(a, n * size);
 }
 
+int mil_arena_grow(mil_arena *a, void **arr, int *cap, int n, int first, int max, size_t size) {
+    if (n < *cap) return 0;
+    int nc = *cap == 0 ? first : *cap > max / 2 ? max : *cap * 2;
+    if (nc > max) nc = max;
+    void *na = mil_arena_alloc_array(a, (size_t)nc, size);
+    if (!na) return -1;
+    if (n) memcpy(na, *arr, (size_t)n * size);
+    *arr = na;
+    *cap = nc;
+    return 0;
+}
+
 char *mil_arena_strndup(mil_arena *a, const char *s, size_t n) {
     char *d = mil_arena_alloc(a, n + 1);
     if (!d) return NULL;

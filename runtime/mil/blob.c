@@ -7,6 +7,7 @@
  * left at 1 for int8 chunks): with a data offset of 0 the data is taken to start right after the
  * record, which is what the compiler evidently does since those files run. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,14 +284,9 @@ static int load_file(mil_program *p, const char *key, const char *full, ane_erro
     size_t got = size ? fread(data, 1, size, fp) : 0;
     fclose(fp);
     if (got != size) return err_set(e, ERR_IO, "short read on weight file %s", full);
-    if (p->nblobs == p->cap_blobs) {
-        int nc = p->cap_blobs ? p->cap_blobs * 2 : 4;
-        mil_blob *nb = mil_arena_alloc_array(p->arena, (size_t)nc, sizeof *nb);
-        if (!nb) return err_set(e, ERR_NOMEM, "out of memory");
-        if (p->nblobs) memcpy(nb, p->blobs, sizeof *nb * (size_t)p->nblobs);
-        p->blobs = nb;
-        p->cap_blobs = nc;
-    }
+    if (mil_arena_grow(p->arena, (void **)&p->blobs, &p->cap_blobs, p->nblobs, 4, INT_MAX,
+                       sizeof *p->blobs))
+        return err_set(e, ERR_NOMEM, "out of memory");
     mil_blob *b = &p->blobs[p->nblobs];
     b->path = mil_arena_strdup(p->arena, key);
     b->data = data;

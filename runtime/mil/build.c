@@ -3,6 +3,7 @@
  * Every call validates its arguments completely and types the op with the checker's rule
  * (mil_infer_op) before anything is appended, so a failed call leaves the program as it was
  * (apart from unreachable arena bytes). Built values carry no source position (line 0). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,15 +370,10 @@ int mil_program_add_blob(mil_program *p, const char *path, const uint8_t *data, 
     for (int i = 0; i < p->nblobs; i++)
         if (strcmp(p->blobs[i].path, path) == 0)
             return err_set(e, ERR_INVAL, "weight file '%s' is already registered", path);
-    if (p->nblobs == p->cap_blobs) {
-        int nc = p->cap_blobs ? p->cap_blobs * 2 : 4;
-        if (nc > 65536) return err_set(e, ERR_INVAL, "too many weight files");
-        mil_blob *nb = mil_arena_alloc_array(p->arena, (size_t)nc, sizeof *nb);
-        if (!nb) return err_set(e, ERR_NOMEM, "out of memory");
-        if (p->nblobs) memcpy(nb, p->blobs, sizeof *nb * (size_t)p->nblobs);
-        p->blobs = nb;
-        p->cap_blobs = nc;
-    }
+    if (p->nblobs >= 65536) return err_set(e, ERR_INVAL, "too many weight files");
+    if (mil_arena_grow(p->arena, (void **)&p->blobs, &p->cap_blobs, p->nblobs, 4, INT_MAX,
+                       sizeof *p->blobs))
+        return err_set(e, ERR_NOMEM, "out of memory");
     mil_blob b;
     b.path = mil_arena_strdup(p->arena, path);
     b.data = mil_arena_memdup(p->arena, data, size ? size : 1);

@@ -24,6 +24,50 @@ static const char *sh(const mil_type *t, char *buf, size_t n)
 
 static void copy_res(ck *c, int k, const mil_type *t) { ck_set_res(c, k, t->dtype, t->rank, t->shape); }
 
+/* Normalised axis from const input i (or its default). */
+static int read_axis(ck *c, int i, int rank, int64_t *ax)
+{
+    TRY(ck_int(c, i, ax));
+    return ck_axis(c, i, *ax, rank, ax);
+}
+
+/* Input i's rank must lie in [lo, hi]; hi < 0: no upper bound. */
+static int need_rank(ck *c, int i, int lo, int hi)
+{
+    int r = ck_t(c, i)->rank;
+    if (r >= lo && (hi < 0 || r <= hi)) return 0;
+    if (hi < 0)
+        return ck_err(c, i, ERR_SHAPE, "%s must have rank %d or more, got %d", c->spec[i].name,
+                      lo, r);
+    return ck_err(c, i, ERR_SHAPE, "%s must have rank %d %s %d, got %d", c->spec[i].name, lo,
+                  hi == lo + 1 ? "or" : "to", hi, r);
+}
+
+static int same_shape(const mil_type *t, int rank, const int64_t *shape)
+{
+    return t->rank == rank && !memcmp(t->shape, shape, sizeof(int64_t) * (size_t)rank);
+}
+
+/* Result k: t's shape with dim `axis` replaced by n. */
+static void set_res_dim(ck *c, int k, mil_dtype dt, const mil_type *t, int64_t axis, int64_t n)
+{
+    int64_t out[MIL_MAX_RANK];
+    memcpy(out, t->shape, sizeof(int64_t) * (size_t)t->rank);
+    out[axis] = n;
+    ck_set_res(c, k, dt, t->rank, out);
+}
+
+/* Const string input i, which must be dtype a or b ("output_dtype \"x\" is not a or b"). */
+static int read_dtype2(ck *c, int i, const char *a, const char *b, mil_dtype *d)
+{
+    const char *od;
+    TRY(ck_str(c, i, &od));
+    if (strcmp(od, a) && strcmp(od, b))
+        return ck_err(c, i, ERR_INVAL, "%s \"%s\" is not %s or %s", c->spec[i].name, od, a, b);
+    mil_dtype_lookup(od, d);
+    return 0;
+}
+
 /* Normalised, duplicate-free axes from const input i (or its default). */
 static int read_axes(ck *c, int i, int rank, int64_t *axes, int *n)
 {
@@ -69,8 +113,7 @@ static int r_constexpr_affine_dequantize(ck *c)
     TRY(ck_bind_op(c));
     const mil_type *q = ck_t(c, Q);
     int64_t ax;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, q->rank, &ax));
+    TRY(read_axis(c, AX, q->rank, &ax));
     for (int i = ZP; i <= SC; i++) {
         const mil_type *t = ck_t(c, i);
         if (t->rank == 1 && t->shape[0] != q->shape[ax])
@@ -99,7 +142,7 @@ static int r_constexpr_blockwise_shift_scale(ck *c)
         if (!ck_type_equal(o, s) && !(o->dtype == d->dtype || o->dtype == MIL_FP16 ||
                                       o->dtype == MIL_FP32))
             return ck_err(c, OFF, ERR_TYPE, "offset must be a float or have the data's dtype");
-        if (o->rank != s->rank || memcmp(o->shape, s->shape, sizeof(int64_t) * (size_t)s->rank))
+        if (!same_shape(o, s->rank, s->shape))
             return ck_err(c, OFF, ERR_SHAPE, "offset shape %s differs from scale shape %s",
                           sh(o, a, sizeof a), sh(s, b, sizeof b));
         int is_float = o->dtype == MIL_FP16 || o->dtype == MIL_FP32;
@@ -183,8 +226,7 @@ static int r_prelu(ck *c)
 {
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, 0), *a = ck_t(c, 1);
-    if (x->rank < 3 || x->rank > 5)
-        return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 to 5, got %d", x->rank);
+    TRY(need_rank(c, 0, 3, 5));
     if (a->shape[0] != x->shape[1])
         return ck_err(c, 1, ERR_SHAPE, "alpha has %lld values, x has %lld channels",
                       (long long)a->shape[0], (long long)x->shape[1]);
@@ -219,8 +261,7 @@ static int r_softmax(ck *c)
 {
     TRY(ck_bind_op(c));
     int64_t ax;
-    TRY(ck_int(c, 1, &ax));
-    TRY(ck_axis(c, 1, ax, ck_t(c, 0)->rank, &ax));
+    TRY(read_axis(c, 1, ck_t(c, 0)->rank, &ax));
     copy_res(c, 0, ck_t(c, 0));
     return 0;
 }
@@ -249,7 +290,7 @@ static int r_layer_norm(ck *c)
     for (int i = G; i <= B; i++) {
         if (!ck_has(c, i)) continue;
         const mil_type *t = ck_t(c, i);
-        if (t->rank != n || memcmp(t->shape, want, sizeof(int64_t) * (size_t)n)) {
+        if (!same_shape(t, n, want)) {
             char a[200], b[200];
             return ck_err(c, i, ERR_SHAPE, "%s has shape %s, expected %s (x's shape on axes)",
                           c->spec[i].name, sh(t, a, sizeof a), ck_shape_str(n, want, b, sizeof b));
@@ -264,8 +305,7 @@ static int r_batch_norm(ck *c)
     enum { X, MEAN, VAR, G, B, EPS };
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
-    if (x->rank < 3 || x->rank > 5)
-        return ck_err(c, X, ERR_SHAPE, "x must have rank 3 to 5, got %d", x->rank);
+    TRY(need_rank(c, X, 3, 5));
     for (int i = MEAN; i <= B; i++)
         if (ck_has(c, i)) TRY(check_vec(c, i, x->shape[1], "x's channels"));
     copy_res(c, 0, x);
@@ -277,8 +317,7 @@ static int r_instance_norm(ck *c)
     enum { X, G, B, EPS };
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
-    if (x->rank < 3 || x->rank > 4)
-        return ck_err(c, X, ERR_SHAPE, "x must have rank 3 or 4, got %d", x->rank);
+    TRY(need_rank(c, X, 3, 4));
     for (int i = G; i <= B; i++)
         if (ck_has(c, i)) TRY(check_vec(c, i, x->shape[1], "x's channels"));
     copy_res(c, 0, x);
@@ -288,8 +327,7 @@ static int r_instance_norm(ck *c)
 static int r_l2_norm(ck *c)
 {
     TRY(ck_bind_op(c));
-    if (ck_t(c, 0)->rank < 3)
-        return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 or more, got %d", ck_t(c, 0)->rank);
+    TRY(need_rank(c, 0, 3, -1));
     copy_res(c, 0, ck_t(c, 0));
     return 0;
 }
@@ -297,8 +335,7 @@ static int r_l2_norm(ck *c)
 static int r_local_response_norm(ck *c)
 {
     TRY(ck_bind_op(c));
-    if (ck_t(c, 0)->rank < 3)
-        return ck_err(c, 0, ERR_SHAPE, "x must have rank 3 or more, got %d", ck_t(c, 0)->rank);
+    TRY(need_rank(c, 0, 3, -1));
     int64_t size;
     TRY(ck_int(c, 1, &size));
     if (size < 1) return ck_err(c, 1, ERR_INVAL, "size must be at least 1, got %lld", (long long)size);
@@ -338,20 +375,30 @@ static int read_pad(ck *c, int i, int nsp, int64_t *pad)
     return 0;
 }
 
+/* conv and conv_transpose: x [N, C, spatial...] of rank 3 to 5, a weight of the same rank,
+ * groups >= 1. */
+static int conv_ranks_groups(ck *c, int xi, int wi, int gi, int64_t *g)
+{
+    const mil_type *x = ck_t(c, xi), *w = ck_t(c, wi);
+    if (x->rank < 3 || x->rank > 5)
+        return ck_err(c, xi, ERR_SHAPE, "x has %d dims, expected 3 to 5 ([N, C, spatial...])",
+                      x->rank);
+    if (w->rank != x->rank)
+        return ck_err(c, wi, ERR_SHAPE, "weight has %d dims, expected %d", w->rank, x->rank);
+    TRY(ck_int(c, gi, g));
+    if (*g < 1)
+        return ck_err(c, gi, ERR_INVAL, "groups must be at least 1, got %lld", (long long)*g);
+    return 0;
+}
+
 static int r_conv(ck *c)
 {
     enum { X, W, BIAS, STR, PT, PAD, DIL, GR };
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
-    if (x->rank < 3 || x->rank > 5)
-        return ck_err(c, X, ERR_SHAPE, "x has %d dims, expected 3 to 5 ([N, C, spatial...])",
-                      x->rank);
-    int nsp = x->rank - 2;
-    if (w->rank != x->rank)
-        return ck_err(c, W, ERR_SHAPE, "weight has %d dims, expected %d", w->rank, x->rank);
     int64_t g;
-    TRY(ck_int(c, GR, &g));
-    if (g < 1) return ck_err(c, GR, ERR_INVAL, "groups must be at least 1, got %lld", (long long)g);
+    TRY(conv_ranks_groups(c, X, W, GR, &g));
+    int nsp = x->rank - 2;
     int64_t cin = x->shape[1], cout = w->shape[0];
     if (cin % g)
         return ck_err(c, GR, ERR_SHAPE, "x has %lld channels, not divisible by groups = %lld",
@@ -414,15 +461,9 @@ static int r_conv_transpose(ck *c)
     enum { X, W, BIAS, PAD, OS, PT, STR, DIL, GR };
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
-    if (x->rank < 3 || x->rank > 5)
-        return ck_err(c, X, ERR_SHAPE, "x has %d dims, expected 3 to 5 ([N, C, spatial...])",
-                      x->rank);
-    int nsp = x->rank - 2;
-    if (w->rank != x->rank)
-        return ck_err(c, W, ERR_SHAPE, "weight has %d dims, expected %d", w->rank, x->rank);
     int64_t g;
-    TRY(ck_int(c, GR, &g));
-    if (g < 1) return ck_err(c, GR, ERR_INVAL, "groups must be at least 1, got %lld", (long long)g);
+    TRY(conv_ranks_groups(c, X, W, GR, &g));
+    int nsp = x->rank - 2;
     int64_t cin = x->shape[1];
     if (w->shape[0] != cin)
         return ck_err(c, W, ERR_SHAPE, "weight has %lld input channels (dim 0), x has %lld",
@@ -544,16 +585,12 @@ static int r_linear(ck *c)
     enum { X, W, B };
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *w = ck_t(c, W);
-    if (x->rank < 1 || x->rank > 3)
-        return ck_err(c, X, ERR_SHAPE, "x must have rank 1 to 3, got %d", x->rank);
+    TRY(need_rank(c, X, 1, 3));
     if (w->shape[1] != x->shape[x->rank - 1])
         return ck_err(c, W, ERR_SHAPE, "weight has %lld input features, x has %lld",
                       (long long)w->shape[1], (long long)x->shape[x->rank - 1]);
     if (ck_has(c, B)) TRY(check_vec(c, B, w->shape[0], "the weight's output features"));
-    int64_t out[MIL_MAX_RANK];
-    memcpy(out, x->shape, sizeof(int64_t) * (size_t)x->rank);
-    out[x->rank - 1] = w->shape[0];
-    ck_set_res(c, 0, x->dtype, x->rank, out);
+    set_res_dim(c, 0, x->dtype, x, x->rank - 1, w->shape[0]);
     return 0;
 }
 
@@ -589,15 +626,10 @@ static int r_reduce_arg(ck *c)
     const mil_type *x = ck_t(c, X);
     int64_t ax;
     int keep;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    TRY(read_axis(c, AX, x->rank, &ax));
     TRY(ck_bool(c, KEEP, &keep));
-    const char *od;
-    TRY(ck_str(c, OD, &od));
     mil_dtype d;
-    if (strcmp(od, "int32") && strcmp(od, "uint16"))
-        return ck_err(c, OD, ERR_INVAL, "output_dtype \"%s\" is not int32 or uint16", od);
-    mil_dtype_lookup(od, &d);
+    TRY(read_dtype2(c, OD, "int32", "uint16", &d));
     int64_t out[MIL_MAX_RANK];
     int r = 0;
     for (int i = 0; i < x->rank; i++) {
@@ -842,7 +874,7 @@ static int r_slice_update(ck *c)
     int64_t out[MIL_MAX_RANK];
     TRY(slice_shape(c, BEGIN, &r, out));
     const mil_type *u = ck_t(c, UPD);
-    if (u->rank != r || memcmp(u->shape, out, sizeof(int64_t) * (size_t)r)) {
+    if (!same_shape(u, r, out)) {
         char a[200], b[200];
         return ck_err(c, UPD, ERR_SHAPE, "update has shape %s, the slice has %s",
                       sh(u, a, sizeof a), ck_shape_str(r, out, b, sizeof b));
@@ -859,8 +891,7 @@ static int r_concat(ck *c)
     const mil_type *t0 = &c->f->values[vb->values[0]].type;
     int64_t ax;
     int il;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, t0->rank, &ax));
+    TRY(read_axis(c, AX, t0->rank, &ax));
     TRY(ck_bool(c, IL, &il));
     int64_t out[MIL_MAX_RANK];
     memcpy(out, t0->shape, sizeof(int64_t) * (size_t)t0->rank);
@@ -890,8 +921,7 @@ static int r_split(ck *c)
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X);
     int64_t ax;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    TRY(read_axis(c, AX, x->rank, &ax));
     int64_t d = x->shape[ax], sizes[MIL_MAX_RESULTS];
     int n = 0;
     if (!ck_has(c, NUM) && !ck_has(c, SIZES))
@@ -928,12 +958,7 @@ static int r_split(ck *c)
             for (int k = 0; k < n; k++) sizes[k] = d / num;
         }
     }
-    for (int k = 0; k < n; k++) {
-        int64_t out[MIL_MAX_RANK];
-        memcpy(out, x->shape, sizeof(int64_t) * (size_t)x->rank);
-        out[ax] = sizes[k];
-        ck_set_res(c, k, x->dtype, x->rank, out);
-    }
+    for (int k = 0; k < n; k++) set_res_dim(c, k, x->dtype, x, ax, sizes[k]);
     return 0;
 }
 
@@ -972,8 +997,7 @@ static int r_fill(ck *c)
 static int r_band_part(ck *c)
 {
     TRY(ck_bind_op(c));
-    if (ck_t(c, 0)->rank < 2)
-        return ck_err(c, 0, ERR_SHAPE, "x must have rank 2 or more, got %d", ck_t(c, 0)->rank);
+    TRY(need_rank(c, 0, 2, -1));
     copy_res(c, 0, ck_t(c, 0));
     return 0;
 }
@@ -997,8 +1021,7 @@ static int r_gather(ck *c)
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *ix = ck_t(c, IDX);
     int64_t ax, bd;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    TRY(read_axis(c, AX, x->rank, &ax));
     TRY(ck_int(c, BD, &bd));
     if (bd < 0 || bd > ax || (bd > 0 && bd >= ix->rank + 1) || bd > ix->rank)
         return ck_err(c, BD, ERR_INVAL, "batch_dims = %lld must be in [0, min(axis, rank of "
@@ -1039,8 +1062,7 @@ static int r_gather_along_axis(ck *c)
     TRY(ck_bind_op(c));
     const mil_type *x = ck_t(c, X), *ix = ck_t(c, IDX);
     int64_t ax;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, x->rank, &ax));
+    TRY(read_axis(c, AX, x->rank, &ax));
     TRY(along_axis_indices(c, X, IDX, ax));
     ck_set_res(c, 0, x->dtype, ix->rank, ix->shape);
     return 0;
@@ -1056,25 +1078,30 @@ static int check_mode(ck *c, int i)
     return ck_err(c, i, ERR_INVAL, "mode \"%s\" is not update, add, sub, mul, div, max or min", m);
 }
 
+/* scatter and scatter_along_axis: bind, read the axis against data's rank, check the mode */
+enum { SC_DATA, SC_IDX, SC_UPD, SC_AX, SC_MODE, SC_VAL };
+static int scatter_common(ck *c, int64_t *ax)
+{
+    TRY(ck_bind_op(c));
+    TRY(read_axis(c, SC_AX, ck_t(c, SC_DATA)->rank, ax));
+    return check_mode(c, SC_MODE);
+}
+
 static int r_scatter(ck *c)
 {
-    enum { DATA, IDX, UPD, AX, MODE, VAL };
-    TRY(ck_bind_op(c));
-    const mil_type *d = ck_t(c, DATA), *ix = ck_t(c, IDX), *u = ck_t(c, UPD);
     int64_t ax;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, d->rank, &ax));
-    TRY(check_mode(c, MODE));
+    TRY(scatter_common(c, &ax));
+    const mil_type *d = ck_t(c, SC_DATA), *ix = ck_t(c, SC_IDX), *u = ck_t(c, SC_UPD);
     int64_t want[MIL_MAX_RANK];
     int r = 0;
     if (d->rank - 1 + ix->rank > MIL_MAX_RANK)
-        return ck_err(c, IDX, ERR_SHAPE, "updates rank would exceed %d", MIL_MAX_RANK);
+        return ck_err(c, SC_IDX, ERR_SHAPE, "updates rank would exceed %d", MIL_MAX_RANK);
     for (int i = 0; i < ax; i++) want[r++] = d->shape[i];
     for (int i = 0; i < ix->rank; i++) want[r++] = ix->shape[i];
     for (int i = (int)ax + 1; i < d->rank; i++) want[r++] = d->shape[i];
-    if (u->rank != r || memcmp(u->shape, want, sizeof(int64_t) * (size_t)r)) {
+    if (!same_shape(u, r, want)) {
         char a[200], b[200];
-        return ck_err(c, UPD, ERR_SHAPE, "updates has shape %s, expected %s", sh(u, a, sizeof a),
+        return ck_err(c, SC_UPD, ERR_SHAPE, "updates has shape %s, expected %s", sh(u, a, sizeof a),
                       ck_shape_str(r, want, b, sizeof b));
     }
     copy_res(c, 0, d);
@@ -1083,18 +1110,13 @@ static int r_scatter(ck *c)
 
 static int r_scatter_along_axis(ck *c)
 {
-    enum { DATA, IDX, UPD, AX, MODE, VAL };
-    TRY(ck_bind_op(c));
-    const mil_type *d = ck_t(c, DATA), *ix = ck_t(c, IDX), *u = ck_t(c, UPD);
     int64_t ax;
-    TRY(ck_int(c, AX, &ax));
-    TRY(ck_axis(c, AX, ax, d->rank, &ax));
-    TRY(check_mode(c, MODE));
-    TRY(along_axis_indices(c, DATA, IDX, ax));
-    if (!ck_type_equal(u, ix) && (u->rank != ix->rank ||
-                                   memcmp(u->shape, ix->shape, sizeof(int64_t) * (size_t)u->rank))) {
+    TRY(scatter_common(c, &ax));
+    const mil_type *d = ck_t(c, SC_DATA), *ix = ck_t(c, SC_IDX), *u = ck_t(c, SC_UPD);
+    TRY(along_axis_indices(c, SC_DATA, SC_IDX, ax));
+    if (!ck_type_equal(u, ix) && !same_shape(u, ix->rank, ix->shape)) {
         char a[200], b[200];
-        return ck_err(c, UPD, ERR_SHAPE, "updates has shape %s, indices has %s",
+        return ck_err(c, SC_UPD, ERR_SHAPE, "updates has shape %s, indices has %s",
                       sh(u, a, sizeof a), sh(ix, b, sizeof b));
     }
     copy_res(c, 0, d);
@@ -1111,7 +1133,7 @@ static int r_sdpa(ck *c)
     TRY(ck_bind_op(c));
     const mil_type *q = ck_t(c, Q), *k = ck_t(c, K), *v = ck_t(c, V);
     char a[200], b[200];
-    if (q->rank < 3) return ck_err(c, Q, ERR_SHAPE, "query must have rank 3 or more, got %d", q->rank);
+    TRY(need_rank(c, Q, 3, -1));
     if (k->rank != q->rank || v->rank != q->rank)
         return ck_err(c, k->rank != q->rank ? K : V, ERR_SHAPE,
                       "query, key and value must have the same rank (%d, %d, %d)", q->rank,
@@ -1148,10 +1170,7 @@ static int r_sdpa(ck *c)
             return ck_err(c, M, ERR_SHAPE, "attn_mask %s does not broadcast to %s",
                           sh(m, a, sizeof a), ck_shape_str(r, target, b, sizeof b));
     }
-    int64_t out[MIL_MAX_RANK];
-    memcpy(out, q->shape, sizeof(int64_t) * (size_t)r);
-    out[r - 1] = v->shape[r - 1];
-    ck_set_res(c, 0, q->dtype, r, out);
+    set_res_dim(c, 0, q->dtype, q, r - 1, v->shape[r - 1]);
     return 0;
 }
 
@@ -1170,8 +1189,7 @@ static int quant_params(ck *c, int in, int sc, int zp, int axi)
     }
     if (!ck_has(c, axi)) return ck_err(c, sc, ERR_INVAL, "axis is required for a vector scale");
     int64_t ax;
-    TRY(ck_int(c, axi, &ax));
-    TRY(ck_axis(c, axi, ax, x->rank, &ax));
+    TRY(read_axis(c, axi, x->rank, &ax));
     if (s->shape[0] != x->shape[ax])
         return ck_err(c, sc, ERR_SHAPE, "scale has %lld values, axis %lld of input has %lld",
                       (long long)s->shape[0], (long long)ax, (long long)x->shape[ax]);
@@ -1182,15 +1200,11 @@ static int r_quantize(ck *c)
 {
     enum { IN, SC, ZP, AX, OD };
     TRY(ck_bind_op(c));
-    const char *od;
-    TRY(ck_str(c, OD, &od));
     mil_dtype d;
-    if (strcmp(od, "int8") && strcmp(od, "uint8"))
-        return ck_err(c, OD, ERR_INVAL, "output_dtype \"%s\" is not int8 or uint8", od);
-    mil_dtype_lookup(od, &d);
+    TRY(read_dtype2(c, OD, "int8", "uint8", &d));
     if (ck_has(c, ZP) && ck_t(c, ZP)->dtype != d)
         return ck_err(c, ZP, ERR_TYPE, "zero_point is %s, output_dtype is %s",
-                      mil_dtype_name(ck_t(c, ZP)->dtype), od);
+                      mil_dtype_name(ck_t(c, ZP)->dtype), mil_dtype_name(d));
     TRY(quant_params(c, IN, SC, ZP, AX));
     const mil_literal *l = mil_value_lit(c->f, ck_v(c, SC));
     for (int64_t i = 0; l && i < l->count; i++) {

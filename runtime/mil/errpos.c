@@ -12,18 +12,13 @@
 int mil_error_at(ane_error *e, const mil_program *p, int code, int line, int col, const char *fmt,
                  ...) {
     if (!e) return code;
-    char text[ERR_MSG_MAX];
+    const char *file = p && p->source_name ? p->source_name : "<string>";
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    if (line <= 0) err_vset(e, code, fmt, ap); /* a built program: no position to give */
+    else err_vsetat(e, code, file, line, col, fmt, ap);
     va_end(ap);
-    const char *file = p && p->source_name ? p->source_name : "<string>";
-    if (line <= 0) { /* a built program: no position to give */
-        err_set(e, code, "%s", text);
-        return code;
-    }
-    err_setat(e, code, file, line, col, "%s", text);
-    if (!p || !p->source) return code;
+    if (line <= 0 || !p || !p->source) return code;
 
     /* Find the line (1-based) in the source text. */
     const char *s = p->source;

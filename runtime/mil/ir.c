@@ -251,13 +251,7 @@ const mil_binding *mil_op_input(const mil_op *op, const char *name) {
 static int grow(mil_program *p, void **arr, int *cap, int n, size_t size, int max, ane_error *e) {
     if (n < *cap) return 0;
     if (n >= max) return err_set(e, ERR_NOMEM, "too many elements (limit %d)", max);
-    int nc = *cap ? *cap * 2 : 8;
-    if (nc > max) nc = max;
-    void *na = mil_arena_alloc_array(p->arena, (size_t)nc, size);
-    if (!na) return err_set(e, ERR_NOMEM, "out of memory");
-    if (n) memcpy(na, *arr, (size_t)n * size);
-    *arr = na;
-    *cap = nc;
+    if (mil_arena_grow(p->arena, arr, cap, n, 8, max, size)) return err_set(e, ERR_NOMEM, "out of memory");
     return 0;
 }
 

@@ -15,6 +15,11 @@ mil_arena *mil_arena_new(void);
 void mil_arena_free(mil_arena *a);                        /* NULL-safe */
 void *mil_arena_alloc(mil_arena *a, size_t n);            /* zeroed, max-aligned; NULL on OOM */
 void *mil_arena_alloc_array(mil_arena *a, size_t n, size_t size); /* overflow-checked */
+/* Room for element n of the arena array *arr holding *cap elements of size bytes: when full, a
+ * block of twice the elements (first when empty, at most max) replaces it; the old block stays
+ * in the arena, which bounds the waste to the live size. Callers check their own element limits
+ * (their messages differ). 0, or -1 when the arena is out of memory. */
+int mil_arena_grow(mil_arena *a, void **arr, int *cap, int n, int first, int max, size_t size);
 char *mil_arena_strdup(mil_arena *a, const char *s);
 char *mil_arena_strndup(mil_arena *a, const char *s, size_t n);
 void *mil_arena_memdup(mil_arena *a, const void *src, size_t n);

@@ -676,14 +676,8 @@ typedef struct bind_vec {
 } bind_vec;
 
 static int bind_push(parser *P, bind_vec *v, mil_binding **out) {
-    if (v->n == v->cap) {
-        int nc = v->cap ? v->cap * 2 : 8;
-        mil_binding *nb = mil_arena_alloc_array(P->p->arena, (size_t)nc, sizeof *nb);
-        if (!nb) return err_set(P->e, ERR_NOMEM, "out of memory");
-        if (v->n) memcpy(nb, v->b, sizeof *nb * (size_t)v->n);
-        v->b = nb;
-        v->cap = nc;
-    }
+    if (mil_arena_grow(P->p->arena, (void **)&v->b, &v->cap, v->n, 8, INT_MAX, sizeof *v->b))
+        return err_set(P->e, ERR_NOMEM, "out of memory");
     *out = &v->b[v->n++];
     memset(*out, 0, sizeof **out);
     return 0;
@@ -733,14 +727,8 @@ static int parse_binding(parser *P, mil_function *f, bind_vec *v, int attr, cons
         int vi;
         /* b may move when literals are appended? No: bindings live in v->b, values in f. */
         if ((rc = parse_operand(P, f, &vi))) return rc;
-        if (b->n == cap) {
-            int nc = cap ? cap * 2 : 4;
-            int *nv = mil_arena_alloc_array(P->p->arena, (size_t)nc, sizeof(int));
-            if (!nv) return err_set(P->e, ERR_NOMEM, "out of memory");
-            if (b->n) memcpy(nv, b->values, sizeof(int) * (size_t)b->n);
-            b->values = nv;
-            cap = nc;
-        }
+        if (mil_arena_grow(P->p->arena, (void **)&b->values, &cap, b->n, 4, INT_MAX, sizeof(int)))
+            return err_set(P->e, ERR_NOMEM, "out of memory");
         b->values[b->n++] = vi;
         if (accept(P, TK_RPAREN)) return 0;
         if ((rc = expect(P, TK_COMMA, NULL))) return rc;
@@ -907,15 +895,9 @@ static int parse_function(parser *P) {
             if ((rc = expect_ident(P, "an output name", &on, &oname))) return rc;
             int v = mil_func_value(f, oname);
             if (v < 0) return perr_at(P, on.line, on.col, "undefined output '%s'", oname);
-            if (f->nouts == cap) {
-                int nc = cap ? cap * 2 : 4;
-                if (nc > MIL_MAX_VALUES) return perr_at(P, on.line, on.col, "too many outputs");
-                int *no = mil_arena_alloc_array(P->p->arena, (size_t)nc, sizeof(int));
-                if (!no) return err_set(P->e, ERR_NOMEM, "out of memory");
-                if (f->nouts) memcpy(no, f->outs, sizeof(int) * (size_t)f->nouts);
-                f->outs = no;
-                cap = nc;
-            }
+            if (f->nouts >= MIL_MAX_VALUES) return perr_at(P, on.line, on.col, "too many outputs");
+            if (mil_arena_grow(P->p->arena, (void **)&f->outs, &cap, f->nouts, 4, INT_MAX, sizeof(int)))
+                return err_set(P->e, ERR_NOMEM, "out of memory");
             f->outs[f->nouts++] = v;
             if (accept(P, TK_RPAREN)) break;
             if ((rc = expect(P, TK_COMMA, NULL))) return rc;

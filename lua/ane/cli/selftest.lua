@@ -9,14 +9,6 @@ local ane = require "ane"
 -- accumulation order differs (mil-reference numerics).
 local TOL = { abs = 2e-2, rel = 2e-2 }
 
-local function blob(t)
-  local data = t:bytes()
-  local n = #data
-  return string.pack("<I4I4", 1, 2) .. string.rep("\0", 56)
-      .. string.pack("<I4I4I8I8", 0xDEADBEEF, t:dtype() == "fp32" and 2 or 1, n, 128)
-      .. string.rep("\0", 40) .. data .. string.rep("\0", (64 - n % 64) % 64)
-end
-
 local function write(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
@@ -152,7 +144,7 @@ return function(args)
     os.remove(dir)
     assert(os.execute("mkdir -p '" .. dir .. "/weights'"))
     for _, c in ipairs(cases()) do
-      for name, t in pairs(c.weights or {}) do write(dir .. "/weights/" .. name, blob(t)) end
+      for name, t in pairs(c.weights or {}) do write(dir .. "/weights/" .. name, (ane.mil_blob_write { t })) end
       local x = ane.rand(c.shape, { lo = -2, hi = 2, seed = 42, dtype = c.dtype })
       local rc, yc = run_case(c, "cpu", dir, evals, x)
       local ra, ya = run_case(c, backend, dir, evals, x)

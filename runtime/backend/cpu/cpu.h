@@ -185,13 +185,13 @@ int cpu_strict_check_node(const cpu_plan *pl, const cpu_node *nd, float *const *
  * 7.3) and every result is rounded to fp16 after, so libm's last bit buys nothing here. NaN in,
  * NaN out; beyond the fp32 range it gives 0 or inf like expf. */
 static inline float cpu_expf(float x) {
-    float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    float xc = x != x ? 0.0f : (x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x)); /* NaN: no UB below */
     float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest integer */
     float r = xc - n * 0.693145752f - n * 1.42860677e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f +
               r * (0.00833333377f + r * 0.00138888892f)))));
-    union { int32_t i; float f; } s;
-    s.i = ((int32_t)n + 127) << 23;
+    union { uint32_t u; float f; } s;
+    s.u = (uint32_t)((int32_t)n + 127) << 23; /* n in [-126, 128]: a normal scale or inf */
     float y = p * s.f;
     y = x < -87.3f ? 0.0f : y;
     y = x > 88.7f ? __builtin_inff() : y;

@@ -191,6 +191,19 @@ static int eval_error(const cpu_plan *pl, const cpu_node *nd, ane_error *e, cons
 }
 
 int cpu_strict_check_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr, ane_error *e) {
+    if (nd->kind == MIL_OP_round && nd->nin > 0 && nd->in[0] >= 0) {
+        /* the ANE rounds ties away from zero and mis-rounds |x| >= 1024 (FN 1.12): results that
+         * differ from ties-to-even are flagged rather than silently differing from a Mac */
+        const float *x = ptr[nd->in[0]];
+        for (int64_t i = 0; i < pl->vals[nd->in[0]].n; i++) {
+            float a = fabsf(x[i]);
+            if (a >= 1024.0f && isfinite(a))
+                return eval_error(pl, nd, e, "rounds a value >= 1024, which the ANE mis-rounds", "ane-field-notes.md 1.12");
+            if (a - floorf(a) == 0.5f && fmodf(floorf(a), 2.0f) == 0.0f)
+                return eval_error(pl, nd, e, "rounds a tie to even, where the ANE rounds ties away from zero",
+                                  "ane-field-notes.md 1.12");
+        }
+    }
     for (int k = 0; k < nd->nout; k++) {
         int v = nd->out[k];
         const cpu_val *cv = &pl->vals[v];
