@@ -957,3 +957,64 @@ describe("cpu backend: large tensors (threaded loops and conversions)", function
     end
   end)
 end)
+
+-- Omitted inputs take the op signature table's default (runtime/mil/sig.c), the one place a
+-- default is written. Each case runs the op with its defaulted inputs omitted, with each default
+-- spelled out (values from mil-reference.md section 8 / coremltools), and with another value
+-- that must change the result, so a wrong or missing default cannot pass.
+describe("cpu backend: omitted inputs read the signature table's defaults", function()
+  local f32, f16 = function(v) return R.lit("fp32", {}, v) end, R.fp16
+  local S = { 2, 3, 4 }
+  local cases = {
+    -- name, x dtype, x lo/hi, out shape, op, required inputs, {input, default, other value}...;
+    -- other_shape: the other value changes the result's shape, so the default already shows in
+    -- the declared output type (a wrong one fails to compile)
+    { "rsqrt", "fp32", 0, 2, S, "rsqrt", "", { "epsilon", f32(1e-12), f32(1) } },
+    { "inverse", "fp32", 0, 2, S, "inverse", "", { "epsilon", f32(1e-4), f32(1) } },
+    { "log", "fp32", 0, 2, S, "log", "", { "epsilon", f32(1e-45), f32(1) } },
+    { "leaky_relu", "fp16", -4, 4, S, "leaky_relu", "", { "alpha", f16(0.01), f16(0.5) } },
+    { "elu", "fp16", -4, 4, S, "elu", "", { "alpha", f16(1), f16(0.5) } },
+    { "thresholded_relu", "fp16", -4, 4, S, "thresholded_relu", "", { "alpha", f16(1), f16(2) } },
+    { "scaled_tanh", "fp16", -2, 2, S, "scaled_tanh", "",
+      { "alpha", f16(1), f16(2) }, { "beta", f16(1), f16(0.5) } },
+    { "sigmoid_hard", "fp16", -4, 4, S, "sigmoid_hard", "",
+      { "alpha", f16(0.2), f16(0.4) }, { "beta", f16(0.5), f16(0.25) } },
+    { "linear_activation", "fp16", -4, 4, S, "linear_activation", ", alpha = " .. f16(2),
+      { "beta", f16(0), f16(1) } },
+    { "gelu", "fp16", -4, 4, S, "gelu", "", { "mode", R.str("EXACT"), R.str("TANH_APPROXIMATION") } },
+    { "softmax", "fp16", -2, 2, S, "softmax", "", { "axis", R.int(-1), R.int(1) } },
+    { "l2_norm", "fp32", -1e-4, 1e-4, S, "l2_norm", "", { "epsilon", f32(1e-6), f32(1) } },
+    { "instance_norm", "fp32", -2, 2, S, "instance_norm", "", { "epsilon", f32(1e-5), f32(1) } },
+    { "layer_norm", "fp32", -2, 2, S, "layer_norm", ", axes = " .. ints({ 2 }), { "epsilon", f32(1e-5), f32(1) } },
+    { "local_response_norm", "fp32", -100, 100, S, "local_response_norm", ", size = " .. R.int(3),
+      { "alpha", f32(1e-4), f32(0.5) }, { "beta", f32(0.75), f32(0.5) }, { "k", f32(1), f32(2) } },
+    { "band_part", "fp16", -2, 2, S, "band_part", "",
+      { "lower", R.int(-1), R.int(0) }, { "upper", R.int(-1), R.int(1) } },
+    { "reduce_argmax", "fp16", -2, 2, { 2, 3 }, "reduce_argmax", "", { "axis", R.int(-1), R.int(1), other_shape = true },
+      out = "int32" },
+    { "matmul", "fp16", -2, 2, { 2, 3, 3 }, "matmul", ", y = " .. R.lit("fp16", { 4, 3 }, R.values(12, -1, 1, 5)),
+      { "transpose_y", R.bool(false), R.bool(true), other_shape = true } },
+  }
+  for _, c in ipairs(cases) do
+    it(c[1], function()
+      local xs = S
+      local x = R.values(R.numel(xs), c[3], c[4], 17, c[2])
+      local od = c.out or c[2]
+      local function run(extra)
+        local src = one({ { c[2], xs } }, od, c[5], c[6] .. "(x = a" .. c[7] .. extra .. ")")
+        return R.run(src, { { c[2], xs, x } })
+      end
+      local omitted = run("")
+      local all = {}
+      for i = 8, #c do all[#all + 1] = ", " .. c[i][1] .. " = " .. c[i][2] end
+      assert.same(omitted, run(table.concat(all)), "all defaults written out")
+      for i = 8, #c do
+        local d = c[i]
+        assert.same(omitted, run(", " .. d[1] .. " = " .. d[2]), d[1] .. " written out")
+        if not d.other_shape then
+          assert.are_not.same(omitted, run(", " .. d[1] .. " = " .. d[3]), d[1] .. " = other value")
+        end
+      end
+    end)
+  end
+end)

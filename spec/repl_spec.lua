@@ -80,6 +80,38 @@ describe("the ane REPL", function()
     assert.not_matches("traceback", out)
   end)
 
+  it("clears the line on a Ctrl-C typed while it is still taking in keys", function()
+    -- No waiting for the whole echo: ^C lands while the REPL is busy with the long line (and the
+    -- terminal throws away the part not read yet). Every round must still end in "^C" and a
+    -- fresh prompt; a ^C that went missing (handled on another thread, or a read left waiting
+    -- for input the terminal discarded) stalls the run here. Many rounds, because one round
+    -- hits that moment only sometimes.
+    local steps, long = {}, string.rep("a", 2000)
+    for i = 1, 40 do
+      steps[#steps + 1] = { "send", "error('never run " .. i .. " " .. long .. "')" }
+      steps[#steps + 1] = { "expect", "error('never run " .. i }
+      steps[#steps + 1] = { "send", "\3" }
+      steps[#steps + 1] = { "expect", "^C\n> " }
+    end
+    steps[#steps + 1] = { "send", "6 * 7\n" }
+    steps[#steps + 1] = { "expect", "\n42\n> " }
+    local out, code, err = P.repl(steps)
+    local shown = (err .. out):gsub("a+", function(r) return #r > 8 and "a*" .. #r or r end)
+    assert.equal(0, code, shown)
+    assert.not_matches("traceback", out)
+  end)
+
+  it("gives statements the terminal in its usual mode (echo, whole lines)", function()
+    -- readline leaves the terminal raw; a statement reading stdin must still get an echoed line.
+    -- Type only once the statement runs ("say:" is printed then), as a person would.
+    local out, code, err = P.repl {
+      { "send", "io.write('sa' .. 'y: ') return io.read()\n" }, { "expect", "\nsay: " },
+      { "send", "typed for io.read\n" },
+      { "expect", "typed for io.read\ntyped for io.read\n> " },
+    }
+    assert.equal(0, code, err .. out)
+  end)
+
   it("exits with status 0 on Ctrl-D", function()
     local out, code, err = P.repl {}
     assert.equal(0, code, err .. out)

@@ -6,9 +6,13 @@
 #include <lua.h>
 
 /* Call the function on top of the stack (with narg arguments above it) under the traceback
- * handler, with SIGINT turned into a Lua error ("interrupted!") while it runs. The SIGINT
- * disposition in force before the call is restored afterwards. Returns the lua_pcall status. */
+ * handler, with SIGINT turned into a Lua error ("interrupted!") while it runs. SIGINT is
+ * unblocked for the call, so one already pending interrupts it at once; the disposition and the
+ * signal mask in force before the call are restored afterwards. Returns the lua_pcall status. */
 int host_docall(lua_State *L, int narg, int nres);
+/* For signal handlers: on a thread other than the one running Lua, send sig to that thread and
+ * return 1 (the handler should return at once); on the Lua thread return 0. */
+int host_forward_signal(int sig);
 /* Print the error on top of the stack as "progname: msg" (progname NULL: no prefix) to stderr
  * and pop it. Does nothing for LUA_OK. */
 void host_report(lua_State *L, const char *progname, int status);

@@ -2,11 +2,18 @@
  *
  * Like lua.c, everything (even opening the libraries) runs inside one protected call so that no
  * error escapes unprotected; SIGINT during a call only installs a hook, and the hook raises a Lua
- * error at the next safe point (never touch the lua_State from the signal handler itself). */
+ * error at the next safe point (never touch the lua_State from the signal handler itself).
+ *
+ * The process has other threads (OpenBLAS starts its pool before main, the runtime starts
+ * workers), and the terminal's SIGINT goes to the whole process: the kernel may run the handler
+ * on any thread that does not block it. Handlers therefore first hand the signal on to the Lua
+ * thread (host_forward_signal), so the hook is set by the thread that runs Lua and a REPL that
+ * holds SIGINT blocked still sees it when it unblocks. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +29,7 @@
 
 static const char *const progname = "ane";
 static lua_State *globalL = NULL;
+static pthread_t lua_thread; /* the thread that runs main() and every Lua call */
 
 /* {==================================================================
  * Protected calls, interruption, error reports
@@ -41,7 +49,14 @@ static void lstop(lua_State *L, lua_Debug *ar) {
     lua_error(L);
 }
 
+int host_forward_signal(int sig) {
+    if (pthread_equal(pthread_self(), lua_thread)) return 0;
+    pthread_kill(lua_thread, sig); /* async-signal-safe; pending there until it unblocks sig */
+    return 1;
+}
+
 static void laction(int sig) {
+    if (host_forward_signal(sig)) return;
     int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
     signal(sig, SIG_DFL); /* a second ^C kills the process */
     lua_sethook(globalL, lstop, flag, 1);
@@ -57,7 +72,14 @@ int host_docall(lua_State *L, int narg, int nres) {
     sa.sa_handler = laction;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
+    /* The REPL keeps SIGINT blocked outside its key wait, so a ^C typed after Enter but before
+     * the statement starts is pending now and interrupts this call instead of being lost. */
+    sigset_t intr, oldmask;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &intr, &oldmask);
     int status = lua_pcall(L, narg, nres, base);
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
     sigaction(SIGINT, &old, NULL);
     /* A ^C that arrived as the call finished must not interrupt the next one. */
     if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
@@ -371,6 +393,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) setenv("ANE_BACKEND", argv[++i], 1);
         else if (strncmp(argv[i], "--backend=", 10) == 0) setenv("ANE_BACKEND", argv[i] + 10, 1);
     }
+    lua_thread = pthread_self();
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);

@@ -10,16 +10,26 @@
  * reading a line, our SIGINT handler only sets a flag; our getc function (libedit calls it for
  * every key) notices the flag, and the line being typed (or a pending multi-line statement) is
  * dropped. libedit's own signal handling is off because it re-raises SIGINT with the previous
- * disposition, which would kill the process. */
+ * disposition, which would kill the process.
+ *
+ * On a terminal no ^C is lost, whenever it comes: the REPL thread keeps SIGINT blocked except
+ * while it waits for a key (pselect) and while a statement runs (host_docall), and handlers that
+ * the kernel runs on another thread forward the signal here (host_forward_signal). A ^C that
+ * lands after Enter interrupts that statement; one that lands after the statement ended clears
+ * the next line. libedit never sees ^C as a byte: its editing mode keeps ISIG on (only ^V, quoted
+ * insert, turns it off, to insert a literal ^C on purpose). */
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <locale.h>
 #include <lua.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <termios.h>
 #include <unistd.h>
 
 #if defined(__has_include)
@@ -45,11 +55,13 @@ enum { REPL_EOF = -100, REPL_CANCEL = -101 }; /* loadline results besides lua st
 static volatile sig_atomic_t got_sigint;
 static int cancel_step;        /* 0 reading; 1 ^C seen, cursor sent to end; 2 line ended */
 static int use_editline;       /* stdin is a terminal */
+static int key_fd = -1;        /* where keys are read from (see open_keys) */
+static sigset_t wait_mask;     /* the signal mask while waiting for a key: SIGINT let in */
 static char *history_path;     /* NULL: no history file */
 static lua_State *replL;       /* for the completion callback only */
 
 static void on_sigint(int sig) {
-    (void)sig;
+    if (host_forward_signal(sig)) return;
     got_sigint = 1;
 }
 
@@ -57,29 +69,37 @@ static void on_sigint(int sig) {
  * Reading keys and lines
  * =================================================================== */
 
-/* One byte from stdin: >= 0 a byte, -1 end of input, -2 interrupted. SIGINT is blocked except
- * inside pselect, so a ^C that lands between the flag test and the wait is not lost. */
+/* The terminal opened a second time, non-blocking, to read keys from. A ^C makes the line
+ * discipline discard input not yet read, so a byte pselect reported can be gone when read()
+ * runs; a blocking read would then wait (with SIGINT blocked) for the next key. A new open file
+ * description leaves stdin's own flags alone (the shell shares it). If the terminal cannot be
+ * opened again, keys come from stdin and that rare wait is possible. */
+static int open_keys(void) {
+    const char *name = ttyname(STDIN_FILENO);
+    int fd = name ? open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : -1;
+    if (fd < 0) fd = open("/proc/self/fd/0", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    return fd >= 0 ? fd : STDIN_FILENO;
+}
+
+/* One byte from the terminal: >= 0 a byte, -1 end of input, -2 interrupted. SIGINT is blocked
+ * on this thread except inside pselect, so a ^C that lands between the flag test and the wait
+ * stays pending and ends the wait at once. */
 static int read_byte(void) {
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
     for (;;) {
-        sigprocmask(SIG_BLOCK, &block, &old);
-        if (got_sigint) { sigprocmask(SIG_SETMASK, &old, NULL); return -2; }
+        if (got_sigint) return -2;
         fd_set rfds;
         FD_ZERO(&rfds);
-        FD_SET(STDIN_FILENO, &rfds);
-        int r = pselect(STDIN_FILENO + 1, &rfds, NULL, NULL, NULL, &old);
-        sigprocmask(SIG_SETMASK, &old, NULL);
+        FD_SET(key_fd, &rfds);
+        int r = pselect(key_fd + 1, &rfds, NULL, NULL, NULL, &wait_mask);
         if (r < 0) {
             if (errno == EINTR) continue;
             return -1;
         }
         unsigned char c;
-        ssize_t n = read(STDIN_FILENO, &c, 1);
+        ssize_t n = read(key_fd, &c, 1);
         if (n == 1) return c;
         if (n == 0) return -1;
-        if (errno != EINTR && errno != EAGAIN) return -1;
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
     }
 }
 
@@ -119,9 +139,15 @@ static int read_line(const char *prompt, char **out) {
     if (use_editline) {
         cancel_step = 0;
         /* Raw mode before the prompt shows: readline would print it first, and a ^D typed in
-         * that gap reaches the cooked line discipline, which turns it into a NUL byte. */
+         * that gap reaches the cooked line discipline, which turns it into a NUL byte. But
+         * readline() takes the mode it finds (now raw) as the one to restore when it returns,
+         * so put back the mode from before ourselves: statements that read stdin need line
+         * editing and echo. */
+        struct termios outside;
+        int restore = tcgetattr(STDIN_FILENO, &outside) == 0;
         rl_prep_terminal(1);
         char *line = readline(prompt);
+        if (restore) tcsetattr(STDIN_FILENO, TCSADRAIN, &outside);
         if (cancel_step || got_sigint) {
             free(line);
             cancel_step = 0;
@@ -433,6 +459,15 @@ void host_repl(lua_State *L) {
     sa.sa_handler = on_sigint; /* no SA_RESTART: a blocked read must return */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
+    sigset_t intr, oldmask;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    if (use_editline) {
+        key_fd = open_keys();
+        pthread_sigmask(SIG_BLOCK, &intr, &oldmask);
+        wait_mask = oldmask;
+        sigdelset(&wait_mask, SIGINT);
+    }
 
     int top = lua_gettop(L), status;
     while ((status = loadline(L)) != REPL_EOF) {
@@ -449,6 +484,11 @@ void host_repl(lua_State *L) {
         }
         host_report(L, NULL, status);
         lua_settop(L, top);
+    }
+    if (use_editline) {
+        pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+        if (key_fd != STDIN_FILENO) close(key_fd);
+        key_fd = -1;
     }
     sigaction(SIGINT, &old, NULL);
     if (use_editline) history_close();

@@ -126,12 +126,12 @@ int cpu_arg(const cpu_planner *P, const mil_op *op, const char *name);
 /* Const arguments; they fail (positioned at the op) if the argument is not a known constant. */
 int cpu_arg_ints(const cpu_planner *P, const mil_op *op, const char *name, int64_t *v, int max,
                  int *n);
-int cpu_arg_int(const cpu_planner *P, const mil_op *op, const char *name, int64_t dflt,
-                int64_t *v);
-int cpu_arg_float(const cpu_planner *P, const mil_op *op, const char *name, double dflt,
-                  double *v);
-int cpu_arg_bool(const cpu_planner *P, const mil_op *op, const char *name, int dflt, int *v);
-/* NULL if absent; "" never returned for a present string. */
+/* Scalars: an omitted input reads as the op signature table's default (mil_sig_default, for the
+ * function's opset and x's dtype); omitted without a table default is an error. */
+int cpu_arg_int(const cpu_planner *P, const mil_op *op, const char *name, int64_t *v);
+int cpu_arg_float(const cpu_planner *P, const mil_op *op, const char *name, double *v);
+int cpu_arg_bool(const cpu_planner *P, const mil_op *op, const char *name, int *v);
+/* Omitted: the table's string default, else NULL; "" never returned for a present string. */
 const char *cpu_arg_string(const cpu_planner *P, const mil_op *op, const char *name);
 /* Error positioned at op ("file:line:col: conv: ..."). Returns code. */
 int cpu_op_error(const cpu_planner *P, const mil_op *op, int code, const char *fmt, ...)

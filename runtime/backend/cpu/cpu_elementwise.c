@@ -416,31 +416,25 @@ int cpu_plan_elementwise(cpu_planner *P, const mil_op *op) {
     mil_dtype xdt = V[x].dt;
     double a = 0, b = 0;
     switch (op->kind) {
-    case MIL_OP_rsqrt: rc = cpu_arg_float(P, op, "epsilon", 1e-12, &a); break;
-    case MIL_OP_inverse: rc = cpu_arg_float(P, op, "epsilon", 1e-4, &a); break;
-    case MIL_OP_log: rc = cpu_arg_float(P, op, "epsilon", 1e-45, &a); break;
+    case MIL_OP_rsqrt:
+    case MIL_OP_inverse:
+    case MIL_OP_log: rc = cpu_arg_float(P, op, "epsilon", &a); break;
     case MIL_OP_clip:
     case MIL_OP_clamped_relu:
     case MIL_OP_linear_activation:
     case MIL_OP_scaled_tanh:
-    case MIL_OP_sigmoid_hard: {
-        double da = op->kind == MIL_OP_sigmoid_hard ? 0.2 : 1.0;
-        double db = op->kind == MIL_OP_sigmoid_hard ? 0.5 : op->kind == MIL_OP_clamped_relu ? 6.0 : 0.0;
-        if (op->kind == MIL_OP_clip && (cpu_arg(P, op, "alpha") < 0 || cpu_arg(P, op, "beta") < 0)) {
-            rc = cpu_op_error(P, op, ERR_INVAL, "clip needs alpha and beta");
-            break;
-        }
-        rc = cpu_arg_float(P, op, "alpha", da, &a);
-        if (!rc) rc = cpu_arg_float(P, op, "beta", db, &b);
+    case MIL_OP_sigmoid_hard:
+        rc = cpu_arg_float(P, op, "alpha", &a);
+        if (!rc) rc = cpu_arg_float(P, op, "beta", &b);
         break;
-    }
-    case MIL_OP_threshold: rc = cpu_arg_float(P, op, "alpha", 0.0, &a); break;
-    case MIL_OP_leaky_relu: rc = cpu_arg_float(P, op, "alpha", 0.01, &a); break;
-    case MIL_OP_elu: rc = cpu_arg_float(P, op, "alpha", 1.0, &a); break;
-    case MIL_OP_thresholded_relu: rc = cpu_arg_float(P, op, "alpha", 1.0, &a); break;
+    case MIL_OP_threshold:
+    case MIL_OP_leaky_relu:
+    case MIL_OP_elu:
+    case MIL_OP_thresholded_relu: rc = cpu_arg_float(P, op, "alpha", &a); break;
     case MIL_OP_gelu: {
         const char *m = cpu_arg_string(P, op, "mode");
-        if (!m || strcmp(m, "EXACT") == 0) p->mode = 0;
+        if (!m) rc = cpu_op_error(P, op, ERR_INVAL, "'mode' must be a constant string");
+        else if (strcmp(m, "EXACT") == 0) p->mode = 0;
         else if (strcmp(m, "TANH_APPROXIMATION") == 0) p->mode = 1;
         else if (strcmp(m, "SIGMOID_APPROXIMATION") == 0) p->mode = 2;
         else rc = cpu_op_error(P, op, ERR_INVAL, "unknown gelu mode '%s'", m);

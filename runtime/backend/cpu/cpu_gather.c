@@ -95,7 +95,7 @@ static void run_scatter_axis(const cpu_exec *ex, const cpu_node *nd) {
 
 static int mode_code(const char *m) {
     static const char *names[] = {"update", "add", "sub", "mul", "div", "max", "min"};
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; m && i < 7; i++)
         if (strcmp(m, names[i]) == 0) return i;
     return -1;
 }
@@ -109,7 +109,7 @@ int cpu_plan_gather(cpu_planner *P, const mil_op *op) {
         return cpu_op_error(P, op, ERR_INVAL, "missing inputs");
     int out = op->res[0], r = V[x].rank;
     int64_t ax, bd = 0;
-    if ((rc = cpu_arg_int(P, op, "axis", 0, &ax))) return rc;
+    if ((rc = cpu_arg_int(P, op, "axis", &ax))) return rc;
     int a = cpu_axis(ax, r);
     if (a < 0) return cpu_op_error(P, op, ERR_INVAL, "axis %lld out of range", (long long)ax);
     g_p *p = calloc(1, sizeof *p);
@@ -121,7 +121,7 @@ int cpu_plan_gather(cpu_planner *P, const mil_op *op) {
     cpu_run_fn run;
     int nin = 2;
     if (op->kind == MIL_OP_gather) {
-        if ((rc = cpu_arg_int(P, op, "batch_dims", 0, &bd))) goto fail;
+        if ((rc = cpu_arg_int(P, op, "batch_dims", &bd))) goto fail;
         if (bd < 0 || bd > a || bd > V[ind].rank) {
             rc = cpu_op_error(P, op, ERR_INVAL, "batch_dims %lld out of range", (long long)bd);
             goto fail;
@@ -142,9 +142,9 @@ int cpu_plan_gather(cpu_planner *P, const mil_op *op) {
             run = run_gather_axis;
         } else {
             const char *m = cpu_arg_string(P, op, "mode");
-            p->mode = mode_code(m ? m : "add");
+            p->mode = mode_code(m);
             if (p->mode < 0) {
-                rc = cpu_op_error(P, op, ERR_INVAL, "unknown scatter mode '%s'", m);
+                rc = cpu_op_error(P, op, ERR_INVAL, "unknown scatter mode '%s'", m ? m : "(not a string)");
                 goto fail;
             }
             if (op->kind == MIL_OP_scatter) {

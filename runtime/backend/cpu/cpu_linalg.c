@@ -60,7 +60,7 @@ static int plan_matmul(cpu_planner *P, const mil_op *op) {
     int x = cpu_arg(P, op, "x"), y = cpu_arg(P, op, "y"), out = op->res[0];
     if (x < 0 || y < 0) return cpu_op_error(P, op, ERR_INVAL, "needs x and y");
     int tx, ty, rc;
-    if ((rc = cpu_arg_bool(P, op, "transpose_x", 0, &tx)) || (rc = cpu_arg_bool(P, op, "transpose_y", 0, &ty)))
+    if ((rc = cpu_arg_bool(P, op, "transpose_x", &tx)) || (rc = cpu_arg_bool(P, op, "transpose_y", &ty)))
         return rc;
     if (V[x].rank < 1 || V[y].rank < 1) return cpu_op_error(P, op, ERR_SHAPE, "operands must have rank >= 1");
     /* Read through swap-transposes (the transpose node then dies unless something else reads it). */
@@ -332,7 +332,7 @@ static int plan_conv(cpu_planner *P, const mil_op *op, int transpose) {
     p->Cout = V[out].shape[1];
     int64_t g = 1, st[3] = {1, 1, 1}, dl[3] = {1, 1, 1}, pad[6] = {0};
     int n;
-    if ((rc = cpu_arg_int(P, op, "groups", 1, &g))) goto fail;
+    if ((rc = cpu_arg_int(P, op, "groups", &g))) goto fail;
     if ((rc = cpu_arg_ints(P, op, "strides", st, 3, &n))) goto fail;
     if (n < 0) for (int i = 0; i < 3; i++) st[i] = 1;
     if ((rc = cpu_arg_ints(P, op, "dilations", dl, 3, &n))) goto fail;
@@ -340,7 +340,10 @@ static int plan_conv(cpu_planner *P, const mil_op *op, int transpose) {
     if ((rc = cpu_arg_ints(P, op, "pad", pad, 6, &n))) goto fail;
     if (n < 0) memset(pad, 0, sizeof pad);
     const char *pt = cpu_arg_string(P, op, "pad_type");
-    if (!pt) pt = "valid";
+    if (!pt) {
+        rc = cpu_op_error(P, op, ERR_INVAL, "'pad_type' must be a constant string");
+        goto fail;
+    }
     if (g < 1 || p->Cin % g || p->Cout % g) {
         rc = cpu_op_error(P, op, ERR_SHAPE, "groups = %lld does not divide the channels", (long long)g);
         goto fail;

@@ -16,12 +16,12 @@ static float param_default(const cpu_planner *P, double v, mil_dtype xdt) {
     return (float)v;
 }
 
-static int get_eps(const cpu_planner *P, const mil_op *op, const char *name, double dflt,
-                   mil_dtype xdt, float *out) {
+static int get_eps(const cpu_planner *P, const mil_op *op, const char *name, mil_dtype xdt,
+                   float *out) {
     double v;
-    int rc = cpu_arg_float(P, op, name, dflt, &v);
+    int rc = cpu_arg_float(P, op, name, &v);
     if (rc) return rc;
-    *out = cpu_arg(P, op, name) < 0 ? param_default(P, dflt, xdt) : (float)v;
+    *out = cpu_arg(P, op, name) < 0 ? param_default(P, v, xdt) : (float)v;
     return 0;
 }
 
@@ -250,7 +250,7 @@ int cpu_plan_norm(cpu_planner *P, const mil_op *op) {
     switch (op->kind) {
     case MIL_OP_softmax: {
         int64_t ax;
-        if ((rc = cpu_arg_int(P, op, "axis", -1, &ax))) return rc;
+        if ((rc = cpu_arg_int(P, op, "axis", &ax))) return rc;
         int a = cpu_axis(ax, r);
         if (a < 0) return cpu_op_error(P, op, ERR_INVAL, "axis %lld out of range", (long long)ax);
         sm_p *p = calloc(1, sizeof *p);
@@ -276,7 +276,7 @@ int cpu_plan_norm(cpu_planner *P, const mil_op *op) {
                 return cpu_op_error(P, op, ERR_UNSUPPORTED, "axes must be listed in increasing order");
         ln_p *p = calloc(1, sizeof *p);
         if (!p) return cpu_op_error(P, op, ERR_NOMEM, "out of memory");
-        if ((rc = get_eps(P, op, "epsilon", 1e-5, xdt, &p->eps))) {
+        if ((rc = get_eps(P, op, "epsilon", xdt, &p->eps))) {
             free(p);
             return rc;
         }
@@ -326,7 +326,7 @@ int cpu_plan_norm(cpu_planner *P, const mil_op *op) {
         p->N = V[x].shape[0];
         p->C = V[x].shape[1];
         p->D = V[x].n / (p->N * p->C);
-        if ((rc = get_eps(P, op, "epsilon", 1e-5, xdt, &p->eps))) {
+        if ((rc = get_eps(P, op, "epsilon", xdt, &p->eps))) {
             free(p);
             return rc;
         }
@@ -360,7 +360,7 @@ int cpu_plan_norm(cpu_planner *P, const mil_op *op) {
         if (!p) return cpu_op_error(P, op, ERR_NOMEM, "out of memory");
         p->D = V[x].shape[r - 1] * V[x].shape[r - 2] * V[x].shape[r - 3];
         p->N = V[x].n / p->D;
-        if ((rc = get_eps(P, op, "epsilon", 1e-6, xdt, &p->eps))) {
+        if ((rc = get_eps(P, op, "epsilon", xdt, &p->eps))) {
             free(p);
             return rc;
         }
@@ -377,10 +377,10 @@ int cpu_plan_norm(cpu_planner *P, const mil_op *op) {
         p->N = V[x].shape[0];
         p->C = V[x].shape[1];
         p->D = V[x].n / (p->N * p->C);
-        if ((rc = cpu_arg_int(P, op, "size", 1, &p->size)) ||
-            (rc = get_eps(P, op, "alpha", 1e-4, xdt, &p->alpha)) ||
-            (rc = get_eps(P, op, "beta", 0.75, xdt, &p->beta)) ||
-            (rc = get_eps(P, op, "k", 1.0, xdt, &p->k))) {
+        if ((rc = cpu_arg_int(P, op, "size", &p->size)) ||
+            (rc = get_eps(P, op, "alpha", xdt, &p->alpha)) ||
+            (rc = get_eps(P, op, "beta", xdt, &p->beta)) ||
+            (rc = get_eps(P, op, "k", xdt, &p->k))) {
             free(p);
             return rc;
         }

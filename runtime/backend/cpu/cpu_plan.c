@@ -14,6 +14,7 @@
 
 #include "../../core/fp16.h"
 #include "../../mil/check.h"
+#include "../../mil/sig.h"
 #include "cpu.h"
 
 int cpu_is_float(mil_dtype t) { return t == MIL_FP16 || t == MIL_FP32 || t == MIL_FP64 || t == MIL_BF16; }
@@ -120,34 +121,80 @@ int cpu_arg_ints(const cpu_planner *P, const mil_op *op, const char *name, int64
     return 0;
 }
 
-int cpu_arg_int(const cpu_planner *P, const mil_op *op, const char *name, int64_t dflt, int64_t *out) {
+/* The op signature table's default for an omitted input (mil_sig_default), so a default lives in
+ * one place (runtime/mil/sig.c) for the checker, the builder and this backend. Returns 0 with *lit
+ * filled; ERR_INVAL (positioned at the op) when the table has no default for name. */
+static int sig_default(const cpu_planner *P, const mil_op *op, const char *name, mil_literal *lit,
+                       mil_default_data *d) {
+    mil_sig s;
+    int ov = P->f->opset_version;
+    if (ov < 15 || ov > 18) ov = 18; /* unknown or newer opsets: defaults stand as in ios18 */
+    int i = mil_op_sig(op->kind, ov, &s) ? -1 : mil_sig_find(&s, name);
+    const mil_type *xt = NULL;
+    if (i >= 0 && s.nin > 0) {
+        int x = cpu_arg(P, op, s.in[0].name);
+        if (x >= 0) xt = &P->f->values[x].type;
+    }
+    if (i < 0 || mil_sig_default(&s, i, xt, lit, d))
+        return cpu_op_error(P, op, ERR_INVAL, "'%s' is required", name);
+    return 0;
+}
+
+/* A scalar default as a number (int, bool, or float in x's float dtype). */
+static int sig_default_num(const cpu_planner *P, const mil_op *op, const char *name, double *out) {
+    mil_literal lit;
+    mil_default_data d;
+    int rc = sig_default(P, op, name, &lit, &d);
+    if (rc) return rc;
+    switch (lit.type.dtype) {
+    case MIL_INT32: *out = d.i32[0]; return 0;
+    case MIL_BOOL: *out = d.u8[0]; return 0;
+    case MIL_FP16: *out = fp16_to_f32(d.f16); return 0;
+    case MIL_FP32: *out = d.f32; return 0;
+    default: return cpu_op_error(P, op, ERR_INVAL, "'%s' has no numeric default", name);
+    }
+}
+
+int cpu_arg_int(const cpu_planner *P, const mil_op *op, const char *name, int64_t *out) {
+    double dv = 0;
     int v, rc = const_arg(P, op, name, &v);
-    *out = dflt;
-    if (rc <= 0) return rc;
+    *out = 0;
+    if (rc < 0) return rc;
+    if (rc == 0) {
+        if ((rc = sig_default_num(P, op, name, &dv))) return rc;
+        *out = (int64_t)dv;
+        return 0;
+    }
     if (P->pl->vals[v].n < 1) return cpu_op_error(P, op, ERR_INVAL, "'%s' is empty", name);
     *out = (int64_t)P->pl->vals[v].cdata[0];
     return 0;
 }
 
-int cpu_arg_float(const cpu_planner *P, const mil_op *op, const char *name, double dflt, double *out) {
+int cpu_arg_float(const cpu_planner *P, const mil_op *op, const char *name, double *out) {
     int v, rc = const_arg(P, op, name, &v);
-    *out = dflt;
-    if (rc <= 0) return rc;
+    *out = 0;
+    if (rc < 0) return rc;
+    if (rc == 0) return sig_default_num(P, op, name, out);
     if (P->pl->vals[v].n < 1) return cpu_op_error(P, op, ERR_INVAL, "'%s' is empty", name);
     *out = P->pl->vals[v].cdata[0];
     return 0;
 }
 
-int cpu_arg_bool(const cpu_planner *P, const mil_op *op, const char *name, int dflt, int *out) {
+int cpu_arg_bool(const cpu_planner *P, const mil_op *op, const char *name, int *out) {
     int64_t x;
-    int rc = cpu_arg_int(P, op, name, dflt, &x);
+    int rc = cpu_arg_int(P, op, name, &x);
     *out = x != 0;
     return rc;
 }
 
 const char *cpu_arg_string(const cpu_planner *P, const mil_op *op, const char *name) {
     int v = cpu_arg(P, op, name);
-    if (v < 0) return NULL;
+    if (v < 0) {
+        mil_sig s;
+        int i = mil_op_sig(op->kind, 18, &s) ? -1 : mil_sig_find(&s, name);
+        /* string defaults do not depend on x or the opset */
+        return i >= 0 && s.in[i].def == MIL_DEF_STRING ? s.in[i].ds : NULL;
+    }
     const mil_literal *lit = P->f->values[v].lit;
     if (!lit || lit->type.dtype != MIL_STRING || lit->count < 1 || !lit->data) return NULL;
     return ((const char *const *)lit->data)[0];

@@ -80,7 +80,7 @@ static int axis_geom(cpu_planner *P, const mil_op *op, q_p *q, int x, int param,
     cpu_val *V = P->pl->vals;
     int64_t ax = 0;
     int rc, has_axis = cpu_arg(P, op, "axis") >= 0;
-    if ((rc = cpu_arg_int(P, op, "axis", 0, &ax))) return rc;
+    if (has_axis && (rc = cpu_arg_int(P, op, "axis", &ax))) return rc;
     q->outer = 1;
     q->A = 1;
     q->inner = V[x].n;

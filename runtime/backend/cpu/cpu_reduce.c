@@ -226,7 +226,7 @@ int cpu_plan_reduce(cpu_planner *P, const mil_op *op) {
     int code = red_code(op->kind);
     int64_t axes[MIL_MAX_RANK];
     if (code == R_ARGMAX || code == R_ARGMIN) {
-        if ((rc = cpu_arg_int(P, op, "axis", -1, &axes[0]))) return rc;
+        if ((rc = cpu_arg_int(P, op, "axis", &axes[0]))) return rc;
         nax = 1;
     } else {
         if ((rc = cpu_arg_ints(P, op, "axes", axes, MIL_MAX_RANK, &nax))) return rc;

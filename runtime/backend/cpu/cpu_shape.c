@@ -358,7 +358,7 @@ static int plan_concat(cpu_planner *P, const mil_op *op, int out) {
     if (!vb || vb->n < 1) return cpu_op_error(P, op, ERR_INVAL, "needs values");
     int64_t ax;
     int inter, rc;
-    if ((rc = cpu_arg_int(P, op, "axis", 0, &ax)) || (rc = cpu_arg_bool(P, op, "interleave", 0, &inter)))
+    if ((rc = cpu_arg_int(P, op, "axis", &ax)) || (rc = cpu_arg_bool(P, op, "interleave", &inter)))
         return rc;
     int r = V[out].rank, a = cpu_axis(ax, r);
     if (a < 0) return cpu_op_error(P, op, ERR_INVAL, "axis %lld out of range", (long long)ax);
@@ -408,7 +408,7 @@ static int plan_split(cpu_planner *P, const mil_op *op, int x) {
     cpu_val *V = P->pl->vals;
     int64_t ax;
     int rc;
-    if ((rc = cpu_arg_int(P, op, "axis", 0, &ax))) return rc;
+    if ((rc = cpu_arg_int(P, op, "axis", &ax))) return rc;
     int r = V[x].rank, a = cpu_axis(ax, r);
     if (a < 0) return cpu_op_error(P, op, ERR_INVAL, "axis %lld out of range", (long long)ax);
     int64_t pos = 0;
@@ -528,7 +528,7 @@ int cpu_plan_shape(cpu_planner *P, const mil_op *op) {
     }
     case MIL_OP_fill: {
         double v;
-        if ((rc = cpu_arg_float(P, op, "value", 0.0, &v))) return rc;
+        if ((rc = cpu_arg_float(P, op, "value", &v))) return rc;
         float *p = malloc(sizeof *p);
         if (!p) return cpu_op_error(P, op, ERR_NOMEM, "out of memory");
         *p = (float)v;
@@ -543,7 +543,7 @@ int cpu_plan_shape(cpu_planner *P, const mil_op *op) {
     case MIL_OP_band_part: {
         int64_t *lu = malloc(2 * sizeof *lu);
         if (!lu) return cpu_op_error(P, op, ERR_NOMEM, "out of memory");
-        if ((rc = cpu_arg_int(P, op, "lower", -1, &lu[0])) || (rc = cpu_arg_int(P, op, "upper", -1, &lu[1]))) {
+        if ((rc = cpu_arg_int(P, op, "lower", &lu[0])) || (rc = cpu_arg_int(P, op, "upper", &lu[1]))) {
             free(lu);
             return rc;
         }

@@ -99,7 +99,7 @@ int cpu_strict_check_op(cpu_planner *P, const mil_op *op) {
     case MIL_OP_softmax: {
         int x = cpu_arg(P, op, "x");
         int64_t ax = -1;
-        if (x >= 0 && !cpu_arg_int(P, op, "axis", -1, &ax) && V[x].rank >= 2 && cpu_axis(ax, V[x].rank) == 1 &&
+        if (x >= 0 && !cpu_arg_int(P, op, "axis", &ax) && V[x].rank >= 2 && cpu_axis(ax, V[x].rank) == 1 &&
             !is_pow2(V[x].shape[1]))
             return refuse(P, op, "ane-field-notes.md 1.1",
                           "%s over a channel axis whose size is not a power of two fails on the ANE", op->type);
@@ -114,7 +114,7 @@ int cpu_strict_check_op(cpu_planner *P, const mil_op *op) {
         if (!cpu_is_const(P, w)) {
             int64_t g = 1, dl[3] = {1, 1, 1};
             int n;
-            cpu_arg_int(P, op, "groups", 1, &g);
+            if (cpu_arg_int(P, op, "groups", &g)) g = 1;
             if (cpu_arg_ints(P, op, "dilations", dl, 3, &n)) n = 0;
             if (g > 1 || V[x].shape[0] > 1)
                 return refuse(P, op, "ane-field-notes.md 1.13",
@@ -129,7 +129,7 @@ int cpu_strict_check_op(cpu_planner *P, const mil_op *op) {
         int x = cpu_arg(P, op, "x"), y = cpu_arg(P, op, "y");
         int tx = 0;
         if (x < 0 || y < 0) break;
-        cpu_arg_bool(P, op, "transpose_x", 0, &tx);
+        if (cpu_arg_bool(P, op, "transpose_x", &tx)) tx = 0;
         int64_t K = tx ? V[x].shape[V[x].rank >= 2 ? V[x].rank - 2 : 0] : V[x].shape[V[x].rank - 1];
         if (!cpu_is_const(P, x) && !cpu_is_const(P, y) && K % 32 != 0)
             return refuse(P, op, "ane-field-notes.md 2.9",
