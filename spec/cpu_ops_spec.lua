@@ -958,6 +958,40 @@ describe("cpu backend: large tensors (threaded loops and conversions)", function
   end)
 end)
 
+describe("cpu backend: large baked weights", function()
+  -- 256K fp16 weights: the plan converts them to fp32 split over the pool in a foreground compile
+  -- and on the calling thread in a queue worker (lowered priority); both must give W exactly.
+  it("convert to the same values on the pool and in a background (queue) compile", function()
+    local shape = { 1, 512, 1, 512 }
+    local W = ane.rand(shape, { dist = "normal", std = 3, seed = 11, dtype = "fp16" })
+    local text = P({ { "x", "fp16", shape } }, {
+      ty("fp16", shape) .. ' w = const()[name = string("w"), val = ' .. ty("fp16", shape) ..
+        '(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];',
+      ty("fp16", shape) .. ' y = add(x = x, y = w)[name = string("y")];',
+    }, { "y" })
+    local function prog()
+      local p = ane.mil_parse(text)
+      p:add_blob("@model_path/weights/w.bin", W)
+      return p
+    end
+    local fg <close> = ane.compile(prog())
+    local q <close> = ane.queue { workers = 1 }
+    local bg <close> = q:compile(prog()):wait()
+    local x = ane.zeros(shape)
+    for _, k in ipairs { fg, bg } do
+      k:load()
+      local y = k:eval { x }
+      local bad = 0
+      for c = 1, 512 do
+        for j = 1, 512 do
+          if y:get(1, c, 1, j) ~= W:get(1, c, 1, j) then bad = bad + 1 end
+        end
+      end
+      assert.equal(0, bad)
+    end
+  end)
+end)
+
 -- Omitted inputs take the op signature table's default (runtime/mil/sig.c), the one place a
 -- default is written. Each case runs the op with its defaulted inputs omitted, with each default
 -- spelled out (values from mil-reference.md section 8 / coremltools), and with another value

@@ -1,9 +1,14 @@
 /* test_cpu_plan.c - what the CPU planner promises, checked through the C API: views and folded
  * constants run no node, transposes fold into matmul, the arena reuses dead buffers, eval
- * allocates nothing, wrong arguments give the documented messages, the compile budget counts. */
+ * allocates nothing, wrong arguments give the documented messages, the compile budget counts,
+ * a thread at lowered priority is recognised. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/resource.h>
+#endif
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu.h"
@@ -246,6 +251,29 @@ static void test_registry(void) {
     EXPECT(o.precision == PREC_FP16 && o.strict == 0 && o.qos == 21, "built-in defaults");
 }
 
+#if defined(__linux__)
+/* A thread that lowers its own priority (as an ane.queue worker does) counts as lowered, so a
+ * compile there keeps its weight conversion off the pool's normal-priority threads. */
+static void *lowered_thread(void *arg) {
+    int *out = arg;
+    out[0] = cpu_thread_lowered();
+    int now = getpriority(PRIO_PROCESS, 0);
+    out[1] = setpriority(PRIO_PROCESS, 0, now < 10 ? 10 : 19) == 0 && cpu_thread_lowered();
+    return NULL;
+}
+
+static void test_thread_lowered(void) {
+    int r[2] = {-1, -1};
+    pthread_t t;
+    EXPECT(pthread_create(&t, NULL, lowered_thread, r) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    EXPECT(r[0] == cpu_thread_lowered(), "a new thread inherits the caller's priority: %d", r[0]);
+    EXPECT(r[1] == 1, "a thread at nice 10 is not seen as lowered");
+}
+#else
+static void test_thread_lowered(void) {}
+#endif
+
 int main(void) {
     backend_register_builtin();
     cpu = backend_get("cpu");
@@ -259,6 +287,7 @@ int main(void) {
     test_arena_reuse_and_no_allocation();
     test_errors();
     test_budget();
+    test_thread_lowered();
     printf("test_cpu_plan: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -221,6 +221,13 @@ int cpu_axis(int64_t a, int rank);
 void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
                   void (*f)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 
+/* fp16 -> fp32 of n elements, split across the pool when large (memory-bound). */
+void cpu_fp16_to_f32_par(const cpu_plan *pl, float *dst, const uint16_t *src, int64_t n);
+
+/* 1 if the calling thread runs at lowered priority (nice > 0, SCHED_IDLE/BATCH, a background
+ * QoS): an ane.queue worker. Work it hands the pool would run at normal priority instead. */
+int cpu_thread_lowered(void);
+
 /* Weights as fp32 and the arena: 64-byte aligned (AVX-512 lines). Free with free(). (Asking for
  * transparent huge pages made compiles of baked weights 6x slower here: synchronous compaction.) */
 void *cpu_alloc_big(size_t bytes);

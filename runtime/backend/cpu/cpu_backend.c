@@ -139,15 +139,16 @@ static void conv_range(void *ctx, int64_t lo, int64_t hi) {
     else fp16_to_f32_n(j->f + lo, (const uint16_t *)j->h + lo, (size_t)(hi - lo));
 }
 
+void cpu_fp16_to_f32_par(const cpu_plan *pl, float *dst, const uint16_t *src, int64_t n) {
+    conv_job j = {(void *)src, dst, 0};
+    cpu_parallel(pl, n, 2, conv_range, &j);
+}
+
 static void input_to_f32(const cpu_plan *pl, float *dst, const tensor *t, int round16) {
     const void *src = tensor_data(t);
     int64_t n = tensor_numel(t);
     switch (t->dt) {
-    case DT_FP16: {
-        conv_job j = {(void *)src, dst, 0};
-        cpu_parallel(pl, n, 2, conv_range, &j);
-        break;
-    }
+    case DT_FP16: cpu_fp16_to_f32_par(pl, dst, src, n); break;
     case DT_FP32:
         memcpy(dst, src, (size_t)n * sizeof(float));
         if (round16) fp16_round_n(dst, (size_t)n); /* mil-reference.md 7.3 rule 3 */

@@ -724,6 +724,7 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
                         if (f->ops[i].attr[b].values[k] >= 0 && f->values[f->ops[i].attr[b].values[k]].is_inline)
                             skip[f->ops[i].attr[b].values[k]] = 1;
     /* Values: shapes from the checked types; literals converted (fp32 demoted in fp16 mode). */
+    int background = cpu_thread_lowered();
     for (int v = 0; v < f->nvalues; v++) {
         const mil_value *mv = &f->values[v];
         cpu_val *cv = &pl->vals[v];
@@ -760,7 +761,10 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
                              mv->name ? mv->name : "?", (long long)mv->lit->count, (long long)cv->n);
                 goto fail;
             }
-            if ((rc = cpu_lit_to_float(mv->lit, cv->cdata, e))) {
+            /* baked weights: both cores, unless this compile runs in the background */
+            if (mv->lit->type.dtype == MIL_FP16 && mv->lit->data && !background)
+                cpu_fp16_to_f32_par(pl, cv->cdata, mv->lit->data, cv->n);
+            else if ((rc = cpu_lit_to_float(mv->lit, cv->cdata, e))) {
                 err_prefix(e, "compile: constant '%s': ", mv->name ? mv->name : "?");
                 goto fail;
             }

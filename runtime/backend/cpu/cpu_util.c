@@ -14,6 +14,13 @@
 #include <cblas.h>
 #endif
 
+#if defined(__linux__)
+#include <sched.h>
+#include <sys/resource.h>
+#elif defined(__APPLE__)
+#include <pthread/qos.h>
+#endif
+
 #include "cpu.h"
 
 /* BLAS threads for one eval of a kernel compiled with `threads = n` (n > 0); returns the
@@ -45,6 +52,20 @@ void *cpu_alloc_big(size_t bytes) {
     if (bytes == 0) bytes = 64;
     bytes = (bytes + 63) & ~(size_t)63;
     return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
+}
+
+int cpu_thread_lowered(void) {
+#if defined(__linux__)
+    /* Linux keeps nice and policy per thread; who = 0 is the calling thread (queue.c lowers its
+     * workers this way). */
+    int pol = sched_getscheduler(0);
+    return pol == SCHED_IDLE || pol == SCHED_BATCH || getpriority(PRIO_PROCESS, 0) > 0;
+#elif defined(__APPLE__)
+    qos_class_t q = qos_class_self();
+    return q != QOS_CLASS_UNSPECIFIED && q <= QOS_CLASS_UTILITY;
+#else
+    return 0;
+#endif
 }
 
 void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
