@@ -210,11 +210,11 @@ static int plan_slice_by_size(cpu_planner *P, const mil_op *op, int x, int out) 
     return plan_box(P, op, x, out, b, s, step);
 }
 
-static int plan_slice_by_index(cpu_planner *P, const mil_op *op, int x, int out, int update) {
-    cpu_val *V = P->pl->vals;
-    int r = V[x].rank, rc, n;
-    int64_t b[MIL_MAX_RANK], e[MIL_MAX_RANK], s[MIL_MAX_RANK], bm[MIL_MAX_RANK] = {0},
-            em[MIL_MAX_RANK] = {0}, sm[MIL_MAX_RANK] = {0}, cnt[MIL_MAX_RANK];
+/* The slice arguments slice_by_index and slice_update share: begin and end (one entry per
+ * axis), stride (default 1), begin_mask and end_mask (default all false). */
+static int slice_args(cpu_planner *P, const mil_op *op, int r, int64_t *b, int64_t *e, int64_t *s,
+                      int64_t *bm, int64_t *em) {
+    int rc, n;
     if ((rc = cpu_arg_ints(P, op, "begin", b, MIL_MAX_RANK, &n))) return rc;
     if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "begin needs %d entries", r);
     if ((rc = cpu_arg_ints(P, op, "end", e, MIL_MAX_RANK, &n))) return rc;
@@ -222,9 +222,18 @@ static int plan_slice_by_index(cpu_planner *P, const mil_op *op, int x, int out,
     if ((rc = cpu_arg_ints(P, op, "stride", s, MIL_MAX_RANK, &n))) return rc;
     if (n < 0) for (int i = 0; i < r; i++) s[i] = 1;
     if ((rc = cpu_arg_ints(P, op, "begin_mask", bm, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) memset(bm, 0, sizeof bm);
+    if (n < 0) memset(bm, 0, MIL_MAX_RANK * sizeof *bm);
     if ((rc = cpu_arg_ints(P, op, "end_mask", em, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) memset(em, 0, sizeof em);
+    if (n < 0) memset(em, 0, MIL_MAX_RANK * sizeof *em);
+    return 0;
+}
+
+static int plan_slice_by_index(cpu_planner *P, const mil_op *op, int x, int out, int update) {
+    cpu_val *V = P->pl->vals;
+    int r = V[x].rank, rc, n;
+    int64_t b[MIL_MAX_RANK], e[MIL_MAX_RANK], s[MIL_MAX_RANK], bm[MIL_MAX_RANK] = {0},
+            em[MIL_MAX_RANK] = {0}, sm[MIL_MAX_RANK] = {0}, cnt[MIL_MAX_RANK];
+    if ((rc = slice_args(P, op, r, b, e, s, bm, em))) return rc;
     if ((rc = cpu_arg_ints(P, op, "squeeze_mask", sm, MIL_MAX_RANK, &n))) return rc;
     if (n < 0) memset(sm, 0, sizeof sm);
     for (int i = 0; i < r; i++) {
@@ -281,19 +290,10 @@ static void run_slice_update(const cpu_exec *ex, const cpu_node *nd) {
 
 static int plan_slice_update(cpu_planner *P, const mil_op *op, int x, int out) {
     cpu_val *V = P->pl->vals;
-    int u = cpu_arg(P, op, "update"), r = V[x].rank, rc, n;
+    int u = cpu_arg(P, op, "update"), r = V[x].rank, rc;
     if (u < 0) return cpu_op_error(P, op, ERR_INVAL, "missing input 'update'");
     int64_t b[MIL_MAX_RANK], e[MIL_MAX_RANK], s[MIL_MAX_RANK], bm[MIL_MAX_RANK], em[MIL_MAX_RANK];
-    if ((rc = cpu_arg_ints(P, op, "begin", b, MIL_MAX_RANK, &n))) return rc;
-    if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "begin needs %d entries", r);
-    if ((rc = cpu_arg_ints(P, op, "end", e, MIL_MAX_RANK, &n))) return rc;
-    if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "end needs %d entries", r);
-    if ((rc = cpu_arg_ints(P, op, "stride", s, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) for (int i = 0; i < r; i++) s[i] = 1;
-    if ((rc = cpu_arg_ints(P, op, "begin_mask", bm, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) memset(bm, 0, sizeof bm);
-    if ((rc = cpu_arg_ints(P, op, "end_mask", em, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) memset(em, 0, sizeof em);
+    if ((rc = slice_args(P, op, r, b, e, s, bm, em))) return rc;
     int64_t xst[MIL_MAX_RANK];
     cpu_strides(r, V[x].shape, xst);
     supd_p *p = calloc(1, sizeof *p);
