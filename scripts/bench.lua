@@ -84,13 +84,19 @@ row("kernel", "kernel ms", "sgemm ms", "ratio")
 local reps = QUICK and 4 or 10
 -- Kernel and sgemm alternate rep by rep and each keeps its best, so a burst of load on the shared
 -- machine hits both sides alike.
+-- Each side runs after a pause, so the other side's idle threads are parked: after a call
+-- OpenBLAS's workers spin for about 2^28 cycles waiting for more work, and the kernel's pool
+-- workers spin for up to 20 ms (runtime/backend/cpu/cpu_util.c); either would take a core from
+-- the side measured next, a collision only this interleaving creates. (ane keeps OpenBLAS at one
+-- thread and splits GEMMs over its own pool; bench_sgemm gives the baseline all cores.)
+local function park() ane.sleep(0.15) end
 local function side_by_side(k, ins, outs, m, n, kk, batch)
   local tk, ts = math.huge, math.huge
-  ane.bench_eval(k, ins, outs, 1) -- warm up both
-  ane.bench_sgemm(m, n, kk, 1, batch)
   for _ = 1, reps do
-    tk = math.min(tk, (ane.bench_eval(k, ins, outs, 1)))
-    ts = math.min(ts, ane.bench_sgemm(m, n, kk, 1, batch))
+    park()
+    tk = math.min(tk, (ane.bench_eval(k, ins, outs, 3)))
+    park()
+    ts = math.min(ts, ane.bench_sgemm(m, n, kk, 3, batch))
   end
   return tk, ts
 end

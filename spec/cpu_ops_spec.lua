@@ -388,6 +388,57 @@ describe("cpu backend: linear algebra", function()
     end)
   end
 
+  -- Large GEMMs are split over the thread pool (by rows or by columns of the product, whichever
+  -- shares the larger operand) and the heads of a batched matmul run one per thread; threads = 1
+  -- runs the same GEMMs whole on the calling thread. A part's fp32 sums may differ from the whole
+  -- GEMM's in the last bits (BLAS blocks edge tiles differently), which near-cancelling sums turn
+  -- into several fp16 ulps: the two agree within the reference tolerance, and sampled elements
+  -- match the reference.
+  local big = {
+    { { 200, 96 }, { 96, 130 }, false, false }, -- split by rows
+    { { 96, 200 }, { 130, 96 }, true, true },
+    { { 130, 96 }, { 96, 200 }, false, false }, -- split by columns
+    { { 96, 130 }, { 200, 96 }, true, true },
+    { { 1, 4, 128, 64 }, { 1, 4, 64, 128 }, false, false }, -- a head per thread
+    { { 1, 4, 64, 128 }, { 1, 4, 128, 64 }, true, true },
+  }
+  for ci, c in ipairs(big) do
+    it("large matmul " .. ci .. " split over the pool equals the whole GEMM and the reference", function()
+      local x = R.values(R.numel(c[1]), -2, 2, 100 + ci)
+      local y = R.values(R.numel(c[2]), -2, 2, 200 + ci)
+      local r = #c[1]
+      local M = c[3] and c[1][r] or c[1][r - 1]
+      local N = c[4] and c[2][r - 1] or c[2][r]
+      local os = {}
+      for i = 1, r - 2 do os[i] = c[1][i] end
+      os[r - 1], os[r] = M, N
+      local src = one({ { "fp16", c[1] }, { "fp16", c[2] } }, "fp16", os,
+        ("matmul(x = a, y = b, transpose_x = %s, transpose_y = %s)"):format(R.bool(c[3]), R.bool(c[4])))
+      local ins = { { "fp16", c[1], x }, { "fp16", c[2], y } }
+      local split, whole = R.run(src, ins), R.run(src, ins, { threads = 1 })
+      check(split, whole, 2, 1e-3)
+      -- reference at 97 sampled elements (the full product is millions of Lua multiply-adds)
+      local K = c[3] and c[1][r - 1] or c[1][r]
+      local xs, ys = R.strides(c[1]), R.strides(c[2])
+      local got, ref = {}, {}
+      for e = 0, 96 do
+        local flat = (e * 7919) % #split + 1
+        local idx = R.index(os, flat)
+        local bx, by = 0, 0 -- R.index is 0-based; the batch dims of x and y are equal here
+        for i = 1, r - 2 do bx, by = bx + idx[i] * xs[i], by + idx[i] * ys[i] end
+        local m, n = idx[r - 1], idx[r]
+        local acc = 0
+        for k = 0, K - 1 do
+          local xi = c[3] and (k * xs[r - 1] + m * xs[r]) or (m * xs[r - 1] + k * xs[r])
+          local yi = c[4] and (n * ys[r - 1] + k * ys[r]) or (k * ys[r - 1] + n * ys[r])
+          acc = acc + x[bx + xi + 1] * y[by + yi + 1]
+        end
+        got[#got + 1], ref[#ref + 1] = split[flat], acc
+      end
+      check(got, ref, 2, 1e-3)
+    end)
+  end
+
   it("matmul through explicit transposes (folded into the GEMM) and of the result", function()
     -- reference 10.2 shape pattern: [1,H,D,S] -transpose-> [1,H,S,D], QK^T, transpose of PV
     local H, D, S = 2, 4, 3

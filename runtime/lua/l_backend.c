@@ -8,10 +8,12 @@
  * A kernel userdata is created closed (k == NULL) before the backend compiles, so an error at any
  * step frees everything through __gc. Descriptions (k.inputs, k.outputs) are built once and kept
  * in the userdata's user value. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <time.h>
+#include <unistd.h>
 
 #ifdef ANE_ACCELERATE
 #include <Accelerate/Accelerate.h>
@@ -545,6 +547,13 @@ static int l_bench_sgemm(lua_State *L) {
     float *a = buf, *b = a + na, *c = b + nb;
     for (size_t i = 0; i < na + nb; i++) buf[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
     double best = 1e30;
+#if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
+    /* the baseline is OpenBLAS as a program would call it: on all its threads (ane keeps it at
+     * one, its pool splitting the GEMMs; cpu_util.c) */
+    int blas_old = openblas_get_num_threads();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    openblas_set_num_threads(ncpu > 0 ? (int)ncpu : 1);
+#endif
     for (lua_Integer r = 0; r < reps; r++) {
         double t0 = now_s();
         for (lua_Integer i = 0; i < batch; i++)
@@ -553,6 +562,9 @@ static int l_bench_sgemm(lua_State *L) {
         double dt = now_s() - t0;
         if (dt < best) best = dt;
     }
+#if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
+    openblas_set_num_threads(blas_old);
+#endif
     lua_pushnumber(L, best);
     return 1;
 }
@@ -584,6 +596,16 @@ static int l_bench_eval(lua_State *L) {
     return 2;
 }
 
+/* ane.sleep(seconds): block the calling thread (nanosleep; no fork, unlike os.execute). */
+static int l_sleep(lua_State *L) {
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds must be in [0, 86400]");
+    struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    return 0;
+}
+
 /* ane.clock() -> monotonic seconds (wall time, for benchmarks). */
 static int l_clock(lua_State *L) {
     lua_pushnumber(L, now_s());
@@ -592,6 +614,7 @@ static int l_clock(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
     {"bench_sgemm", l_bench_sgemm},
+    {"sleep", l_sleep},
     {"bench_eval", l_bench_eval},
     {"clock", l_clock},
     {"now", l_clock}, /* the name `ane mil run` looks for */

@@ -1,8 +1,10 @@
 /* test_cpu_plan.c - what the CPU planner promises, checked through the C API: views and folded
  * constants run no node, transposes fold into matmul, the arena reuses dead buffers, eval
  * allocates nothing, wrong arguments give the documented messages, the compile budget counts,
- * a thread at lowered priority is recognised. */
+ * a thread at lowered priority is recognised, the pool runs every item of every job exactly once
+ * with two callers racing for it, and a GEMM split over the pool equals the GEMM done whole. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +276,88 @@ static void test_thread_lowered(void) {
 static void test_thread_lowered(void) {}
 #endif
 
+/* ---- the pool: items of a job run once each, also while another thread wants the pool ---- */
+
+enum { POOL_ITEMS = 257, POOL_JOBS = 1500 };
+
+typedef struct pool_job {
+    atomic_int hits[POOL_ITEMS];
+} pool_job;
+
+static void count_items(void *ctx, int64_t lo, int64_t hi) {
+    pool_job *j = ctx;
+    for (int64_t i = lo; i < hi; i++) atomic_fetch_add(&j->hits[i], 1);
+}
+
+static void *pool_caller(void *arg) {
+    int *bad = arg;
+    pool_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    for (int r = 1; r <= POOL_JOBS; r++) {
+        /* work per item large enough that the job is dispatched, not run inline */
+        cpu_parallel(NULL, POOL_ITEMS, 1 << 16, count_items, j);
+        for (int i = 0; i < POOL_ITEMS; i++)
+            if (atomic_load(&j->hits[i]) != r) (*bad)++;
+    }
+    free(j);
+    return NULL;
+}
+
+static void test_pool(void) {
+    int bad_main = 0, bad_other = 0;
+    pthread_t t;
+    EXPECT(pthread_create(&t, NULL, pool_caller, &bad_other) == 0, "pthread_create");
+    pool_caller(&bad_main);
+    pthread_join(t, NULL);
+    EXPECT(bad_main == 0, "pool: %d items run other than once (main caller)", bad_main);
+    EXPECT(bad_other == 0, "pool: %d items run other than once (second caller)", bad_other);
+}
+
+/* ---- cpu_sgemm split over the pool (by rows and by columns, all transposes) ---- */
+
+static void naive_gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
+                       int ldb, double *c) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double acc = 0;
+            for (int p = 0; p < k; p++)
+                acc += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            c[i * n + j] = acc;
+        }
+}
+
+static void test_sgemm_split(void) {
+    /* (m, n, k): 200x130 splits by rows, 130x200 by columns, both above the split threshold */
+    static const int shapes[][3] = {{200, 130, 96}, {130, 200, 96}, {8, 4, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+        float *c = malloc(sizeof(float) * m * n);
+        double *ref = malloc(sizeof(double) * m * n);
+        if (!a || !b || !c || !ref) abort();
+        for (int i = 0; i < m * k; i++) a[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+        for (int i = 0; i < k * n; i++) b[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int lda = ta ? m : k, ldb = tb ? k : n;
+                naive_gemm(ta, tb, m, n, k, a, lda, b, ldb, ref);
+                for (int i = 0; i < m * n; i++) c[i] = 12345.0f; /* beta = 0 must overwrite */
+                cpu_sgemm(NULL, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+                double worst = 0;
+                for (int i = 0; i < m * n; i++) {
+                    double d = c[i] - ref[i];
+                    if (d < 0) d = -d;
+                    if (d > worst) worst = d;
+                }
+                EXPECT(worst < 1e-3, "cpu_sgemm %dx%dx%d ta=%d tb=%d: off by %g", m, n, k, ta, tb, worst);
+            }
+        free(a);
+        free(b);
+        free(c);
+        free(ref);
+    }
+}
+
 int main(void) {
     backend_register_builtin();
     cpu = backend_get("cpu");
@@ -288,6 +372,8 @@ int main(void) {
     test_errors();
     test_budget();
     test_thread_lowered();
+    test_pool();
+    test_sgemm_split();
     printf("test_cpu_plan: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

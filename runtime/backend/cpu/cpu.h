@@ -232,8 +232,10 @@ int cpu_thread_lowered(void);
  * transparent huge pages made compiles of baked weights 6x slower here: synchronous compaction.) */
 void *cpu_alloc_big(size_t bytes);
 
-/* GEMM: C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row-major with leading dimensions. */
-void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* GEMM: C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row-major with leading dimensions.
+ * Large ones are split over the pool (pl's thread limit; pl may be NULL). */
+void cpu_sgemm(const cpu_plan *pl, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc);
 
 #endif

@@ -26,7 +26,7 @@ CPU_VEC static void run_sdpa(const cpu_exec *ex, const cpu_node *nd) {
     const float *m = p->has_mask ? ex->ptr[nd->in[3]] : NULL;
     float *o = ex->ptr[nd->out[0]], *sc = nd->scratch;
     for (int64_t b = 0; b < p->B; b++) {
-        cpu_sgemm(0, 1, p->L, p->S, p->E, p->scale, q + b * p->L * p->E, p->E, k + b * p->S * p->E,
+        cpu_sgemm(ex->pl, 0, 1, p->L, p->S, p->E, p->scale, q + b * p->L * p->E, p->E, k + b * p->S * p->E,
                   p->E, 0.0f, sc, p->S);
         int64_t moff = 0;
         if (m) {
@@ -57,7 +57,7 @@ CPU_VEC static void run_sdpa(const cpu_exec *ex, const cpu_node *nd) {
             float r = 1.0f / sum;
             for (int64_t s = 0; s < p->S; s++) row[s] *= r;
         }
-        cpu_sgemm(0, 0, p->L, p->Ev, p->S, 1.0f, sc, p->S, v + b * p->S * p->Ev, p->Ev, 0.0f,
+        cpu_sgemm(ex->pl, 0, 0, p->L, p->Ev, p->S, 1.0f, sc, p->S, v + b * p->S * p->Ev, p->Ev, 0.0f,
                   o + b * p->L * p->Ev, p->Ev);
     }
 }

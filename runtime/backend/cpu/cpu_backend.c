@@ -18,8 +18,6 @@ int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel
                    kernel_io **out_io, ane_error *e);
 void cpu_plan_free(cpu_plan *pl);
 void cpu_finish_node(const cpu_plan *pl, const cpu_node *nd, float *const *ptr);
-int cpu_blas_threads(int n);
-void cpu_blas_threads_restore(int old);
 
 static int cpu_available(char *why, size_t n) {
     if (why && n) why[0] = 0;
@@ -241,7 +239,6 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
         out16 = o16;
     }
     cpu_exec ex = {pl, ptr, out16};
-    int blas_old = cpu_blas_threads(pl->opts.threads);
     if (pl->prof) pl->nprof_evals++;
     for (int i = 0; i < pl->nnodes; i++) {
         const cpu_node *nd = &pl->nodes[i];
@@ -254,7 +251,6 @@ static int cpu_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
     for (int i = 0; i < k->nout; i++)
         if (!(out16 && out16[i])) f32_to_output(pl, out[i], ptr[f->outs[i]]);
 done:
-    cpu_blas_threads_restore(blas_old);
     unlock_all(out, k->nout, 0);
     unlock_all(in, k->nin, 1);
     return rc;

@@ -26,19 +26,44 @@ typedef struct mm_p {
     int merge_m;         /* y has no batch and x is not transposed: one GEMM with M * nbatch rows */
 } mm_p;
 
+typedef struct mm_job {
+    const cpu_plan *pl;
+    const mm_p *p;
+    const float *x, *y;
+    float *o;
+    uint16_t *o16;
+} mm_job;
+
+static void mm_batches(void *ctx, int64_t lo, int64_t hi);
+
 static void run_matmul(const cpu_exec *ex, const cpu_node *nd) {
     const mm_p *p = nd->p;
     const float *x = ex->ptr[nd->in[0]], *y = ex->ptr[nd->in[1]];
     float *o = ex->ptr[nd->out[0]];
-    int64_t M = p->M, N = p->N, K = p->K;
-    int64_t lda = p->tx ? M : K, ldb = p->ty ? K : N;
+    int64_t M = p->M, N = p->N, K = p->K, ldb = p->ty ? K : N;
     uint16_t *o16 = nd->out16 >= 0 && ex->out16 ? ex->out16[nd->out16] : NULL;
     if (p->merge_m) {
-        cpu_sgemm(0, p->ty, M * p->nbatch, N, K, p->alpha, x, K, y, ldb, 0.0f, o, N);
+        cpu_sgemm(ex->pl, 0, p->ty, M * p->nbatch, N, K, p->alpha, x, K, y, ldb, 0.0f, o, N);
         if (o16) fp16_from_f32_n(o16, o, (size_t)(M * N * p->nbatch));
         return;
     }
-    for (int64_t b = 0; b < p->nbatch; b++) {
+    mm_job j = {ex->pl, p, x, y, o, o16};
+    /* Many small GEMMs (attention heads): a head per thread beats splitting each head. */
+    if (p->nbatch >= 2 && M * N * K <= ((int64_t)1 << 24))
+        cpu_parallel(ex->pl, p->nbatch, M * N * K, mm_batches, &j);
+    else
+        mm_batches(&j, 0, p->nbatch);
+}
+
+static void mm_batches(void *ctx, int64_t lo, int64_t hi) {
+    const mm_job *j = ctx;
+    const mm_p *p = j->p;
+    const float *x = j->x, *y = j->y;
+    float *o = j->o;
+    uint16_t *o16 = j->o16;
+    int64_t M = p->M, N = p->N, K = p->K;
+    int64_t lda = p->tx ? M : K, ldb = p->ty ? K : N;
+    for (int64_t b = lo; b < hi; b++) {
         int64_t t = b, ox = 0, oy = 0;
         for (int i = p->nb - 1; i >= 0; i--) {
             int64_t id = t % p->bshape[i];
@@ -48,9 +73,9 @@ static void run_matmul(const cpu_exec *ex, const cpu_node *nd) {
         }
         float *ob = o + b * M * N;
         if (p->out_t) /* C^T[N,M] = op(B)^T op(A)^T */
-            cpu_sgemm(!p->ty, !p->tx, N, M, K, p->alpha, y + oy, ldb, x + ox, lda, 0.0f, ob, M);
+            cpu_sgemm(j->pl, !p->ty, !p->tx, N, M, K, p->alpha, y + oy, ldb, x + ox, lda, 0.0f, ob, M);
         else
-            cpu_sgemm(p->tx, p->ty, M, N, K, p->alpha, x + ox, lda, y + oy, ldb, 0.0f, ob, N);
+            cpu_sgemm(j->pl, p->tx, p->ty, M, N, K, p->alpha, x + ox, lda, y + oy, ldb, 0.0f, ob, N);
         if (o16) fp16_from_f32_n(o16 + b * M * N, ob, (size_t)(M * N)); /* while ob is in cache */
     }
 }
@@ -176,7 +201,7 @@ static void add_bias_rows(float *o, const float *b, int64_t rows, int64_t n) {
 static void run_linear(const cpu_exec *ex, const cpu_node *nd) {
     const lin_p *p = nd->p;
     float *o = ex->ptr[nd->out[0]];
-    cpu_sgemm(0, 1, p->M, p->N, p->K, 1.0f, ex->ptr[nd->in[0]], p->K, ex->ptr[nd->in[1]], p->K,
+    cpu_sgemm(ex->pl, 0, 1, p->M, p->N, p->K, 1.0f, ex->ptr[nd->in[0]], p->K, ex->ptr[nd->in[1]], p->K,
               0.0f, o, p->N);
     if (nd->in[2] >= 0) add_bias_rows(o, ex->ptr[nd->in[2]], p->M, p->N);
 }
@@ -263,7 +288,7 @@ static void run_conv(const cpu_exec *ex, const cpu_node *nd) {
                 }
                 col = cb;
             }
-            cpu_sgemm(0, 0, cog, p->out_vol, rows, 1.0f, wg, rows, col, p->out_vol, 0.0f, og,
+            cpu_sgemm(ex->pl, 0, 0, cog, p->out_vol, rows, 1.0f, wg, rows, col, p->out_vol, 0.0f, og,
                       p->out_vol);
         }
         if (bias)
@@ -285,7 +310,7 @@ static void run_conv_transpose(const cpu_exec *ex, const cpu_node *nd) {
         float *on = o + n * p->Cout * p->out_vol;
         for (int64_t g = 0; g < p->G; g++) {
             /* W_g is [cig, cog*kvol]; col = W_g^T x_g */
-            cpu_sgemm(1, 0, rows, p->in_vol, cig, 1.0f, w + g * cig * rows, rows,
+            cpu_sgemm(ex->pl, 1, 0, rows, p->in_vol, cig, 1.0f, w + g * cig * rows, rows,
                       xn + g * cig * p->in_vol, p->in_vol, 0.0f, col, p->in_vol);
             for (int64_t c = 0; c < cog; c++) {
                 float *oc = on + (g * cog + c) * p->out_vol;

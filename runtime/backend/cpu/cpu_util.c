@@ -1,11 +1,13 @@
-/* cpu_util.c - BLAS entry point and a small thread pool for the loops BLAS does not cover.
+/* cpu_util.c - the GEMM entry point and the thread pool.
  *
- * GEMMs go to CBLAS (OpenBLAS on Linux, Accelerate on macOS), which has its own threads. The
- * pool here serves large elementwise/softmax/norm loops; it runs only between GEMMs (eval is
- * sequential), so the two never compete for the cores at the same moment. */
+ * One pool does all the parallel work of an eval. GEMMs go to CBLAS (OpenBLAS on Linux,
+ * Accelerate on macOS); with OpenBLAS, large ones are split over the pool and OpenBLAS runs on
+ * one thread (two thread pools on two cores fight: see pool_init). Accelerate keeps its own. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef ANE_ACCELERATE
@@ -15,37 +17,12 @@
 #endif
 
 #if defined(__linux__)
-#include <sched.h>
 #include <sys/resource.h>
 #elif defined(__APPLE__)
 #include <pthread/qos.h>
 #endif
 
 #include "cpu.h"
-
-/* BLAS threads for one eval of a kernel compiled with `threads = n` (n > 0); returns the
- * previous count for cpu_blas_threads_restore. OpenBLAS's setting is process-wide, so it is
- * set around each eval rather than once. 0 means "nothing changed". */
-int cpu_blas_threads(int n);
-int cpu_blas_threads(int n) {
-#if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
-    if (n > 0) {
-        int old = openblas_get_num_threads();
-        if (old != n) openblas_set_num_threads(n);
-        return old;
-    }
-#endif
-    (void)n;
-    return 0;
-}
-
-void cpu_blas_threads_restore(int old);
-void cpu_blas_threads_restore(int old) {
-#if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
-    if (old > 0 && openblas_get_num_threads() != old) openblas_set_num_threads(old);
-#endif
-    (void)old;
-}
 
 void *cpu_alloc_big(size_t bytes) {
     void *p = NULL;
@@ -68,8 +45,8 @@ int cpu_thread_lowered(void) {
 #endif
 }
 
-void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+static void sgemm1(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (int64_t i = 0; i < m; i++)
@@ -80,44 +57,147 @@ void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, con
                 (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-/* ---- thread pool ---- */
+#if !defined(ANE_ACCELERATE)
+typedef struct gemm_job {
+    int ta, tb, by_rows;
+    int64_t m, n, k, step;
+    float alpha, beta;
+    const float *a, *b;
+    int64_t lda, ldb, ldc;
+    float *c;
+} gemm_job;
+
+/* Parts [lo, hi) of a GEMM split by rows of C (each part packs its share of A and all of B) or,
+ * when C has few rows, by columns. */
+static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
+    const gemm_job *g = ctx;
+    int64_t total = g->by_rows ? g->m : g->n;
+    int64_t s = lo * g->step, e = hi * g->step < total ? hi * g->step : total;
+    if (s >= e) return;
+    if (g->by_rows)
+        sgemm1(g->ta, g->tb, e - s, g->n, g->k, g->alpha, g->ta ? g->a + s : g->a + s * g->lda,
+               g->lda, g->b, g->ldb, g->beta, g->c + s * g->ldc, g->ldc);
+    else
+        sgemm1(g->ta, g->tb, g->m, e - s, g->k, g->alpha, g->a, g->lda,
+               g->tb ? g->b + s * g->ldb : g->b + s, g->ldb, g->beta, g->c + s, g->ldc);
+}
+#endif
+
+static inline int pool_size(void);
+static _Thread_local int in_job; /* this thread is running chunks of a pool job */
+
+void cpu_sgemm(const cpu_plan *pl, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc) {
+#if !defined(ANE_ACCELERATE)
+    /* One part per thread of the pool (BLAS itself runs on one thread: see pool_init). Small
+     * GEMMs are not worth a dispatch. */
+    int parts = in_job ? 1 : pool_size(); /* inside a job (a head of a batch): whole */
+    if (pl && pl->opts.threads > 0 && pl->opts.threads < parts) parts = pl->opts.threads;
+    if (parts > 1 && m * n * k >= ((int64_t)1 << 21) && (m >= 64 * parts || n >= 64 * parts)) {
+        /* each part packs its share of one operand and all of the other: share the larger */
+        int by_rows = n < 64 * parts || (m >= 64 * parts && m * k / parts + k * n <= m * k + k * n / parts);
+        gemm_job g = {ta, tb, by_rows, m, n, k, 0, alpha, beta, a, b, lda, ldb, ldc, c};
+        int64_t total = g.by_rows ? m : n;
+        g.step = ((total + parts - 1) / parts + 15) & ~(int64_t)15; /* whole 16-wide tiles */
+        cpu_parallel(pl, (total + g.step - 1) / g.step, m * n * k / parts, gemm_part, &g);
+        return;
+    }
+#else
+    (void)pl;
+#endif
+    sgemm1(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* ---- thread pool ----
+ * One job at a time, split into chunks the caller and the workers take from a shared counter.
+ * Nobody sleeps inside a burst of jobs: a worker spins for a while after its job, and the caller
+ * waits for the workers' last chunks by spinning. Blocking looked cheaper but measured badly: a
+ * thread woken from a futex is placed next to its waker, on the waker's CPU, while the other core
+ * idles (wake-affine; the load balancer leaves cache-hot threads alone for many milliseconds), so
+ * the caller ended up running every chunk itself at about a third of the speed (BENCHMARKS.md).
+ * OpenBLAS's own threads do the same. Spinning yields the CPU after a moment, so a thread
+ * sharing the core still runs. The gen/sleepers handshake for the blocking case is Dekker-style
+ * on seq_cst atomics: a worker registers as a sleeper and re-reads gen under the mutex; the
+ * caller bumps gen and then reads sleepers, so one of the two always sees the other. */
+
+#define PAUSE_NS 50000        /* pure pause spinning, then sched_yield between checks */
+#define WORKER_SPIN_NS 20000000 /* a worker blocks after 20 ms without a job */
 
 typedef struct pool {
     pthread_mutex_t mu;
-    pthread_cond_t go, done;
+    pthread_cond_t go;
     int nthreads;          /* workers (excluding the caller) */
-    unsigned long gen;
+    atomic_ulong gen;      /* bumped once per job */
+    atomic_int sleepers;   /* workers blocked on go */
+    atomic_int busy;       /* workers still inside the current job */
+    atomic_flag inuse;     /* a caller owns the pool */
     void (*f)(void *, int64_t, int64_t);
     void *ctx;
     int64_t n, chunk;
     atomic_llong next;
-    int busy;              /* workers still inside the current job */
 } pool;
 
 static pool P_ = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
-                  .done = PTHREAD_COND_INITIALIZER};
+                  .inuse = ATOMIC_FLAG_INIT};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Wait while *v == old: pause, then yield; give up after limit_ns (< 0: never). 1 if it changed. */
+static int spin_while(atomic_ulong *v, unsigned long old, int64_t limit_ns) {
+    int64_t t0 = 0;
+    for (int i = 1;; i++) {
+        if (atomic_load(v) != old) return 1;
+        if (i < 256) {
+            cpu_relax();
+            continue;
+        }
+        int64_t t = now_ns();
+        if (!t0) t0 = t;
+        if (t - t0 > PAUSE_NS) sched_yield();
+        else cpu_relax();
+        if (limit_ns >= 0 && t - t0 > limit_ns) return 0;
+    }
+}
+
 static void run_chunks(pool *p) {
+    in_job = 1;
     for (;;) {
         int64_t lo = atomic_fetch_add(&p->next, p->chunk);
         if (lo >= p->n) break;
         int64_t hi = lo + p->chunk < p->n ? lo + p->chunk : p->n;
         p->f(p->ctx, lo, hi);
     }
+    in_job = 0;
 }
 
 static void *worker(void *arg) {
     pool *p = arg;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
-        seen = p->gen;
-        pthread_mutex_unlock(&p->mu);
+        if (!spin_while(&p->gen, seen, WORKER_SPIN_NS)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->go, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        seen = atomic_load(&p->gen);
         run_chunks(p);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done);
+        atomic_fetch_sub(&p->busy, 1);
     }
     return NULL;
 }
@@ -138,6 +218,19 @@ static void pool_init(void) {
         pthread_attr_destroy(&at);
     }
     P_.nthreads = started;
+#if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
+    /* OpenBLAS runs on one thread for the whole process and the pool splits large GEMMs
+     * (cpu_sgemm). Left with its own threads, OpenBLAS's workers spin for ~2^28 cycles after
+     * every call, on the very cores the pool's next job needs: a spinning BLAS worker halved the
+     * pool's speed (BENCHMARKS.md). Set once and never toggled: every openblas_set_num_threads
+     * after a fork() restarts those workers, spinning. Accelerate manages its own threads. */
+    openblas_set_num_threads(1);
+#endif
+}
+
+static inline int pool_size(void) {
+    pthread_once(&pool_once, pool_init);
+    return P_.nthreads + 1;
 }
 
 void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
@@ -152,12 +245,7 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
     pool *p = &P_;
     int nt = p->nthreads;
     if (want > 1 && want - 1 < nt) nt = want - 1;
-    if (nt <= 0 || pthread_mutex_trylock(&p->mu) != 0) { /* pool busy (another thread): run here */
-        f(ctx, 0, n);
-        return;
-    }
-    if (p->busy > 0) { /* a job from another thread is still running */
-        pthread_mutex_unlock(&p->mu);
+    if (nt <= 0 || atomic_flag_test_and_set(&p->inuse)) { /* pool busy (another thread): run here */
         f(ctx, 0, n);
         return;
     }
@@ -167,12 +255,19 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
     p->n = n;
     p->chunk = (n + parts - 1) / parts;
     atomic_store(&p->next, 0);
-    p->busy = p->nthreads;
-    p->gen++;
-    pthread_cond_broadcast(&p->go);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->busy, p->nthreads);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->go);
+        pthread_mutex_unlock(&p->mu);
+    }
     run_chunks(p);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    /* the workers are on their last chunks (or still waking): wait without blocking */
+    for (int i = 1; atomic_load(&p->busy) > 0; i++) {
+        if (i < 4096) cpu_relax();
+        else sched_yield();
+    }
+    atomic_flag_clear(&p->inuse);
 }
+
