@@ -1,7 +1,7 @@
 # mk/queue.mk - async compile queue: ThreadSanitizer runs and the queue benchmarks.
 #
 #   make test-queue-tsan   build with -fsanitize=thread (build-tsan/) and run only the queue
-#                          C tests (and test_cpu_plan, for the thread pool) and the queue/chain/double-buffer specs, under the instrumented
+#                          C tests (and test_cpu_plan and test_bigmem: the thread pool, the allocator) and the queue/chain/double-buffer specs, under the instrumented
 #                          ane host (see the note below about stock lua5.4)
 #   make test SANITIZE=thread runs the whole suite the same way.
 
@@ -13,7 +13,7 @@ ifeq ($(SANITIZE),thread)
   export TSAN_OPTIONS ?= halt_on_error=1
 endif
 
-QUEUE_C_TESTS := test_queue test_compile_job test_chain test_cpu_plan
+QUEUE_C_TESTS := test_queue test_compile_job test_chain test_cpu_plan test_bigmem
 QUEUE_SPECS := $(wildcard spec/queue_spec.lua spec/chain_spec.lua spec/double_buffer_spec.lua)
 TSAN_LUA_ENV := ANE_ROOT=$(CURDIR) ANE_BUILD=$(CURDIR)/build-tsan \
   LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;' \

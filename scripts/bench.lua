@@ -255,16 +255,54 @@ do
   local dyn, ndyn = time_set(stories.model_kernels(cfg, { style = "dynamic" }))
   print(("  dynamic-weight set (ane.stories, shared by the 12 layers): %d kernels, %.1f ms (target <= 100 ms: %s)"):format(
     ndyn, dyn * 1e3, dyn <= 0.1 and "met" or "MISSED"))
-  -- static weights (train_large's 8 per layer, weights baked): layer 1 measured, x12 estimated
+  -- static weights (train_large's 8 kernels per layer, weights baked): all 12 layers' 96 kernels,
+  -- kept alive as a model keeps them (the first compile of a process: every buffer is fresh
+  -- memory), then all closed and compiled again, as a static-weight training loop does after each
+  -- weight update (the freed buffers are recycled, runtime/core/bigmem.h). Every layer bakes
+  -- layer 1's weights: the work does not depend on the values and no content is shared.
   local w1 = stories.init_weights(cfg, { seed = 1, layers = 1, embed = false })
-  local list = {}
+  local texts, sbytes = {}, 0
   for _, item in ipairs(stories.layer_kernels(cfg, w1.layers[1], { style = "static" })) do
-    list[#list + 1] = { name = item.name, build = function() return item.program end }
+    local blobs = item.program:weights()
+    for _, b in pairs(blobs) do sbytes = sbytes + #b end
+    texts[#texts + 1] = { name = item.name, text = item.program:text(), blobs = blobs }
   end
-  local st, nst, sbytes = time_set(list)
-  print(("  static set, one layer: %d kernels with %.1f MB of fp16 weights, %.1f ms; x12 layers = %.0f ms"):format(
-    nst, sbytes / 2 ^ 20, st * 1e3, st * 12e3))
-  print("  (static compiles are dominated by converting the baked weights to fp32 once; the 4 classifier kernels are not included)")
+  local function compile_all()
+    local kernels, t = {}, 0
+    for _ = 1, cfg.n_layers do
+      for _, it in ipairs(texts) do
+        local t0 = ane.clock()
+        local prog = mil.parse(it.text, it.name)
+        for path, b in pairs(it.blobs) do prog:add_blob(path, b) end
+        kernels[#kernels + 1] = ane.compile(prog)
+        t = t + (ane.clock() - t0)
+        prog:close()
+      end
+    end
+    return kernels, t
+  end
+  local function close_all(ks)
+    local t0 = ane.clock()
+    for _, k in ipairs(ks) do k:close() end
+    return ane.clock() - t0
+  end
+  collectgarbage()
+  local ks, cold = compile_all()
+  local tclose = close_all(ks)
+  local warm = math.huge
+  for _ = 1, QUICK and 1 or 3 do
+    ks = nil
+    collectgarbage()
+    local t
+    ks, t = compile_all()
+    warm = math.min(warm, t)
+    close_all(ks)
+  end
+  print(("  static set: %d layers x %d kernels, %.0f MB of fp16 weights"):format(cfg.n_layers, #texts, cfg.n_layers * sbytes / 2 ^ 20))
+  print(("    first compile (fresh memory)        %.0f ms (target <= 100 ms: %s)"):format(cold * 1e3, cold <= 0.1 and "met" or "MISSED"))
+  print(("    recompile after closing the set     %.0f ms (target <= 100 ms: %s); closing the 96 kernels %.0f ms"):format(
+    warm * 1e3, warm <= 0.1 and "met" or "MISSED", tclose * 1e3))
+  print("  (static compiles are dominated by the baked weights: copying the blobs, converting them to fp32 once; the 4 classifier kernels are not included)")
 end
 
 -- ---------------------------------------------------------------------------------------------

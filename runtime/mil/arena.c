@@ -1,10 +1,12 @@
 /* arena.c - the program arena: every string, array, type and literal of a MIL program lives in
  * a list of chunks freed at once by the last mil_program_release. Small requests are bumped out
- * of 32 KiB chunks; big ones (weight data) get a chunk of their own so nothing is wasted. */
+ * of 32 KiB chunks; big ones (weight data) get a chunk of their own so nothing is wasted, from
+ * core/bigmem so that the next program's weights reuse the pages of the last one's. */
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/bigmem.h"
 #include "mil_int.h"
 
 #define CHUNK_SIZE ((size_t)32 << 10)
@@ -25,29 +27,30 @@ struct mil_arena {
 
 mil_arena *mil_arena_new(void) { return calloc(1, sizeof(mil_arena)); }
 
-static void free_list(chunk *c) {
+static void free_list(chunk *c, void (*release)(void *)) {
     while (c) {
         chunk *n = c->next;
-        free(c);
+        release(c);
         c = n;
     }
 }
 
 void mil_arena_free(mil_arena *a) {
     if (!a) return;
-    free_list(a->head);
-    free_list(a->big);
+    free_list(a->head, free);
+    free_list(a->big, bigmem_free);
     free(a);
 }
 
-void *mil_arena_alloc(mil_arena *a, size_t n) {
+static void *take(mil_arena *a, size_t n, int zero) {
     if (!a) return NULL;
     if (n == 0) n = 1;
     if (n > SIZE_MAX - ALIGN - sizeof(chunk)) return NULL;
     size_t rounded = (n + ALIGN - 1) & ~(ALIGN - 1);
     if (rounded >= BIG_REQUEST) {
-        chunk *c = calloc(1, sizeof(chunk) + rounded);
+        chunk *c = bigmem_alloc(sizeof(chunk) + rounded);
         if (!c) return NULL;
+        if (zero) memset(c->data, 0, rounded);
         c->size = c->used = rounded;
         c->next = a->big;
         a->big = c;
@@ -66,9 +69,11 @@ void *mil_arena_alloc(mil_arena *a, size_t n) {
     void *p = c->data + c->used;
     c->used += rounded;
     a->total += rounded;
-    memset(p, 0, rounded);
+    if (zero) memset(p, 0, rounded);
     return p;
 }
+
+void *mil_arena_alloc(mil_arena *a, size_t n) { return take(a, n, 1); }
 
 void *mil_arena_alloc_array(mil_arena *a, size_t n, size_t size) {
     if (size && n > SIZE_MAX / size) return NULL;
@@ -100,7 +105,7 @@ char *mil_arena_strdup(mil_arena *a, const char *s) {
 }
 
 void *mil_arena_memdup(mil_arena *a, const void *src, size_t n) {
-    void *d = mil_arena_alloc(a, n);
+    void *d = take(a, n, 0); /* every byte is written below */
     if (d && n) memcpy(d, src, n);
     return d;
 }

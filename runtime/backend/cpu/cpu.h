@@ -228,8 +228,9 @@ void cpu_fp16_to_f32_par(const cpu_plan *pl, float *dst, const uint16_t *src, in
  * QoS): an ane.queue worker. Work it hands the pool would run at normal priority instead. */
 int cpu_thread_lowered(void);
 
-/* Weights as fp32 and the arena: 64-byte aligned (AVX-512 lines). Free with free(). (Asking for
- * transparent huge pages made compiles of baked weights 6x slower here: synchronous compaction.) */
+/* Weights as fp32 and the arena: 64-byte aligned (AVX-512 lines), recycled across compiles
+ * (core/bigmem.h). Free with bigmem_free. (Asking for transparent huge pages made compiles of
+ * baked weights 6x slower here: synchronous compaction.) */
 void *cpu_alloc_big(size_t bytes);
 
 /* GEMM: C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row-major with leading dimensions.

@@ -12,6 +12,7 @@
 
 #include "../../core/fp16.h"
 #include "../../core/storage.h"
+#include "../../core/bigmem.h"
 #include "cpu.h"
 
 int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel_io **in_io,
@@ -28,7 +29,7 @@ static int cpu_unload(kernel *k, ane_error *e) {
     if (!k) return 0;
     cpu_plan *pl = k->impl;
     if (pl) {
-        free(pl->arena);
+        bigmem_free(pl->arena);
         pl->arena = NULL;
     }
     k->loaded = 0;

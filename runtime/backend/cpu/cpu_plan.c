@@ -15,6 +15,7 @@
 #include "../../core/fp16.h"
 #include "../../mil/check.h"
 #include "../../mil/sig.h"
+#include "../../core/bigmem.h"
 #include "cpu.h"
 
 int cpu_is_float(mil_dtype t) { return t == MIL_FP16 || t == MIL_FP32 || t == MIL_FP64 || t == MIL_BF16; }
@@ -268,9 +269,9 @@ void cpu_plan_free(cpu_plan *pl) {
     free(pl->nodes);
     if (pl->vals)
         for (int i = 0; i < pl->nvals; i++)
-            if (pl->vals[i].owns_cdata) free(pl->vals[i].cdata);
+            if (pl->vals[i].owns_cdata) bigmem_free(pl->vals[i].cdata);
     free(pl->vals);
-    free(pl->arena);
+    bigmem_free(pl->arena);
     free(pl->ptr);
     free(pl->in_direct);
     free(pl->in_views);

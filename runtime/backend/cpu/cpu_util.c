@@ -22,14 +22,10 @@
 #include <pthread/qos.h>
 #endif
 
+#include "../../core/bigmem.h"
 #include "cpu.h"
 
-void *cpu_alloc_big(size_t bytes) {
-    void *p = NULL;
-    if (bytes == 0) bytes = 64;
-    bytes = (bytes + 63) & ~(size_t)63;
-    return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
-}
+void *cpu_alloc_big(size_t bytes) { return bigmem_alloc(bytes ? bytes : 64); }
 
 int cpu_thread_lowered(void) {
 #if defined(__linux__)
