@@ -80,7 +80,7 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
 #endif
 
 static inline int pool_size(void);
-static _Thread_local int in_job; /* this thread is running chunks of a pool job */
+static int pool_busy(void);
 
 void cpu_sgemm(const cpu_plan *pl, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
@@ -88,7 +88,9 @@ void cpu_sgemm(const cpu_plan *pl, int ta, int tb, int64_t m, int64_t n, int64_t
 #if !defined(ANE_ACCELERATE)
     /* One part per thread of the pool (BLAS itself runs on one thread: see pool_init). Small
      * GEMMs are not worth a dispatch. */
-    int parts = in_job ? 1 : pool_size(); /* inside a job (a head of a batch): whole */
+    /* inside a job (a head of a batch), or while another thread's job runs: whole. (No
+     * thread-local flag: a _Thread_local in a dlopened copy of this code trips LSan.) */
+    int parts = pool_busy() ? 1 : pool_size();
     if (pl && pl->opts.threads > 0 && pl->opts.threads < parts) parts = pl->opts.threads;
     if (parts > 1 && m * n * k >= ((int64_t)1 << 21) && (m >= 64 * parts || n >= 64 * parts)) {
         /* each part packs its share of one operand and all of the other: share the larger */
@@ -127,7 +129,7 @@ typedef struct pool {
     atomic_ulong gen;      /* bumped once per job */
     atomic_int sleepers;   /* workers blocked on go */
     atomic_int busy;       /* workers still inside the current job */
-    atomic_flag inuse;     /* a caller owns the pool */
+    atomic_int inuse;      /* a caller owns the pool */
     void (*f)(void *, int64_t, int64_t);
     void *ctx;
     int64_t n, chunk;
@@ -135,7 +137,7 @@ typedef struct pool {
 } pool;
 
 static pool P_ = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
-                  .inuse = ATOMIC_FLAG_INIT};
+                  .inuse = 0};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 static inline void cpu_relax(void) {
@@ -170,14 +172,12 @@ static int spin_while(atomic_ulong *v, unsigned long old, int64_t limit_ns) {
 }
 
 static void run_chunks(pool *p) {
-    in_job = 1;
     for (;;) {
         int64_t lo = atomic_fetch_add(&p->next, p->chunk);
         if (lo >= p->n) break;
         int64_t hi = lo + p->chunk < p->n ? lo + p->chunk : p->n;
         p->f(p->ctx, lo, hi);
     }
-    in_job = 0;
 }
 
 static void *worker(void *arg) {
@@ -224,6 +224,8 @@ static void pool_init(void) {
 #endif
 }
 
+static int pool_busy(void) { return atomic_load(&P_.inuse); }
+
 static inline int pool_size(void) {
     pthread_once(&pool_once, pool_init);
     return P_.nthreads + 1;
@@ -241,7 +243,7 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
     pool *p = &P_;
     int nt = p->nthreads;
     if (want > 1 && want - 1 < nt) nt = want - 1;
-    if (nt <= 0 || atomic_flag_test_and_set(&p->inuse)) { /* pool busy (another thread): run here */
+    if (nt <= 0 || atomic_exchange(&p->inuse, 1)) { /* pool busy (another thread): run here */
         f(ctx, 0, n);
         return;
     }
@@ -264,6 +266,6 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
         if (i < 4096) cpu_relax();
         else sched_yield();
     }
-    atomic_flag_clear(&p->inuse);
+    atomic_store(&p->inuse, 0);
 }
 
