@@ -94,9 +94,9 @@ local function side_by_side(k, ins, outs, m, n, kk, batch)
   local tk, ts = math.huge, math.huge
   for _ = 1, reps do
     park()
-    tk = math.min(tk, (ane.bench_eval(k, ins, outs, 3)))
+    tk = math.min(tk, (ane.bench_eval(k, ins, outs, 8)))
     park()
-    ts = math.min(ts, ane.bench_sgemm(m, n, kk, 3, batch))
+    ts = math.min(ts, ane.bench_sgemm(m, n, kk, 8, batch))
   end
   return tk, ts
 end

@@ -133,10 +133,6 @@ void bigmem_free(void *p) {
         munmap(b, b->size);
         return;
     }
-#ifdef MADV_FREE
-    size_t pg = page_size();
-    if (b->size > pg) madvise((char *)b + pg, b->size - pg, MADV_FREE);
-#endif
     pthread_mutex_lock(&mu);
     b->prev = NULL;
     b->next = head;

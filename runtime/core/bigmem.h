@@ -5,8 +5,9 @@
  * fault per 4 KiB page: on the development VM that was most of a static Stories110M compile. A
  * research loop frees the previous kernels and compiles the next ones with the same shapes, so
  * freed buffers of 1 MiB and more are kept (most recently freed first, up to a limit) and handed
- * to the next request of about their size. Cached pages are marked MADV_FREE where the OS has
- * it: under memory pressure the kernel may take them back, otherwise reuse faults nothing.
+ * to the next request of about their size. Kept buffers stay mapped and resident: marking them
+ * MADV_FREE cost a TLB shootdown per free, which slowed every other thread of the process (a
+ * foreground eval loop lost 10-15 % to a background compile's frees), so the bound is the limit.
  *
  * Buffers are 64-byte aligned and uninitialised. Thread-safe. Sanitizer builds cache nothing, so
  * a use after free still faults. */

@@ -92,7 +92,7 @@ void cpu_sgemm(const cpu_plan *pl, int ta, int tb, int64_t m, int64_t n, int64_t
      * thread-local flag: a _Thread_local in a dlopened copy of this code trips LSan.) */
     int parts = pool_busy() ? 1 : pool_size();
     if (pl && pl->opts.threads > 0 && pl->opts.threads < parts) parts = pl->opts.threads;
-    if (parts > 1 && m * n * k >= ((int64_t)1 << 21) && (m >= 64 * parts || n >= 64 * parts)) {
+    if (parts > 1 && m * n * k >= ((int64_t)1 << 18) && (m >= 64 * parts || n >= 64 * parts)) {
         /* each part packs its share of one operand and all of the other: share the larger */
         int by_rows = n < 64 * parts || (m >= 64 * parts && m * k / parts + k * n <= m * k + k * n / parts);
         gemm_job g = {ta, tb, by_rows, m, n, k, 0, alpha, beta, a, b, lda, ldb, ldc, c};
@@ -243,7 +243,9 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
     pool *p = &P_;
     int nt = p->nthreads;
     if (want > 1 && want - 1 < nt) nt = want - 1;
-    if (nt <= 0 || atomic_exchange(&p->inuse, 1)) { /* pool busy (another thread): run here */
+    /* A caller at lowered priority (an ane.queue worker) keeps its work: the pool's threads run
+     * at normal priority and would take the cores the foreground uses. */
+    if (nt <= 0 || cpu_thread_lowered() || atomic_exchange(&p->inuse, 1)) { /* or pool busy */
         f(ctx, 0, n);
         return;
     }
