@@ -264,6 +264,39 @@ static void *lowered_thread(void *arg) {
     return NULL;
 }
 
+/* Work handed to the pool by a thread at lowered priority stays on that thread. */
+typedef struct where_job {
+    pthread_t caller;
+    atomic_int elsewhere;
+} where_job;
+
+static void note_thread(void *ctx, int64_t lo, int64_t hi) {
+    where_job *j = ctx;
+    if (!pthread_equal(pthread_self(), j->caller)) atomic_fetch_add(&j->elsewhere, (int)(hi - lo));
+}
+
+static void *lowered_parallel(void *arg) {
+    int *out = arg;
+    int now = getpriority(PRIO_PROCESS, 0);
+    if (setpriority(PRIO_PROCESS, 0, now < 10 ? 10 : 19) != 0) return NULL;
+    where_job j = {pthread_self(), 0};
+    for (int r = 0; r < 50; r++) cpu_parallel(NULL, 64, 1 << 16, note_thread, &j);
+    out[0] = atomic_load(&j.elsewhere);
+    return NULL;
+}
+
+static void test_lowered_stays_home(void) {
+    int out[1] = {-1};
+    pthread_t t;
+    EXPECT(pthread_create(&t, NULL, lowered_parallel, out) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    EXPECT(out[0] == 0, "a nice-10 caller's items ran on pool threads: %d", out[0]);
+    where_job j = {pthread_self(), 0};
+    if (cpu_thread_lowered()) return; /* the suite itself runs niced: nothing to compare */
+    for (int r = 0; r < 200 && atomic_load(&j.elsewhere) == 0; r++) cpu_parallel(NULL, 64, 1 << 16, note_thread, &j);
+    EXPECT(atomic_load(&j.elsewhere) > 0, "a normal caller's items never reached the pool");
+}
+
 static void test_thread_lowered(void) {
     int r[2] = {-1, -1};
     pthread_t t;
@@ -274,6 +307,7 @@ static void test_thread_lowered(void) {
 }
 #else
 static void test_thread_lowered(void) {}
+static void test_lowered_stays_home(void) {}
 #endif
 
 /* ---- the pool: items of a job run once each, also while another thread wants the pool ---- */
@@ -374,6 +408,7 @@ int main(void) {
     test_thread_lowered();
     test_pool();
     test_sgemm_split();
+    test_lowered_stays_home();
     printf("test_cpu_plan: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }
