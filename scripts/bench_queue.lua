@@ -57,7 +57,6 @@ local function fg_vs_bg(threads, queue_opts)
 end
 
 print("1. foreground eval (conv 128x128 sp64, cpu) while compiles of 16x conv 512 run on a worker")
--- threads = 1 sets OpenBLAS's process-wide thread count, so the "auto" rows run first.
 local rows = {
   { "fg threads=auto, worker nice 10", 0, { workers = 1 } },
   { "fg threads=auto, worker SCHED_IDLE", 0, { workers = 1, idle = true } },
