@@ -111,3 +111,16 @@ void *mil_arena_memdup(mil_arena *a, const void *src, size_t n) {
 }
 
 size_t mil_arena_bytes(const mil_arena *a) { return a ? a->total : 0; }
+
+int mil_arena_free_big(mil_arena *a, void *p) {
+    if (!a || !p) return 0;
+    for (chunk **c = &a->big; *c; c = &(*c)->next)
+        if ((void *)(*c)->data == p) {
+            chunk *dead = *c;
+            *c = dead->next;
+            a->total -= dead->size;
+            bigmem_free(dead);
+            return 1;
+        }
+    return 0;
+}

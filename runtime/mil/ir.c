@@ -159,16 +159,54 @@ mil_program *mil__program_alloc(ane_error *e) {
     p->arena = mil_arena_new();
     if (!p->arena) { free(p); err_set(e, ERR_NOMEM, "out of memory"); return NULL; }
     atomic_init(&p->refs, 1);
+    atomic_init(&p->data_refs, 1);
     snprintf(p->version, sizeof p->version, "1.3");
     p->source_name = "<string>";
     return p;
 }
 
 void mil_program_retain(mil_program *p) {
+    if (!p) return;
+    atomic_fetch_add(&p->refs, 1);
+    atomic_fetch_add(&p->data_refs, 1);
+}
+
+void mil_program_retain_ir(mil_program *p) {
     if (p) atomic_fetch_add(&p->refs, 1);
 }
 
+static int within(const void *x, const void *base, size_t n) {
+    return base && (const char *)x >= (const char *)base && (const char *)x < (const char *)base + n;
+}
+
+/* The last whole-program holder is gone: free the weight bytes the IR holders do not read. Only
+ * buffers with an arena chunk of their own are freed (small ones cost nothing to keep), and every
+ * literal that pointed into a freed buffer is cleared first. */
+static void drop_weight_data(mil_program *p) {
+    for (int fi = 0; fi < p->nfuncs; fi++) {
+        mil_function *f = &p->funcs[fi];
+        for (int v = 0; v < f->nvalues; v++) {
+            mil_literal *l = f->values[v].lit;
+            if (!l || l->form != MIL_LIT_BLOB || !l->data) continue;
+            int in_blob = 0;
+            for (int b = 0; b < p->nblobs && !in_blob; b++)
+                in_blob = within(l->data, p->blobs[b].data, p->blobs[b].size);
+            if (in_blob || mil_arena_free_big(p->arena, l->data)) l->data = NULL;
+        }
+    }
+    for (int b = 0; b < p->nblobs; b++)
+        if (p->blobs[b].data && mil_arena_free_big(p->arena, p->blobs[b].data)) p->blobs[b].data = NULL;
+}
+
 void mil_program_release(mil_program *p) {
+    if (!p) return;
+    /* refs is dropped second: while this holder's data_refs share is being given back, the
+     * program cannot be freed under drop_weight_data */
+    if (atomic_fetch_sub(&p->data_refs, 1) == 1 && atomic_load(&p->refs) > 1) drop_weight_data(p);
+    mil_program_release_ir(p);
+}
+
+void mil_program_release_ir(mil_program *p) {
     if (!p) return;
     if (atomic_fetch_sub(&p->refs, 1) != 1) return;
     mil_arena_free(p->arena);

@@ -134,7 +134,8 @@ typedef struct mil_prog_attr {
 struct mil_arena;
 
 typedef struct mil_program {
-    atomic_int refs;
+    atomic_int refs;        /* every holder */
+    atomic_int data_refs;   /* holders of the whole program, weight bytes included (see below) */
     struct mil_arena *arena;
     char version[16];       /* "1.3", "1.0" as written */
     int nattrs;
@@ -150,8 +151,15 @@ typedef struct mil_program {
     int cap_funcs, cap_blobs, cap_attrs; /* growth bookkeeping (ir.c) */
 } mil_program;
 
+/* Holders come in two kinds. mil_program_retain/release hold the whole program. A compiled
+ * kernel that has converted the weights it needs holds only the IR (names, types, ops, source
+ * positions) with mil_program_retain_ir/release_ir: once no whole-program holder is left, the
+ * weight files' bytes (blobs[i].data) and the literal data read from them are freed and their
+ * pointers set to NULL, so a static model does not keep a second copy of its weights. */
 void mil_program_retain(mil_program *p);
 void mil_program_release(mil_program *p); /* NULL-safe */
+void mil_program_retain_ir(mil_program *p);
+void mil_program_release_ir(mil_program *p); /* NULL-safe */
 mil_function *mil_program_func(const mil_program *p, const char *name); /* NULL if absent */
 int mil_func_value(const mil_function *f, const char *name);           /* index or -1 */
 /* The input bound to `name` on op (inputs first, then attributes), or NULL. */

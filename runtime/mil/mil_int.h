@@ -23,6 +23,8 @@ int mil_arena_grow(mil_arena *a, void **arr, int *cap, int n, int first, int max
 char *mil_arena_strdup(mil_arena *a, const char *s);
 char *mil_arena_strndup(mil_arena *a, const char *s, size_t n);
 void *mil_arena_memdup(mil_arena *a, const void *src, size_t n);
+/* Free p now if it is the start of a chunk of its own (a big request); 1 if it was. */
+int mil_arena_free_big(mil_arena *a, void *p);
 size_t mil_arena_bytes(const mil_arena *a);               /* bytes handed out so far */
 
 /* Upper bounds that keep every input's memory proportional to its size. */

@@ -316,6 +316,67 @@ static void test_thread_lowered(void) {}
 static void test_lowered_stays_home(void) {}
 #endif
 
+/* ---- a kernel keeps the IR, not the weight bytes: they go with the program's last user ---- */
+
+static void test_kernel_drops_weight_bytes(void) {
+    const char *src = PROG_HEAD "tensor<fp16, [64, 128]> x) {\n"
+        "        tensor<fp16, [64, 128]> w = const()[name = string(\"w\"), val = tensor<fp16, [64, 128]>"
+        "(BLOBFILE(path = string(\"@model_path/weights/w.bin\"), offset = uint64(64)))];\n"
+        "        tensor<fp16, [64, 128]> y = mul(x = x, y = w)[name = string(\"y\")];\n"
+        "    } -> (y);" PROG_TAIL;
+    ane_error e;
+    err_clear(&e);
+    tensor w, x, y;
+    int64_t sh[] = {64, 128};
+    tensor_init(&w, DT_FP16, 2, sh, &e);
+    tensor_init(&x, DT_FP16, 2, sh, &e);
+    tensor_init(&y, DT_FP16, 2, sh, &e);
+    fill(&w, -1);
+    fill(&x, 0.5f);
+    blob_writer *bw = blob_writer_new(&e);
+    uint64_t off = 0;
+    uint8_t *bytes = NULL;
+    size_t nbytes = 0;
+    EXPECT(bw && blob_writer_add(bw, &w, &off, &e) == 0 && blob_writer_finish(bw, &bytes, &nbytes, &e) == 0,
+           "blob: %s", e.msg);
+    mil_program *p = NULL;
+    kernel *k = NULL;
+    int ok = mil_parse(src, strlen(src), "t.mil", NULL, &p, &e) == 0 && mil_check(p, NULL, &e) == 0 &&
+             mil_program_add_blob(p, "@model_path/weights/w.bin", bytes, nbytes, &e) == 0 &&
+             mil_resolve_weights(p, NULL, &e) == 0;
+    free(bytes);
+    EXPECT(ok, "program: %s", e.msg);
+    compile_opts o;
+    compile_opts_default(&o);
+    if (ok) ok = cpu->compile(p, &o, &k, &e) == 0;
+    EXPECT(ok, "compile: %s", e.msg);
+    if (!ok) {
+        mil_program_release(p);
+        return;
+    }
+    EXPECT(p->nblobs == 1 && p->blobs[0].data, "the program has its weight file while the caller holds it");
+    mil_program_release(p); /* the kernel is the program's only holder now, of its IR */
+    EXPECT(p->blobs[0].data == NULL, "the weight file's bytes were kept for a kernel that does not read them");
+    int lits = 0;
+    for (int v = 0; v < p->funcs[0].nvalues; v++)
+        if (p->funcs[0].values[v].lit && p->funcs[0].values[v].lit->form == MIL_LIT_BLOB)
+            lits += p->funcs[0].values[v].lit->data != NULL;
+    EXPECT(lits == 0, "%d blob literals still point at weight bytes", lits);
+    EXPECT(cpu->load(k, &e) == 0, "load: %s", e.msg);
+    tensor *in[] = {&x}, *out[] = {&y};
+    EXPECT(cpu->eval(k, in, out, &e) == 0, "eval: %s", e.msg);
+    int same = 1;
+    for (int64_t i = 0; i < 64 * 128; i++) {
+        float want = fp16_to_f32(fp16_from_f32((float)(tensor_get(&x, i) * tensor_get(&w, i))));
+        same &= (float)tensor_get(&y, i) == want;
+    }
+    EXPECT(same, "the kernel computes with the weights after their bytes are gone");
+    cpu->free(k);
+    tensor_release(&w);
+    tensor_release(&x);
+    tensor_release(&y);
+}
+
 /* ---- the pool: items of a job run once each, also while another thread wants the pool ---- */
 
 enum { POOL_ITEMS = 257, POOL_JOBS = 1500 };
@@ -412,6 +473,7 @@ int main(void) {
     test_errors();
     test_budget();
     test_thread_lowered();
+    test_kernel_drops_weight_bytes();
     test_pool();
     test_sgemm_split();
     test_lowered_stays_home();

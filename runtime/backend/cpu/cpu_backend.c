@@ -63,7 +63,7 @@ static void cpu_free(kernel *k) {
     }
     cpu_unload(k, NULL);
     cpu_plan_free(k->impl);
-    mil_program_release(k->prog);
+    mil_program_release_ir(k->prog);
     free(k->in);
     free(k->out);
     free(k);
@@ -90,7 +90,7 @@ static int cpu_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
     }
     k->be = cpu_backend();
     k->prog = p;
-    mil_program_retain(p);
+    mil_program_retain_ir(p); /* the plan converted every constant it reads */
     k->nin = pl->f->nparams;
     k->nout = pl->f->nouts;
     k->impl = pl;
