@@ -1079,10 +1079,26 @@ describe("cpu backend: omitted inputs read the signature table's defaults", func
       out = "int32" },
     { "matmul", "fp16", -2, 2, { 2, 3, 3 }, "matmul", ", y = " .. R.lit("fp16", { 4, 3 }, R.values(12, -1, 1, 5)),
       { "transpose_y", R.bool(false), R.bool(true), other_shape = true } },
+    -- list defaults, which depend on x's rank (strides of ones, zero pads, all axes, all false)
+    { "conv", "fp16", -2, 2, { 1, 2, 2, 2 }, "conv",
+      ", weight = " .. R.lit("fp16", { 2, 2, 3, 3 }, R.values(36, -1, 1, 9)) .. ", pad_type = " .. R.str("custom"),
+      { "strides", ints { 1, 1 }, ints { 2, 2 }, other_shape = true },
+      { "dilations", ints { 1, 1 }, ints { 2, 2 }, other_shape = true },
+      { "pad", ints { 0, 0, 0, 0 }, ints { 1, 1, 1, 1 }, other_shape = true }, xs = { 1, 2, 4, 4 } },
+    { "slice_by_index", "fp16", -2, 2, { 2, 2, 2 }, "slice_by_index",
+      ", begin = " .. ints { 0, 1, 1 } .. ", end = " .. ints { 2, 3, 3 },
+      { "stride", ints { 1, 1, 1 }, ints { 1, 1, 2 }, other_shape = true },
+      { "begin_mask", R.lit("bool", { 3 }, { 0, 0, 0 }), R.lit("bool", { 3 }, { 0, 1, 0 }), other_shape = true },
+      { "end_mask", R.lit("bool", { 3 }, { 0, 0, 0 }), R.lit("bool", { 3 }, { 0, 0, 1 }), other_shape = true },
+      { "squeeze_mask", R.lit("bool", { 3 }, { 0, 0, 0 }), R.lit("bool", { 3 }, { 1, 0, 0 }), other_shape = true } },
+    { "reduce_sum", "fp16", -2, 2, {}, "reduce_sum", "", { "axes", ints { 0, 1, 2 }, ints { 1 }, other_shape = true } },
+    { "layer_norm (axes)", "fp32", -2, 2, S, "layer_norm", "", { "axes", ints { 0, 1, 2 }, ints { 2 } } },
+    { "squeeze", "fp16", -2, 2, { 3 }, "squeeze", "", { "axes", ints { 0, 2 }, ints { 0 }, other_shape = true },
+      xs = { 1, 3, 1 } },
   }
   for _, c in ipairs(cases) do
     it(c[1], function()
-      local xs = S
+      local xs = c.xs or S
       local x = R.values(R.numel(xs), c[3], c[4], 17, c[2])
       local od = c.out or c[2]
       local function run(extra)

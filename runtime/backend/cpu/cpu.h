@@ -123,11 +123,12 @@ int cpu_swap_source(cpu_planner *P, int v);
 
 /* Reading op arguments: value index of the input (or attribute) named `name`, -1 if absent. */
 int cpu_arg(const cpu_planner *P, const mil_op *op, const char *name);
-/* Const arguments; they fail (positioned at the op) if the argument is not a known constant. */
+/* Const arguments; they fail (positioned at the op) if the argument is not a known constant. An
+ * omitted input reads as the op signature table's default (mil_sig_default, for the function's
+ * opset and x's rank and dtype: strides of ones, zero pads, all axes, all-false masks...);
+ * omitted without a table default is an error. Lists set *n to their length. */
 int cpu_arg_ints(const cpu_planner *P, const mil_op *op, const char *name, int64_t *v, int max,
                  int *n);
-/* Scalars: an omitted input reads as the op signature table's default (mil_sig_default, for the
- * function's opset and x's dtype); omitted without a table default is an error. */
 int cpu_arg_int(const cpu_planner *P, const mil_op *op, const char *name, int64_t *v);
 int cpu_arg_float(const cpu_planner *P, const mil_op *op, const char *name, double *v);
 int cpu_arg_bool(const cpu_planner *P, const mil_op *op, const char *name, int *v);

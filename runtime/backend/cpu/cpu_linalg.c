@@ -358,12 +358,9 @@ static int plan_conv(cpu_planner *P, const mil_op *op, int transpose) {
     int64_t g = 1, st[3] = {1, 1, 1}, dl[3] = {1, 1, 1}, pad[6] = {0};
     int n;
     if ((rc = cpu_arg_int(P, op, "groups", &g))) goto fail;
-    if ((rc = cpu_arg_ints(P, op, "strides", st, 3, &n))) goto fail;
-    if (n < 0) for (int i = 0; i < 3; i++) st[i] = 1;
-    if ((rc = cpu_arg_ints(P, op, "dilations", dl, 3, &n))) goto fail;
-    if (n < 0) for (int i = 0; i < 3; i++) dl[i] = 1;
-    if ((rc = cpu_arg_ints(P, op, "pad", pad, 6, &n))) goto fail;
-    if (n < 0) memset(pad, 0, sizeof pad);
+    if ((rc = cpu_arg_ints(P, op, "strides", st, 3, &n)) || (rc = cpu_arg_ints(P, op, "dilations", dl, 3, &n)) ||
+        (rc = cpu_arg_ints(P, op, "pad", pad, 6, &n)))
+        goto fail;
     const char *pt = cpu_arg_string(P, op, "pad_type");
     if (!pt) {
         rc = cpu_op_error(P, op, ERR_INVAL, "'pad_type' must be a constant string");

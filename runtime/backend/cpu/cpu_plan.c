@@ -108,19 +108,6 @@ static int const_arg(const cpu_planner *P, const mil_op *op, const char *name, i
     return 1;
 }
 
-int cpu_arg_ints(const cpu_planner *P, const mil_op *op, const char *name, int64_t *out, int max,
-                 int *n) {
-    int v, rc = const_arg(P, op, name, &v);
-    if (rc <= 0) {
-        *n = -1; /* absent */
-        return rc;
-    }
-    const cpu_val *cv = &P->pl->vals[v];
-    if (cv->n > max) return cpu_op_error(P, op, ERR_UNSUPPORTED, "'%s' has too many elements", name);
-    for (int64_t i = 0; i < cv->n; i++) out[i] = (int64_t)cv->cdata[i];
-    *n = (int)cv->n;
-    return 0;
-}
 
 /* The op signature table's default for an omitted input (mil_sig_default), so a default lives in
  * one place (runtime/mil/sig.c) for the checker, the builder and this backend. Returns 0 with *lit
@@ -154,6 +141,26 @@ static int sig_default_num(const cpu_planner *P, const mil_op *op, const char *n
     case MIL_FP32: *out = d.f32; return 0;
     default: return cpu_op_error(P, op, ERR_INVAL, "'%s' has no numeric default", name);
     }
+}
+
+int cpu_arg_ints(const cpu_planner *P, const mil_op *op, const char *name, int64_t *out, int max,
+                 int *n) {
+    int v, rc = const_arg(P, op, name, &v);
+    if (rc < 0) return rc;
+    if (rc == 0) { /* absent: the table's default (all axes, ones, zeros, all false...) */
+        mil_literal lit;
+        mil_default_data d;
+        if ((rc = sig_default(P, op, name, &lit, &d))) return rc;
+        if (lit.count > max) return cpu_op_error(P, op, ERR_UNSUPPORTED, "'%s' has too many elements", name);
+        for (int64_t i = 0; i < lit.count; i++) out[i] = lit.type.dtype == MIL_BOOL ? d.u8[i] : d.i32[i];
+        *n = (int)lit.count;
+        return 0;
+    }
+    const cpu_val *cv = &P->pl->vals[v];
+    if (cv->n > max) return cpu_op_error(P, op, ERR_UNSUPPORTED, "'%s' has too many elements", name);
+    for (int64_t i = 0; i < cv->n; i++) out[i] = (int64_t)cv->cdata[i];
+    *n = (int)cv->n;
+    return 0;
 }
 
 int cpu_arg_int(const cpu_planner *P, const mil_op *op, const char *name, int64_t *out) {

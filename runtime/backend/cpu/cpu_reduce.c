@@ -20,8 +20,6 @@ int red_geom_init(red_geom *g, const cpu_val *x, const int64_t *axes, int nax) {
         if (a < 0 || red[a]) return -1;
         red[a] = 1;
     }
-    if (nax < 0) /* absent: all axes */
-        for (int i = 0; i < r; i++) red[i] = 1;
     g->R = 1;
     g->nout = 1;
     for (int i = 0; i < r; i++) {

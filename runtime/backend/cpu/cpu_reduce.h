@@ -15,7 +15,7 @@ typedef struct red_geom {
     int64_t *roff, *ooff;
 } red_geom;
 
-/* nax < 0: all axes. Returns 0, -1 for bad axes, -2 out of memory. */
+/* Returns 0, -1 for bad axes, -2 out of memory. */
 int red_geom_init(red_geom *g, const cpu_val *x, const int64_t *axes, int nax);
 void red_geom_free(red_geom *g);
 

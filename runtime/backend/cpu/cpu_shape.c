@@ -210,8 +210,8 @@ static int plan_slice_by_size(cpu_planner *P, const mil_op *op, int x, int out) 
     return plan_box(P, op, x, out, b, s, step);
 }
 
-/* The slice arguments slice_by_index and slice_update share: begin and end (one entry per
- * axis), stride (default 1), begin_mask and end_mask (default all false). */
+/* The slice arguments slice_by_index and slice_update share: begin, end, stride, begin_mask and
+ * end_mask, one entry per axis (the omitted ones from the signature table: ones, all false). */
 static int slice_args(cpu_planner *P, const mil_op *op, int r, int64_t *b, int64_t *e, int64_t *s,
                       int64_t *bm, int64_t *em) {
     int rc, n;
@@ -220,11 +220,11 @@ static int slice_args(cpu_planner *P, const mil_op *op, int r, int64_t *b, int64
     if ((rc = cpu_arg_ints(P, op, "end", e, MIL_MAX_RANK, &n))) return rc;
     if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "end needs %d entries", r);
     if ((rc = cpu_arg_ints(P, op, "stride", s, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) for (int i = 0; i < r; i++) s[i] = 1;
+    if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "stride needs %d entries", r);
     if ((rc = cpu_arg_ints(P, op, "begin_mask", bm, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) memset(bm, 0, MIL_MAX_RANK * sizeof *bm);
+    if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "begin_mask needs %d entries", r);
     if ((rc = cpu_arg_ints(P, op, "end_mask", em, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) memset(em, 0, MIL_MAX_RANK * sizeof *em);
+    if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "end_mask needs %d entries", r);
     return 0;
 }
 
@@ -235,7 +235,7 @@ static int plan_slice_by_index(cpu_planner *P, const mil_op *op, int x, int out,
             em[MIL_MAX_RANK] = {0}, sm[MIL_MAX_RANK] = {0}, cnt[MIL_MAX_RANK];
     if ((rc = slice_args(P, op, r, b, e, s, bm, em))) return rc;
     if ((rc = cpu_arg_ints(P, op, "squeeze_mask", sm, MIL_MAX_RANK, &n))) return rc;
-    if (n < 0) memset(sm, 0, sizeof sm);
+    if (n != r) return cpu_op_error(P, op, ERR_SHAPE, "squeeze_mask needs %d entries", r);
     for (int i = 0; i < r; i++) {
         int64_t d = V[x].shape[i], st = s[i];
         if (st == 0) return cpu_op_error(P, op, ERR_INVAL, "stride 0 on axis %d", i);
