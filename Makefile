@@ -86,7 +86,7 @@ $(BUILD)/lua/ane/core.so: $(LIB_OBJ)
 
 # ---- tests ----
 C_TESTS := $(patsubst spec/c/%.c,$(BUILD)/test/%,$(wildcard spec/c/test_*.c))
-$(BUILD)/test/%: spec/c/%.c $(BUILD)/libane.a
+$(BUILD)/test/%: spec/c/%.c spec/c/expect.h $(BUILD)/libane.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iruntime -o $@ $< $(BUILD)/libane.a $(LIB_EXTRA_LIBS) $(LUA_LIBS) $(LDLIBS)
 

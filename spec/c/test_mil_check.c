@@ -13,17 +13,7 @@
 #include "mil/mil.h"
 #include "mil/sig.h"
 
-static int failures, checks;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
+#include "expect.h"
 
 /* ---- a tiny IR builder over fixed pools (reset per case) ---- */
 #define NV 256
