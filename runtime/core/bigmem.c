@@ -33,6 +33,18 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static blk *head, *tail;
 static size_t cached, limit = (size_t)-1; /* (size_t)-1: not yet set */
 
+/* fork() while another thread holds mu would leave the child's copy locked forever. Registered
+ * at load, before any thread can be inside this file: registering lazily (pthread_once on first
+ * use) raced with a fork in another thread and hung the child. */
+static void fork_prepare(void) { pthread_mutex_lock(&mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&mu); }
+static void fork_child(void) { pthread_mutex_init(&mu, NULL); }
+__attribute__((constructor)) static void fork_register(void) {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void lock(void) { pthread_mutex_lock(&mu); }
+
 static size_t page_size(void) {
     long p = sysconf(_SC_PAGESIZE);
     return p > 0 ? (size_t)p : 4096;
@@ -92,7 +104,7 @@ void *bigmem_alloc(size_t bytes) {
         return (char *)p + BIGMEM_ALIGN;
     }
     /* the smallest kept buffer that fits, wasting at most a quarter */
-    pthread_mutex_lock(&mu);
+    lock();
     blk *best = NULL;
     for (blk *b = head; b; b = b->next)
         if (b->size >= need && b->size - need <= need / 4 && (!best || b->size < best->size)) best = b;
@@ -123,7 +135,7 @@ void bigmem_free(void *p) {
     }
     if (b->magic != MAGIC_MAPPED) abort(); /* not ours, or freed twice */
     b->magic = 0;
-    pthread_mutex_lock(&mu);
+    lock();
     if (limit == (size_t)-1) limit = default_limit();
     int keep = b->size <= limit;
     blk *drop = keep ? evict(b->size) : NULL;
@@ -133,7 +145,7 @@ void bigmem_free(void *p) {
         munmap(b, b->size);
         return;
     }
-    pthread_mutex_lock(&mu);
+    lock();
     b->prev = NULL;
     b->next = head;
     if (head) head->prev = b;
@@ -146,7 +158,7 @@ void bigmem_free(void *p) {
 }
 
 size_t bigmem_limit(size_t bytes) {
-    pthread_mutex_lock(&mu);
+    lock();
     size_t old = limit == (size_t)-1 ? default_limit() : limit;
     limit = bytes;
     blk *drop = evict(0);
@@ -156,14 +168,14 @@ size_t bigmem_limit(size_t bytes) {
 }
 
 size_t bigmem_cached(void) {
-    pthread_mutex_lock(&mu);
+    lock();
     size_t c = cached;
     pthread_mutex_unlock(&mu);
     return c;
 }
 
 void bigmem_trim(void) {
-    pthread_mutex_lock(&mu);
+    lock();
     blk *drop = NULL;
     while (tail) {
         blk *b = tail;

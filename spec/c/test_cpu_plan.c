@@ -8,13 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <sys/resource.h>
 #endif
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu.h"
+#include "core/bigmem.h"
 #include "core/fp16.h"
 #include "core/storage.h"
 #include "mil/mil.h"
@@ -404,6 +407,49 @@ static void test_pool(void) {
     EXPECT(bad_other == 0, "pool: %d items run other than once (second caller)", bad_other);
 }
 
+/* ---- fork: a child has none of the parent's threads; the pool and the allocator still work ---- */
+
+static void *hold_bigmem(void *arg) {
+    /* allocate and free in a loop while the parent forks, so the allocator's lock may be held */
+    atomic_int *stop = arg;
+    while (!atomic_load(stop)) bigmem_free(bigmem_alloc((size_t)2 << 20));
+    return NULL;
+}
+
+static void test_fork_child(void) {
+    pool_job *warm = calloc(1, sizeof *warm);
+    cpu_parallel(NULL, POOL_ITEMS, 1 << 16, count_items, warm); /* the pool exists in the parent */
+    free(warm);
+    atomic_int stop = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, hold_bigmem, &stop);
+    int bad = 0;
+    for (int r = 0; r < 8; r++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(3); /* a hang shows as a failure, not a stuck suite */
+            pool_job *j = calloc(1, sizeof *j);
+            cpu_parallel(NULL, POOL_ITEMS, 1 << 16, count_items, j);
+            int ok = 1;
+            for (int i = 0; i < POOL_ITEMS; i++) ok &= atomic_load(&j->hits[i]) == 1;
+            void *m = bigmem_alloc((size_t)3 << 20);
+            ok &= m != NULL;
+            bigmem_free(m);
+            _exit(ok ? 0 : 1);
+        }
+        int st = 0;
+        if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            bad++;
+            fprintf(stderr, "fork child %d: %s %d\n", r, WIFSIGNALED(st) ? "signal" : "exit",
+                    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        }
+    }
+    atomic_store(&stop, 1);
+    pthread_join(t, NULL);
+    EXPECT(bad == 0, "%d of 8 forked children failed or hung using the pool and the allocator", bad);
+}
+
 /* ---- cpu_sgemm split over the pool (by rows and by columns, all transposes) ---- */
 
 static void naive_gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
@@ -467,6 +513,7 @@ int main(void) {
     test_pool();
     test_sgemm_split();
     test_lowered_stays_home();
+    test_fork_child();
     printf("test_cpu_plan: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

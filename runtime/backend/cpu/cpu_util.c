@@ -5,6 +5,7 @@
  * one thread (two thread pools on two cores fight: see pool_init). Accelerate keeps its own. */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -198,6 +199,21 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* A forked child has none of the workers: it runs every job on the calling thread. Registered at
+ * load (not in pool_init, which may run in another thread while this one forks). */
+static void pool_after_fork_child(void) {
+    pthread_mutex_init(&P_.mu, NULL);
+    pthread_cond_init(&P_.go, NULL);
+    P_.nthreads = 0;
+    atomic_store(&P_.sleepers, 0);
+    atomic_store(&P_.busy, 0);
+    atomic_store(&P_.inuse, 0);
+}
+
+__attribute__((constructor)) static void pool_register_fork(void) {
+    pthread_atfork(NULL, NULL, pool_after_fork_child);
+}
+
 static void pool_init(void) {
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     const char *env = getenv("ANE_CPU_THREADS");
@@ -205,6 +221,12 @@ static void pool_init(void) {
     if (nc < 1) nc = 1;
     if (nc > 16) nc = 16;
     int started = 0;
+    /* Workers start with asynchronous signals blocked (they inherit the mask), so a ^C or a
+     * host's timer signal lands on a thread that can act on it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV), sigdelset(&all, SIGBUS), sigdelset(&all, SIGFPE), sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     for (int i = 0; i < nc - 1; i++) {
         pthread_t t;
         pthread_attr_t at;
@@ -213,6 +235,7 @@ static void pool_init(void) {
         if (pthread_create(&t, &at, worker, &P_) == 0) started++;
         pthread_attr_destroy(&at);
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     P_.nthreads = started;
 #if !defined(ANE_ACCELERATE) && defined(OPENBLAS_VERSION)
     /* OpenBLAS runs on one thread for the whole process and the pool splits large GEMMs
