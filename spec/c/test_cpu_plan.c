@@ -407,6 +407,45 @@ static void test_pool(void) {
     EXPECT(bad_other == 0, "pool: %d items run other than once (second caller)", bad_other);
 }
 
+/* ---- a kernel's thread limit holds on a pool with more threads ---- */
+
+enum { MAX_SEEN = 16 };
+typedef struct who_job {
+    pthread_mutex_t mu;
+    pthread_t seen[MAX_SEEN];
+    int nseen;
+} who_job;
+
+static void note_who(void *ctx, int64_t lo, int64_t hi) {
+    who_job *j = ctx;
+    pthread_mutex_lock(&j->mu);
+    int known = 0;
+    for (int i = 0; i < j->nseen; i++) known |= pthread_equal(j->seen[i], pthread_self());
+    if (!known && j->nseen < MAX_SEEN) j->seen[j->nseen++] = pthread_self();
+    pthread_mutex_unlock(&j->mu);
+    /* items that sleep: every thread taking part gets some, however few cores there are */
+    struct timespec d = {0, 100000L * (hi - lo)};
+    nanosleep(&d, NULL);
+}
+
+static void test_thread_limit(void) {
+    cpu_plan *pl = calloc(1, sizeof *pl);
+    if (!pl) return;
+    int most = 0, most_unlimited = 0;
+    for (int r = 0; r < 10; r++) {
+        who_job j = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        pl->opts.threads = 2;
+        cpu_parallel(pl, 64, 1 << 16, note_who, &j);
+        if (j.nseen > most) most = j.nseen;
+        who_job u = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        cpu_parallel(NULL, 64, 1 << 16, note_who, &u);
+        if (u.nseen > most_unlimited) most_unlimited = u.nseen;
+    }
+    EXPECT(most <= 2, "threads = 2 ran items on %d threads", most);
+    EXPECT(most_unlimited > 2, "the 4-thread pool never used more than %d threads unlimited", most_unlimited);
+    free(pl);
+}
+
 /* ---- fork: a child has none of the parent's threads; the pool and the allocator still work ---- */
 
 static void *hold_bigmem(void *arg) {
@@ -496,6 +535,7 @@ static void test_sgemm_split(void) {
 }
 
 int main(void) {
+    setenv("ANE_CPU_THREADS", "4", 1); /* a pool larger than a 2-core machine's, for the limit */
     backend_register_builtin();
     cpu = backend_get("cpu");
     if (!cpu) {
@@ -514,6 +554,7 @@ int main(void) {
     test_sgemm_split();
     test_lowered_stays_home();
     test_fork_child();
+    test_thread_limit();
     printf("test_cpu_plan: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,7 +27,8 @@
 #include "../../core/bigmem.h"
 #include "cpu.h"
 
-void *cpu_alloc_big(size_t bytes) { return bigmem_alloc(bytes ? bytes : 64); }
+/* rounded to whole 64-byte lines, as this function always returned */
+void *cpu_alloc_big(size_t bytes) { return bigmem_alloc(bytes ? (bytes + 63) & ~(size_t)63 : 64); }
 
 int cpu_thread_lowered(void) {
 #if defined(__linux__)
@@ -130,6 +132,7 @@ typedef struct pool {
     atomic_ulong gen;      /* bumped once per job */
     atomic_int sleepers;   /* workers blocked on go */
     atomic_int busy;       /* workers still inside the current job */
+    atomic_int active;     /* workers taking part in it: the first `active` (a kernel's limit) */
     atomic_int inuse;      /* a caller owns the pool */
     void (*f)(void *, int64_t, int64_t);
     void *ctx;
@@ -182,7 +185,8 @@ static void run_chunks(pool *p) {
 }
 
 static void *worker(void *arg) {
-    pool *p = arg;
+    pool *p = &P_;
+    int idx = (int)(intptr_t)arg;
     unsigned long seen = 0;
     for (;;) {
         if (!spin_while(&p->gen, seen, WORKER_SPIN_NS)) {
@@ -193,8 +197,10 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&p->mu);
         }
         seen = atomic_load(&p->gen);
-        run_chunks(p);
-        atomic_fetch_sub(&p->busy, 1);
+        if (idx < atomic_load(&p->active)) {
+            run_chunks(p);
+            atomic_fetch_sub(&p->busy, 1);
+        }
     }
     return NULL;
 }
@@ -207,6 +213,7 @@ static void pool_after_fork_child(void) {
     P_.nthreads = 0;
     atomic_store(&P_.sleepers, 0);
     atomic_store(&P_.busy, 0);
+    atomic_store(&P_.active, 0);
     atomic_store(&P_.inuse, 0);
 }
 
@@ -232,7 +239,7 @@ static void pool_init(void) {
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &at, worker, &P_) == 0) started++;
+        if (pthread_create(&t, &at, worker, (void *)(intptr_t)started) == 0) started++;
         pthread_attr_destroy(&at);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -278,7 +285,8 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
     p->n = n;
     p->chunk = (n + parts - 1) / parts;
     atomic_store(&p->next, 0);
-    atomic_store(&p->busy, p->nthreads);
+    atomic_store(&p->active, nt);
+    atomic_store(&p->busy, nt);
     atomic_fetch_add(&p->gen, 1);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
