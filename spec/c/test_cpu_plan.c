@@ -443,6 +443,18 @@ static void test_thread_limit(void) {
     }
     EXPECT(most <= 2, "threads = 2 ran items on %d threads", most);
     EXPECT(most_unlimited > 2, "the 4-thread pool never used more than %d threads unlimited", most_unlimited);
+    /* limited and unlimited jobs in turn: a worker left out of one job must still run the next
+     * one's items exactly once */
+    pool_job *j = calloc(1, sizeof *j);
+    int bad = 0;
+    for (int r = 1; r <= 3000 && j; r++) {
+        pl->opts.threads = r % 3 == 0 ? 2 : 0;
+        cpu_parallel(r % 3 == 1 ? NULL : pl, POOL_ITEMS, 1 << 16, count_items, j);
+        for (int i = 0; i < POOL_ITEMS; i++)
+            if (atomic_load(&j->hits[i]) != r) bad++;
+    }
+    EXPECT(bad == 0, "%d items run other than once with the limit changing from job to job", bad);
+    free(j);
     free(pl);
 }
 

@@ -89,10 +89,10 @@ void cpu_sgemm(const cpu_plan *pl, int ta, int tb, int64_t m, int64_t n, int64_t
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc) {
 #if !defined(ANE_ACCELERATE)
-    /* One part per thread of the pool (BLAS itself runs on one thread: see pool_init). Small
-     * GEMMs are not worth a dispatch. */
-    /* inside a job (a head of a batch), or while another thread's job runs: whole. (No
-     * thread-local flag: a _Thread_local in a dlopened copy of this code trips LSan.) */
+    /* One part per thread of the pool (BLAS itself runs on one thread: see pool_init); small
+     * GEMMs are not worth a dispatch. Inside a job (a head of a batch), or while another
+     * thread's job runs, the GEMM runs whole. (No thread-local flag for "inside a job": a
+     * _Thread_local in the dlopened stand-in's copy of this code crashed LSan at exit.) */
     int parts = pool_busy() ? 1 : pool_size();
     if (pl && pl->opts.threads > 0 && pl->opts.threads < parts) parts = pl->opts.threads;
     if (parts > 1 && m * n * k >= ((int64_t)1 << 18) && (m >= 64 * parts || n >= 64 * parts)) {
@@ -118,9 +118,9 @@ void cpu_sgemm(const cpu_plan *pl, int ta, int tb, int64_t m, int64_t n, int64_t
  * idles (wake-affine; the load balancer leaves cache-hot threads alone for many milliseconds), so
  * the caller ended up running every chunk itself at about a third of the speed (BENCHMARKS.md).
  * OpenBLAS's own threads do the same. Spinning yields the CPU after a moment, so a thread
- * sharing the core still runs. The gen/sleepers handshake for the blocking case is Dekker-style
- * on seq_cst atomics: a worker registers as a sleeper and re-reads gen under the mutex; the
- * caller bumps gen and then reads sleepers, so one of the two always sees the other. */
+ * sharing the core still runs. The job/sleepers handshake for the blocking case is Dekker-style
+ * on seq_cst atomics: a worker registers as a sleeper and re-reads job under the mutex; the
+ * caller stores a new job and then reads sleepers, so one of the two always sees the other. */
 
 #define PAUSE_NS 50000        /* pure pause spinning, then sched_yield between checks */
 #define WORKER_SPIN_NS 20000000 /* a worker blocks after 20 ms without a job */
@@ -129,10 +129,12 @@ typedef struct pool {
     pthread_mutex_t mu;
     pthread_cond_t go;
     int nthreads;          /* workers (excluding the caller) */
-    atomic_ulong gen;      /* bumped once per job */
+    /* the current job: its number << 8 | how many workers take part (the first ones; a kernel's
+     * thread limit). One word, so a late worker never pairs one job's number with another's
+     * count and runs a job twice. */
+    atomic_ullong job;
     atomic_int sleepers;   /* workers blocked on go */
     atomic_int busy;       /* workers still inside the current job */
-    atomic_int active;     /* workers taking part in it: the first `active` (a kernel's limit) */
     atomic_int inuse;      /* a caller owns the pool */
     void (*f)(void *, int64_t, int64_t);
     void *ctx;
@@ -159,7 +161,7 @@ static int64_t now_ns(void) {
 }
 
 /* Wait while *v == old: pause, then yield; give up after limit_ns (< 0: never). 1 if it changed. */
-static int spin_while(atomic_ulong *v, unsigned long old, int64_t limit_ns) {
+static int spin_while(atomic_ullong *v, unsigned long long old, int64_t limit_ns) {
     int64_t t0 = 0;
     for (int i = 1;; i++) {
         if (atomic_load(v) != old) return 1;
@@ -187,17 +189,17 @@ static void run_chunks(pool *p) {
 static void *worker(void *arg) {
     pool *p = &P_;
     int idx = (int)(intptr_t)arg;
-    unsigned long seen = 0;
+    unsigned long long seen = 0;
     for (;;) {
-        if (!spin_while(&p->gen, seen, WORKER_SPIN_NS)) {
+        if (!spin_while(&p->job, seen, WORKER_SPIN_NS)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
-            while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->go, &p->mu);
+            while (atomic_load(&p->job) == seen) pthread_cond_wait(&p->go, &p->mu);
             atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
         }
-        seen = atomic_load(&p->gen);
-        if (idx < atomic_load(&p->active)) {
+        seen = atomic_load(&p->job);
+        if (idx < (int)(seen & 0xff)) {
             run_chunks(p);
             atomic_fetch_sub(&p->busy, 1);
         }
@@ -213,7 +215,6 @@ static void pool_after_fork_child(void) {
     P_.nthreads = 0;
     atomic_store(&P_.sleepers, 0);
     atomic_store(&P_.busy, 0);
-    atomic_store(&P_.active, 0);
     atomic_store(&P_.inuse, 0);
 }
 
@@ -285,9 +286,8 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
     p->n = n;
     p->chunk = (n + parts - 1) / parts;
     atomic_store(&p->next, 0);
-    atomic_store(&p->active, nt);
     atomic_store(&p->busy, nt);
-    atomic_fetch_add(&p->gen, 1);
+    atomic_store(&p->job, ((atomic_load(&p->job) >> 8) + 1) << 8 | (unsigned)nt);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->go);
