@@ -159,6 +159,34 @@ program(1.3)
       assert.is_true(ok3, err3)
     end)
 
+    it("check opens the weight files with --model-path", function()
+      local dir = H.tmpdir("weights")
+      H.write(dir .. "/weights/w.bin", ane.mil_blob_write { ane.from_table({ 1, 2, 3, 4 }, "fp16") })
+      local text = [[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [4]> x) {
+        tensor<fp16, [4]> w = const()[name = string("w"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];
+        tensor<fp16, [4]> y = add(x = x, y = w)[name = string("y")];
+    } -> (y);
+}
+]]
+      local p = H.tmpfile(text, ".mil")
+      local _, ok, _, err = H.ane { "mil", "check", p } -- the text alone
+      assert.is_true(ok, err)
+      _, ok, _, err = H.ane { "mil", "check", p, "--model-path", dir }
+      assert.is_true(ok, err)
+      local empty = H.tmpdir()
+      _, ok, _, err = H.ane { "mil", "check", p, "--model-path", empty }
+      assert.is_false(ok)
+      assert.matches("^" .. H.escape(p) .. ":4:65: cannot open weight file .*/weights/w%.bin", err)
+      -- a record for 4 fp16 values where the literal wants 8
+      local p8 = H.tmpfile((text:gsub("%[4%]", "[8]")), ".mil")
+      _, ok, _, err = H.ane { "mil", "check", p8, "--model-path", dir }
+      assert.is_false(ok)
+      assert.matches("^" .. H.escape(p8) .. ":4:", err)
+    end)
+
     it("rejects bad arguments, missing inputs and mismatched files", function()
       local f32 = os.tmpname() .. ".npy"
       ane.from_table({ { 1, 2, 3, 4 } }, "fp32"):save_npy(f32)

@@ -1,5 +1,5 @@
 --- `ane mil ...`: check, format and run MIL programs from the command line.
---   ane mil check PROG.mil [--lenient]
+--   ane mil check PROG.mil [--lenient] [--model-path DIR]
 --   ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
 --   ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
 --                        [--backend NAME] [--repeat N]
@@ -7,7 +7,7 @@
 local ane = require "ane"
 
 local USAGE = [[
-usage: ane mil check PROG.mil [--lenient]
+usage: ane mil check PROG.mil [--lenient] [--model-path DIR]
        ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
        ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
                             [--backend NAME] [--repeat N]
@@ -71,10 +71,13 @@ local function load_program(path, lenient)
   return p
 end
 
+-- With --model-path the weight files are opened too: every BLOBFILE must name a file under DIR
+-- with a well-formed record of the literal's dtype and size at its offset.
 local function cmd_check(args)
-  local o = parse_args(args, { lenient = "flag" })
+  local o = parse_args(args, { lenient = "flag", ["model-path"] = "value" })
   local p = load_program(one_program(o), o.lenient)
   p:check()
+  if o["model-path"] then p:resolve(o["model-path"]) end
   return 0
 end
 
