@@ -176,6 +176,12 @@ program(1.3)
       return v
     end)
     assert.truthy(msg:find(SPEC .. ":" .. line .. ": name 'x' is already used in function main", 1, true), msg)
+    -- a second output call would drop the first outputs
+    f:output(y)
+    msg = err_of(function()
+      line = here(); f:output(f:relu(y))
+    end)
+    assert.truthy(msg:find(SPEC .. ":" .. line .. ": output: main's outputs are already set (1); give them all in one call", 1, true), msg)
     -- arithmetic metamethods
     local h32 = mil.program {}:func()
     local a = h32:input("a", "fp32", { 4 })

@@ -243,10 +243,14 @@ function Func:input(name, dtype, shape)
   return wrap(self, call("input", self.prog._prog.param, self.prog._prog, self.fn, name, dtype, shape))
 end
 
---- f:output(v1, v2, ...): the function's ordered outputs.
+--- f:output(v1, v2, ...): the function's ordered outputs, all in one call (a second call would
+-- silently drop the first outputs, so it is an error).
 function Func:output(...)
   local outs, ids = { ... }, {}
   if #outs == 0 then usererror("output: give at least one value") end
+  if self.outputs then
+    usererror(("output: %s's outputs are already set (%d); give them all in one call"):format(self.name, #self.outputs))
+  end
   for i, v in ipairs(outs) do
     if not is_value(v) or v.f ~= self then usererror("output: argument " .. i .. " is not a value of " .. self.name) end
     ids[i] = v.id
