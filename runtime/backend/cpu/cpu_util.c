@@ -163,7 +163,7 @@ static int64_t now_ns(void) {
 /* Wait while *v == old: pause, then yield; give up after limit_ns (< 0: never). 1 if it changed. */
 static int spin_while(atomic_ullong *v, unsigned long long old, int64_t limit_ns) {
     int64_t t0 = 0;
-    for (int i = 1;; i++) {
+    for (unsigned i = 1;; i += i < 256) {
         if (atomic_load(v) != old) return 1;
         if (i < 256) {
             cpu_relax();
@@ -295,7 +295,7 @@ void cpu_parallel(const cpu_plan *pl, int64_t n, int64_t work_per_item,
     }
     run_chunks(p);
     /* the workers are on their last chunks (or still waking): wait without blocking */
-    for (int i = 1; atomic_load(&p->busy) > 0; i++) {
+    for (unsigned i = 1; atomic_load(&p->busy) > 0; i += i < 4096) {
         if (i < 4096) cpu_relax();
         else sched_yield();
     }
