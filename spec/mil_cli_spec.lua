@@ -12,6 +12,17 @@ program(1.3)
 }
 ]]
 
+-- y = x + w with w read from @model_path/weights/w.bin
+local WEIGHTED = [[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [4]> x) {
+        tensor<fp16, [4]> w = const()[name = string("w"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];
+        tensor<fp16, [4]> y = add(x = x, y = w)[name = string("y")];
+    } -> (y);
+}
+]]
+
 describe("ane mil", function()
   describe("check", function()
     it("exits 0 for a valid program", function()
@@ -134,15 +145,7 @@ program(1.3)
       local dir = H.tmpdir("weights")
       local bytes = ane.mil_blob_write { ane.from_table({ 10, 20, 30, 40 }, "fp16") }
       H.write(dir .. "/weights/w.bin", bytes)
-      local text = [[
-program(1.3)
-{
-    func main<ios18>(tensor<fp16, [4]> x) {
-        tensor<fp16, [4]> w = const()[name = string("w"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];
-        tensor<fp16, [4]> y = add(x = x, y = w)[name = string("y")];
-    } -> (y);
-}
-]]
+      local text = WEIGHTED
       local p = H.write(dir .. "/p.mil", text)
       local x4 = os.tmpname() .. ".npy"
       ane.from_table({ 1, 2, 3, 4 }, "fp16"):save_npy(x4)
@@ -162,15 +165,7 @@ program(1.3)
     it("check opens the weight files with --model-path", function()
       local dir = H.tmpdir("weights")
       H.write(dir .. "/weights/w.bin", ane.mil_blob_write { ane.from_table({ 1, 2, 3, 4 }, "fp16") })
-      local text = [[
-program(1.3)
-{
-    func main<ios18>(tensor<fp16, [4]> x) {
-        tensor<fp16, [4]> w = const()[name = string("w"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];
-        tensor<fp16, [4]> y = add(x = x, y = w)[name = string("y")];
-    } -> (y);
-}
-]]
+      local text = WEIGHTED
       local p = H.tmpfile(text, ".mil")
       local _, ok, _, err = H.ane { "mil", "check", p } -- the text alone
       assert.is_true(ok, err)
