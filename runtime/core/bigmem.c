@@ -43,8 +43,6 @@ __attribute__((constructor)) static void fork_register(void) {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static void lock(void) { pthread_mutex_lock(&mu); }
-
 static size_t page_size(void) {
     long p = sysconf(_SC_PAGESIZE);
     return p > 0 ? (size_t)p : 4096;
@@ -70,11 +68,11 @@ static void unlink_blk(blk *b) {
     cached -= b->size;
 }
 
-/* Drop the oldest buffers until `cached + extra <= limit`; the caller holds mu and unmaps the
- * returned list after unlocking. */
-static blk *evict(size_t extra) {
+/* Drop the oldest buffers until at most `keep` bytes are kept; the caller holds mu and unmaps
+ * the returned list after unlocking. */
+static blk *evict(size_t keep) {
     blk *out = NULL;
-    while (tail && cached + extra > limit) {
+    while (tail && cached > keep) {
         blk *b = tail;
         unlink_blk(b);
         b->next = out;
@@ -104,7 +102,7 @@ void *bigmem_alloc(size_t bytes) {
         return (char *)p + BIGMEM_ALIGN;
     }
     /* the smallest kept buffer that fits, wasting at most a quarter */
-    lock();
+    pthread_mutex_lock(&mu);
     blk *best = NULL;
     for (blk *b = head; b; b = b->next)
         if (b->size >= need && b->size - need <= need / 4 && (!best || b->size < best->size)) best = b;
@@ -135,54 +133,44 @@ void bigmem_free(void *p) {
     }
     if (b->magic != MAGIC_MAPPED) abort(); /* not ours, or freed twice */
     b->magic = 0;
-    lock();
+    pthread_mutex_lock(&mu);
     if (limit == (size_t)-1) limit = default_limit();
-    int keep = b->size <= limit;
-    blk *drop = keep ? evict(b->size) : NULL;
-    pthread_mutex_unlock(&mu);
-    unmap_list(drop);
-    if (!keep) {
+    if (b->size > limit) {
+        pthread_mutex_unlock(&mu);
         munmap(b, b->size);
         return;
     }
-    lock();
     b->prev = NULL;
     b->next = head;
     if (head) head->prev = b;
     else tail = b;
     head = b;
     cached += b->size;
-    drop = evict(0); /* another thread may have filled the cache meanwhile */
+    blk *drop = evict(limit); /* the oldest make room; b, the newest, stays */
     pthread_mutex_unlock(&mu);
     unmap_list(drop);
 }
 
 size_t bigmem_limit(size_t bytes) {
-    lock();
+    pthread_mutex_lock(&mu);
     size_t old = limit == (size_t)-1 ? default_limit() : limit;
     limit = bytes;
-    blk *drop = evict(0);
+    blk *drop = evict(limit);
     pthread_mutex_unlock(&mu);
     unmap_list(drop);
     return old;
 }
 
 size_t bigmem_cached(void) {
-    lock();
+    pthread_mutex_lock(&mu);
     size_t c = cached;
     pthread_mutex_unlock(&mu);
     return c;
 }
 
 void bigmem_trim(void) {
-    lock();
-    blk *drop = NULL;
-    while (tail) {
-        blk *b = tail;
-        unlink_blk(b);
-        b->next = drop;
-        drop = b;
-    }
+    pthread_mutex_lock(&mu);
+    blk *drop = evict(0);
     pthread_mutex_unlock(&mu);
     unmap_list(drop);
 }
