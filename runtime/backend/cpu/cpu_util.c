@@ -160,8 +160,8 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Wait while *v == old: pause, then yield; give up after limit_ns (< 0: never). 1 if it changed. */
-static int spin_while(atomic_ullong *v, unsigned long long old, int64_t limit_ns) {
+/* Wait while *v == old: pause, then yield; give up after WORKER_SPIN_NS. 1 if it changed. */
+static int spin_while(atomic_ullong *v, unsigned long long old) {
     int64_t t0 = 0;
     for (unsigned i = 1;; i += i < 256) {
         if (atomic_load(v) != old) return 1;
@@ -173,7 +173,7 @@ static int spin_while(atomic_ullong *v, unsigned long long old, int64_t limit_ns
         if (!t0) t0 = t;
         if (t - t0 > PAUSE_NS) sched_yield();
         else cpu_relax();
-        if (limit_ns >= 0 && t - t0 > limit_ns) return 0;
+        if (t - t0 > WORKER_SPIN_NS) return 0;
     }
 }
 
@@ -191,7 +191,7 @@ static void *worker(void *arg) {
     int idx = (int)(intptr_t)arg;
     unsigned long long seen = 0;
     for (;;) {
-        if (!spin_while(&p->job, seen, WORKER_SPIN_NS)) {
+        if (!spin_while(&p->job, seen)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
             while (atomic_load(&p->job) == seen) pthread_cond_wait(&p->go, &p->mu);
