@@ -52,7 +52,7 @@ CFLAGS := $(CFLAGS_BASE) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS += $(SAN)
 
 # Sources: one folder per concern; every .c in these folders is part of the library.
-LIB_DIRS := runtime/core runtime/mil runtime/backend runtime/backend/cpu runtime/queue runtime/lua
+LIB_DIRS := runtime/core runtime/mil runtime/nn runtime/formats runtime/backend runtime/backend/cpu runtime/queue runtime/lua
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)) runtime/host/embed.c
 HOST_SRC := runtime/host/main.c $(filter-out runtime/host/embed.c,$(wildcard runtime/host/*.c))
 HOST_SRC := $(sort $(HOST_SRC))
