@@ -869,6 +869,7 @@ static void tensor_class(lua_State *L) {
     lane_newclass(L, LANE_TENSOR, NULL, tensor_meta);
     luaL_getmetatable(L, LANE_TENSOR);      /* [mt] */
     luaL_newlib(L, tensor_methods);         /* [mt, methods] */
+    lane_name_methods(L, LANE_TENSOR);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");         /* mt.methods = methods */
     lua_pushcclosure(L, m_index, 1);        /* [mt, index] */
