@@ -869,7 +869,6 @@ static void tensor_class(lua_State *L) {
     lane_newclass(L, LANE_TENSOR, NULL, tensor_meta);
     luaL_getmetatable(L, LANE_TENSOR);      /* [mt] */
     luaL_newlib(L, tensor_methods);         /* [mt, methods] */
-    lane_name_methods(L, LANE_TENSOR);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");         /* mt.methods = methods */
     lua_pushcclosure(L, m_index, 1);        /* [mt, index] */
@@ -894,6 +893,7 @@ void lane_open_tensor(lua_State *L) {
     luaL_setfuncs(L, module_funcs, 0);
     luaL_getmetatable(L, LANE_TENSOR);
     lua_getfield(L, -1, "methods");
+    lane_name_methods(L, LANE_TENSOR); /* on every open: package.loaded may have been reset */
     lua_setfield(L, -3, "Tensor");
     lua_pop(L, 1);
     lua_newtable(L);
