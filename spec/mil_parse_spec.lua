@@ -219,7 +219,7 @@ program(1.3)
         int32 ax = const()[name = string("ax"), val = int32(1)];
         (tensor<fp16, [1, 2]> c, tensor<fp16, [1, 2]> d) = split(axis = ax, num_splits = int32(2), x = x)[name = string("sp")];]],
         nil, "c")
-      assert.equal("t.mil:5:9: parenthesised results are accepted only in lenient mode (Apple's parser " ..
+      assert.equal("t.mil:5:9: parenthesised results are accepted only with --lenient (or {lenient = true}) (Apple's parser " ..
         "rejects them); write them without parentheses: tensor<...> a, tensor<...> b = split(...)",
         first_line(parse_err(text)))
       local p = ane.mil_parse(text, "t.mil", { lenient = true })

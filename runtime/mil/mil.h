@@ -18,7 +18,7 @@
 
 /* ---- parse ---- */
 typedef struct mil_parse_opts {
-    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (bare bools, ? dims) */
+    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (bare bools, ? dims, (a, b) results) */
 } mil_parse_opts;
 
 /* The one switch that sets mil_parse_opts.lenient, as every lenient-only error names it: the

@@ -806,7 +806,7 @@ static int parse_statement(parser *P, int fi) {
     int paren = st->kind == TK_LPAREN;
     if (paren && !P->lenient)
         return perr_at(P, sline, scol,
-                       "parenthesised results are accepted only in lenient mode (Apple's parser "
+                       "parenthesised results are accepted only with " MIL_LENIENT_SWITCH " (Apple's parser "
                        "rejects them); write them without parentheses: "
                        "tensor<...> a, tensor<...> b = split(...)");
     if (paren) lex_next(&P->lx);

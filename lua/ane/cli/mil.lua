@@ -13,8 +13,8 @@ usage: ane mil check PROG.mil [--lenient] [--model-path DIR]
        ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
        ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
                             [--backend NAME] [--repeat N] [--lenient]
---lenient accepts the lenient-only forms (bare true/false, unknown dimensions), as
-{lenient = true} does for ane.compile, q:compile and ane.mil_parse.
+--lenient accepts the lenient-only forms (bare true/false, unknown dimensions, parenthesised
+results), as {lenient = true} does for ane.compile, q:compile and ane.mil_parse.
 ]]
 
 -- A failure that is reported as "ane mil: <msg>" and exit status 1.
