@@ -74,6 +74,7 @@ void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
 void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel calls (after backend) */
 void lane_open_optim(lua_State *L);    /* l_optim.c: optimizer and token-data helpers in ane.nn */
 void lane_open_process(lua_State *L);  /* l_process.c: exec, blas_info */
+void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
 int luaopen_ane_core(lua_State *L);
 
