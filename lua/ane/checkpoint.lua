@@ -74,12 +74,18 @@ function M.config_diff(a, b)
   for k in pairs(a) do if not seen[k] then keys[#keys + 1], seen[k] = k, true end end
   for k in pairs(b) do if not seen[k] then keys[#keys + 1], seen[k] = k, true end end
   table.sort(keys)
+  local function show(v)
+    if v == nil then return "(none)" end
+    if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+      return string.format("%d", v) -- JSON numbers come back as floats
+    end
+    return tostring(v)
+  end
   local out = {}
   for _, k in ipairs(keys) do
     local x, y = a[k], b[k]
     if x ~= y and not (type(x) == "number" and type(y) == "number" and x == y) then
-      out[#out + 1] = string.format("%s: %s in the checkpoint, %s in this run", k,
-        x == nil and "(none)" or tostring(x), y == nil and "(none)" or tostring(y))
+      out[#out + 1] = string.format("%s: %s in the checkpoint, %s in this run", k, show(x), show(y))
     end
   end
   return out
@@ -103,7 +109,7 @@ function M.save(dir, run)
     names[i] = { p.name, p.param:numel() }
   end
   local header = json {
-    step = run.step, rng = run.rng, config = run.config, extra = run.extra or {},
+    step = run.step, rng = run.rng, config = run.config, extra = run.extra or { none = true },
     opt = { t = st.t, clean = st.clean, skipped = st.skipped, loss_scale = st.loss_scale },
     params = names, data_bytes = bytes, checksum = hex64(h),
   }
@@ -122,7 +128,7 @@ function M.read_header(path)
   f:seek("set", 0)
   local pre = f:read(16)
   local function corrupt(why)
-    f:close()
+    if io.type(f) == "file" then f:close() end
     fail(string.format("%s: corrupt checkpoint state (%s); resume from another copy or start over "
       .. "without --resume", path, why))
   end
