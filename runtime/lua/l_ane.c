@@ -19,6 +19,7 @@ static void (*const openers[])(lua_State *) = {
     lane_open_optim,   /* l_optim.c: ane.nn.adamw, sumsq, token data helpers */
     lane_open_process, /* l_process.c: ane.exec, ane.blas_info */
     lane_open_formats,
+    lane_open_sample,
 };
 
 int luaopen_ane_core(lua_State *L) {

@@ -76,6 +76,8 @@ void lane_open_optim(lua_State *L);    /* l_optim.c: optimizer and token-data he
 void lane_open_process(lua_State *L);  /* l_process.c: exec, blas_info */
 void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
+void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
+
 int luaopen_ane_core(lua_State *L);
 
 #endif
