@@ -163,6 +163,35 @@ describe("ane backend (stand-in framework)", function()
     assert.is_true(pos.unload < pos._ANERequest and pos._ANERequest < pos._ANEInMemoryModel)
   end)
 
+  it("sends the source's own dialect, and a [buildInfo] when the program has none", function()
+    -- a program(1.0) source with <ios16> functions stays 1.0 (tensor<T, []> scalars), never the
+    -- untested 1.3-with-ios16 mix
+    local v10 = [[
+program(1.0)
+{
+    func main<ios16>(tensor<fp16, [1, 4, 1, 32]> x) {
+        tensor<fp16, [1, 4, 1, 32]> y = add(x = x, y = x)[name = tensor<string, []>("dbl")];
+    } -> (y);
+}
+]]
+    compile(v10)
+    local mil = st.mil()
+    assert.matches("^program%(1%.0%)\n", mil)
+    assert.matches('name = tensor<string, []>("dbl")', mil, 1, true)
+    assert.matches('[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{"coremlc-version", "3505.4.1"}})]', mil, 1, true)
+    st.reset()
+    compile(SRC_ADD) -- 1.3 without buildInfo gets coremlc's two pairs
+    mil = st.mil()
+    assert.matches("^program%(1%.3%)\n%[buildInfo = dict<string, string>%(", mil)
+    assert.matches('{"coremlc-component-MIL", "3510.2.1"}, {"coremlc-version", "3505.4.1"}', mil, 1, true)
+    -- one that has its own keeps it, and gets no second one
+    st.reset()
+    compile((SRC_ADD:gsub("program%(1%.3%)\n", 'program(1.3)\n[buildInfo = dict<string, string>({{"mine", "1"}})]\n')))
+    mil = st.mil()
+    assert.matches('{{"mine", "1"}}', mil, 1, true)
+    assert.is_nil(mil:find("coremlc", 1, true))
+  end)
+
   it("pre-populates NSTemporaryDirectory()/hex with model.mil and the weight blobs, byte for byte", function()
     local d = weight_dir()
     local k = compile(SRC_W, { model_path = d })

@@ -367,7 +367,10 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
 
     char *mil = NULL;
     size_t mil_len = 0;
-    if ((rc = mil_print(p, NULL, &mil, &mil_len, e))) goto fail_nopool;
+    /* The source's own dialect (a program(1.0) stays 1.0 with its <ios16> functions) and always a
+     * [buildInfo], as every program the references sent carried one. */
+    const mil_print_opts po = {MIL_DIALECT_SOURCE, 1};
+    if ((rc = mil_print(p, &po, &mil, &mil_len, e))) goto fail_nopool;
 
     ob_id pool = ob_pool_push();
     char msg[900];
