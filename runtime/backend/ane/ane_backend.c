@@ -687,13 +687,17 @@ static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
     }
     im->evals++;
     im->have_hw_ns = 0;
-    if (im->perf_stats && ob_responds(im->perf_stats, "hwExecutionTime")) {
+    /* hwExecutionTime is an unsigned long long property ("Q16@0:8"; maderix m5result.md,
+     * dev-erik reads it by KVC), 0 when the OS did not fill it. Called by its own encoding: a
+     * class that answers an object instead is read as an NSNumber, anything else is ignored. */
+    const char *enc = im->perf_stats ? ob_encoding(im->perf_stats, "hwExecutionTime") : NULL;
+    if (enc) {
         ob_sel s = ob_selector("hwExecutionTime");
-        ob_id v = ((F_id0)ob_lookup(im->perf_stats, s))(im->perf_stats, s);
-        if (v) {
-            im->have_hw_ns = 1;
-            im->last_hw_ns = ob_number_u64(v);
-        }
+        uint64_t ns = 0;
+        if (enc[0] == 'Q' || enc[0] == 'q') ns = ((F_u64)ob_lookup(im->perf_stats, s))(im->perf_stats, s);
+        else if (enc[0] == '@') ns = ob_number_u64(((F_id0)ob_lookup(im->perf_stats, s))(im->perf_stats, s));
+        im->have_hw_ns = ns != 0;
+        im->last_hw_ns = ns;
     }
     for (int i = 0; i < k->nout; i++) {
         if (ane_storage_surface(out[i]->st) == surf[k->nin + i] && out[i]->offset == 0) continue;
