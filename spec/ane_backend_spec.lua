@@ -277,6 +277,30 @@ program(1.0)
     k1:close(); k2:close()
   end)
 
+  it("binds only surfaces of the tensor's exact size; a view at the start of a larger one is staged", function()
+    local kbig = compile([[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [1, 8, 1, 32]> x) {
+        tensor<fp16, [1, 8, 1, 32]> y = add(x = x, y = x)[name = string("dbl8")];
+    } -> (y);
+}
+]])
+    local big = kbig:new_input(1) -- 512 bytes
+    big:fill(0.5)
+    local head = big:reshape { 8, 32 }:sub(1, 4):reshape { 1, 4, 1, 32 } -- offset 0, 256 bytes
+    assert.equals("iosurface", head:storage_kind())
+    local k = compile(SRC_ADD)
+    st.reset()
+    local y = k:eval { head }
+    assert.equals(1, y:get(1, 4, 1, 32))
+    assert.equals(0, k:ane_info().direct_inputs)
+    for _, e in ipairs(events()) do
+      if e.name == "surface.create" then assert.equals("256", e.alloc) end
+    end
+    k:close(); kbig:close()
+  end)
+
   it("copies heap tensors through staging surfaces", function()
     local k = compile(SRC_ADD)
     local x = ane.full({ 1, 4, 1, 32 }, 1.25, "fp16")

@@ -548,12 +548,14 @@ static int stage(storage **slot, size_t nbytes, ane_error *e) {
     return *slot ? 0 : e->code;
 }
 
-/* The surface to hand the ANE for tensor t: its own, if it is one of ours covering exactly the
- * tensor, else a staging surface (copied into for inputs). */
+/* The surface to hand the ANE for tensor t: its own, if it is one of ours of exactly the tensor's
+ * size, else a staging surface of that size (copied into for inputs). Exact: every reference
+ * binds surfaces the size of the I/O tensor, and a larger one (a view at the start of a bigger
+ * surface) has never been seen to run. */
 static void *pick_surface(const tensor *t, storage **stage_slot, size_t nbytes, int is_input,
                           int *direct, ane_error *e) {
     void *s = ane_storage_surface(t->st);
-    if (s && t->offset == 0 && t->st->nbytes >= nbytes) {
+    if (s && t->offset == 0 && t->st->nbytes == nbytes) {
         (*direct)++;
         return s;
     }
