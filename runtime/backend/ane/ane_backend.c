@@ -361,6 +361,7 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
         if ((rc = io_from_value(f, f->params[i], &k->in[i], "input", e))) goto fail_nopool;
     for (int i = 0; i < k->nout; i++)
         if ((rc = io_from_value(f, f->outs[i], &k->out[i], "output", e))) goto fail_nopool;
+    kernel_warn_rows(k);
 
     /* The budget is counted before the framework is asked (6.1). */
     if ((rc = backend_take_compile(e))) goto fail_nopool;
