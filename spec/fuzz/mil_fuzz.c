@@ -1,6 +1,6 @@
 /* mil_fuzz.c - libFuzzer target: parse (strict and lenient, chosen by the input's last byte),
  * then demand that printing succeeds and round-trips (parse(print(p)) equals p, in both
- * dialects), run the checker, and feed the same bytes to the blob reader. Any crash, sanitizer
+ * dialects, whole-line comments kept), run the checker, and feed the same bytes to the blob reader. Any crash, sanitizer
  * report or broken round trip is a finding. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,17 @@
 #include "mil/mil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Whole-line comments the program carries; printing must keep every one. */
+static long ncomments(const mil_program *p) {
+    long n = p->comments.n + p->end_comments.n + p->tail_comments.n;
+    for (int i = 0; i < p->nfuncs; i++) {
+        const mil_function *f = &p->funcs[i];
+        n += f->comments.n + f->end_comments.n;
+        for (int k = 0; k < f->nops; k++) n += f->ops[k].comments.n;
+    }
+    return n;
+}
 
 static void roundtrip(const mil_program *p, const mil_parse_opts *o, mil_dialect d) {
     ane_error e;
@@ -32,6 +43,11 @@ static void roundtrip(const mil_program *p, const mil_parse_opts *o, mil_dialect
     int same_version = d == MIL_DIALECT_SOURCE || (d == MIL_DIALECT_1_0 ? v10 : !v10);
     if (same_version && !mil_program_equal(p, q, why, sizeof why)) {
         fprintf(stderr, "round trip changed the program: %s\n--- text:\n%s\n", why, text);
+        abort();
+    }
+    if (ncomments(p) != ncomments(q)) {
+        fprintf(stderr, "round trip changed the comments (%ld -> %ld)\n--- text:\n%s\n", ncomments(p),
+                ncomments(q), text);
         abort();
     }
     mil_program_release(q);
