@@ -174,19 +174,19 @@ program(1.0)
     } -> (y);
 }
 ]]
-    compile(v10)
+    compile(v10):close()
     local mil = st.mil()
     assert.matches("^program%(1%.0%)\n", mil)
     assert.matches('name = tensor<string, []>("dbl")', mil, 1, true)
     assert.matches('[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{"coremlc-version", "3505.4.1"}})]', mil, 1, true)
     st.reset()
-    compile(SRC_ADD) -- 1.3 without buildInfo gets coremlc's two pairs
+    compile(SRC_ADD):close() -- 1.3 without buildInfo gets coremlc's two pairs
     mil = st.mil()
     assert.matches("^program%(1%.3%)\n%[buildInfo = dict<string, string>%(", mil)
     assert.matches('{"coremlc-component-MIL", "3510.2.1"}, {"coremlc-version", "3505.4.1"}', mil, 1, true)
     -- one that has its own keeps it, and gets no second one
     st.reset()
-    compile((SRC_ADD:gsub("program%(1%.3%)\n", 'program(1.3)\n[buildInfo = dict<string, string>({{"mine", "1"}})]\n')))
+    compile((SRC_ADD:gsub("program%(1%.3%)\n", 'program(1.3)\n[buildInfo = dict<string, string>({{"mine", "1"}})]\n'))):close()
     mil = st.mil()
     assert.matches('{{"mine", "1"}}', mil, 1, true)
     assert.is_nil(mil:find("coremlc", 1, true))
