@@ -95,6 +95,7 @@ static int cpu_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
     k->nin = pl->f->nparams;
     k->nout = pl->f->nouts;
     k->impl = pl;
+    if (o->strict) kernel_warn_rows(k);
     if (settings_get()->cpu_profile) pl->prof = calloc((size_t)(pl->nnodes ? pl->nnodes : 1), sizeof(double));
     *out = k;
     return 0;
