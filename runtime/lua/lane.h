@@ -72,6 +72,7 @@ void lane_open_mil(lua_State *L);      /* l_mil.c */
 void lane_open_backend(lua_State *L);  /* l_backend.c: compile, kernels, backends */
 void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
 void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel calls (after backend) */
+void lane_open_nn(lua_State *L);       /* l_nn.c: ane.nn, the CPU kernels of a training step */
 
 int luaopen_ane_core(lua_State *L);
 
