@@ -18,14 +18,19 @@ STANDIN_SO  := $(BUILD)/standin/libANEStandin.so
 STANDIN_LUA := $(BUILD)/lua/ane_standin.so
 STANDIN_SRC := $(wildcard $(STANDIN_DIR)/sin_*.c)
 STANDIN_OBJ := $(STANDIN_SRC:%.c=$(BUILD)/obj/%.o)
-# GCC's Objective-C runtime: headers in gcc's own include dir (searched last, so a clang build
-# keeps its own stddef.h), library by full path (it lives in gcc's private lib dir).
-OBJC_INC := $(shell gcc -print-file-name=include)
+# GCC's Objective-C runtime: headers in gcc's own include dir, library by full path (both live in
+# gcc's private dirs). Only objc/ is exposed (a directory holding a link to it): the rest of that
+# dir is gcc's own stddef.h/stdatomic.h, which a clang build must not pick up.
+OBJC_INC := $(BUILD)/objc-include
+$(OBJC_INC)/objc:
+	@mkdir -p $(dir $@)
+	ln -sfn $(shell gcc -print-file-name=include)/objc $@
+$(STANDIN_OBJ): | $(OBJC_INC)/objc
 OBJC_LIB := $(shell gcc -print-file-name=libobjc.so)
 ANE_FW_DEFINE := -DANE_FRAMEWORK_DEFAULT='"$(CURDIR)/$(STANDIN_SO)"'
 
 $(BUILD)/obj/$(ANE_DIR)/%.o: CFLAGS += $(ANE_FW_DEFINE)
-$(BUILD)/obj/$(STANDIN_DIR)/%.o: CFLAGS += -Iruntime -idirafter $(OBJC_INC)
+$(BUILD)/obj/$(STANDIN_DIR)/%.o: CFLAGS += -Iruntime -I$(OBJC_INC)
 # Header dependencies of the stand-in (the Makefile's DEPS list covers only the library).
 .DEFAULT_GOAL := all
 -include $(STANDIN_OBJ:.o=.d)
@@ -45,9 +50,12 @@ endif
 # The macOS build of the backend, syntax-checked here with our own declarations of the Apple
 # headers (darwin_decls.h): a typo in a macOS-only line fails on Linux too.
 .PHONY: check-darwin
+# A Mac build is clang's (Xcode's): check with clang where it is installed, with the flags the
+# Makefile would give it there.
+DARWIN_CC := $(if $(shell command -v clang 2>/dev/null),clang,$(CC))
 check-darwin:
 	@for f in $(ANE_SRC); do \
-	  $(CC) -std=c11 -D_GNU_SOURCE $(WARN) -fsyntax-only -D__APPLE__ -D__arm64__ -DANE_CHECK_DARWIN \
+	  $(DARWIN_CC) -std=c11 -D_GNU_SOURCE $(call warn_for,$(DARWIN_CC)) -fsyntax-only -D__APPLE__ -D__arm64__ -DANE_CHECK_DARWIN \
 	    -DANE_WITH_ANE_BACKEND -Iruntime/include $$f || exit 1; \
 	done; echo "check-darwin ok ($(words $(ANE_SRC)) files)"
 

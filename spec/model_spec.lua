@@ -1,11 +1,11 @@
 -- ane.model: a tiny llama-style model (GQA, untied classifier, batch 2) trained one step in each
 -- of the three styles. The loss and every gradient match an independent plain-Lua reference in
--- double precision (spec/support/llama_ref.lua) and central finite differences; the styles agree
+-- double precision (spec/support/llama_train_ref.lua) and central finite differences; the styles agree
 -- with each other (fp32 to 1e-5, fp16 within its tolerance); loss scaling, batches and errors.
 local ane = require "ane"
 local model = require "ane.model"
 local stories = require "ane.stories"
-local ref = require "support.llama_ref"
+local ref = require "support.llama_train_ref"
 
 local TINY = { dim = 16, hidden = 32, n_layers = 2, n_heads = 4, n_kv_heads = 2, vocab = 24, seq = 8,
   shared_classifier = false }

@@ -1,14 +1,14 @@
 -- ane.stories: the kernel generators on a tiny config. Every kernel builds, prints, parses back to
 -- the same program and checks, its inputs and outputs are what its layout says and what the
 -- documentation lists (written out here independently); the one-program layer forward matches
--- the double-precision reference (spec/support/llama_ref.lua) and the NumPy script; static
+-- the double-precision reference (spec/support/llama_train_ref.lua) and the NumPy script; static
 -- (baked) and dynamic (weights as inputs) kernels compute the same thing. The gradients of the
 -- whole model are checked in spec/model_spec.lua.
 local ane = require "ane"
 local H = require "helpers"
 local stories = require "ane.stories"
 local mil = require "ane.mil"
-local ref = require "support.llama_ref"
+local ref = require "support.llama_train_ref"
 
 local TINY = { dim = 64, hidden = 128, n_heads = 4, seq = 16, n_layers = 2, vocab = 96 }
 

@@ -12,6 +12,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FP16_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #elif defined(__aarch64__)
 #define FP16_NEON 1
@@ -75,9 +76,15 @@ static atomic_int simd_off;
 #define SIMD_OFF() atomic_load_explicit(&simd_off, memory_order_relaxed)
 
 #ifdef FP16_X86
+/* CPUID leaf 1 (ECX: OSXSAVE 27, AVX 28, F16C 29) and XCR0 (the OS saves XMM and YMM state).
+ * Read directly: clang before 15 has no "f16c" in __builtin_cpu_supports. */
 static int have_f16c(void) {
-    __builtin_cpu_init(); /* cheap and idempotent; needed if we run before constructors */
-    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if ((c & (7u << 27)) != (7u << 27)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6u) == 6u;
 }
 
 __attribute__((target("avx,f16c"))) static void from_f32_f16c(uint16_t *dst, const float *src, size_t n) {

@@ -219,9 +219,11 @@ static void walk_table(lua_State *L, walk *w, int depth) {
         w->path[depth] = i;
         int ty = lua_geti(L, tidx, i);
         if (depth + 1 < w->rank) {
-            if (ty != LUA_TTABLE)
-                luaL_argerror(L, 1, lua_pushfstring(L, "ragged table: %s is a %s, expected a table", pathstr(L, w, depth),
-                                                    luaL_typename(L, -1)));
+            if (ty != LUA_TTABLE) {
+                /* the type first: pathstr pushes, and argument order is the compiler's choice */
+                const char *tn = luaL_typename(L, -1);
+                luaL_argerror(L, 1, lua_pushfstring(L, "ragged table: %s is a %s, expected a table", pathstr(L, w, depth), tn));
+            }
             walk_table(L, w, depth + 1);
         } else {
             double v = 0;
@@ -451,7 +453,7 @@ static void checkrandopts(lua_State *L, int idx, randopts *o, int with_dtype) {
     if (with_dtype) {
         lua_getfield(L, idx, "dtype");
         if (!lua_isnil(L, -1)) {
-            dtype dt;
+            dtype dt = o->dt; /* luaL_argerror does not return; clang 14 cannot see that */
             if (lua_type(L, -1) != LUA_TSTRING || dtype_parse(lua_tostring(L, -1), &dt) != 0)
                 luaL_argerror(L, idx, "option 'dtype' must be one of fp16, fp32, int32, int8, uint8, bool");
             o->dt = dt;

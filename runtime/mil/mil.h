@@ -18,8 +18,13 @@
 
 /* ---- parse ---- */
 typedef struct mil_parse_opts {
-    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (comments, bare bools, ?) */
+    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (bare bools, ? dims, (a, b) results) */
 } mil_parse_opts;
+
+/* The one switch that sets mil_parse_opts.lenient, as every lenient-only error names it: the
+ * `ane mil check|fmt|run` flag and the option of ane.compile, q:compile, ane.mil_parse and
+ * ane.mil_parse_file. */
+#define MIL_LENIENT_SWITCH "--lenient (or {lenient = true})"
 
 /* Parse MIL text. source_name is used in positions (NULL -> "<string>"). The text is copied. */
 int mil_parse(const char *text, size_t len, const char *source_name, const mil_parse_opts *o,
@@ -45,6 +50,11 @@ int mil_check(mil_program *p, const mil_check_opts *o, ane_error *e);
  * unless p->blobs already holds that path, validate headers/offsets/sizes, and decode each const
  * literal's data. Sets p->model_dir and p->resolved. */
 int mil_resolve_weights(mil_program *p, const char *model_dir, ane_error *e);
+/* The same, except that a weight file that does not exist is not an error: its full path is
+ * listed once in *missing (*nmissing entries, owned by p's arena), its literals stay unread, and
+ * p->resolved stays 0. Files that exist are read and checked as above. */
+int mil_resolve_weights_present(mil_program *p, const char *model_dir, const char ***missing,
+                                int *nmissing, ane_error *e);
 
 /* Blob files (ane-private-api.md section 3): a 64-byte header {u32 count, u32 version = 2}, then
  * per tensor a 64-byte metadata record {u32 0xDEADBEEF, u32 dtype (1 fp16, 2 fp32, 3 uint8,

@@ -2,7 +2,9 @@
 --   ane mil check PROG.mil [--lenient] [--model-path DIR]
 --   ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
 --   ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
---                        [--backend NAME] [--repeat N]
+--                        [--backend NAME] [--repeat N] [--lenient]
+-- --lenient: parse the lenient-only forms of mil-reference.md 4.2 (the same switch as the
+-- {lenient = true} option of ane.compile, q:compile, ane.mil_parse and ane.mil_parse_file).
 -- Every failure prints one message on stderr (MIL errors as PROG.mil:LINE:COL: ...) and exits 1.
 local ane = require "ane"
 
@@ -10,7 +12,9 @@ local USAGE = [[
 usage: ane mil check PROG.mil [--lenient] [--model-path DIR]
        ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
        ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
-                            [--backend NAME] [--repeat N]
+                            [--backend NAME] [--repeat N] [--lenient]
+--lenient accepts the lenient-only forms (bare true/false, unknown dimensions, parenthesised
+results), as {lenient = true} does for ane.compile, q:compile and ane.mil_parse.
 ]]
 
 -- A failure that is reported as "ane mil: <msg>" and exit status 1.
@@ -71,13 +75,26 @@ local function load_program(path, lenient)
   return p
 end
 
--- With --model-path the weight files are opened too: every BLOBFILE must name a file under DIR
--- with a well-formed record of the literal's dtype and size at its offset.
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- The weight files are opened too: every BLOBFILE must name a file under DIR (--model-path, else
+-- the program's directory, as `run` does) with a well-formed record of the literal's dtype and
+-- size at its offset. Without --model-path an absent file is reported in one line, not an error.
 local function cmd_check(args)
   local o = parse_args(args, { lenient = "flag", ["model-path"] = "value" })
-  local p = load_program(one_program(o), o.lenient)
+  local path = one_program(o)
+  local p = load_program(path, o.lenient)
   p:check()
-  if o["model-path"] then p:resolve(o["model-path"]) end
+  if o["model-path"] then
+    p:resolve(o["model-path"])
+  else
+    local _, missing = p:resolve(dirname(path), { missing = "skip" })
+    if #missing > 0 then
+      io.stderr:write("ane mil check: weights not checked: no file at ", table.concat(missing, ", "), "\n")
+    end
+  end
   return 0
 end
 
@@ -102,10 +119,6 @@ local function pairs_of(list, what)
     out[#out + 1] = { name = name, file = file }
   end
   return out
-end
-
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
 end
 
 local function shape_str(shape) return "[" .. table.concat(shape, ", ") .. "]" end
