@@ -19,6 +19,7 @@ static void (*const openers[])(lua_State *) = {
     lane_open_formats,
     lane_open_sample,
     lane_open_nn,
+    lane_open_objc,
 };
 
 int luaopen_ane_core(lua_State *L) {

@@ -80,6 +80,12 @@ void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, 
 
 void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
 void lane_open_nn(lua_State *L);       /* l_nn.c: ane.nn, the CPU kernels of a training step */
+void lane_open_objc(lua_State *L);     /* l_objc.c: ane.objc, the Objective-C bridge */
+
+/* ---- ane.objc (l_objc.c) ---- */
+/* Push an Objective-C object (id) as an ane.objc.id, retained; nil for NULL. Raises when the
+ * runtime cannot be loaded. */
+void lane_pushobjc(lua_State *L, void *obj);
 
 int luaopen_ane_core(lua_State *L);
 
