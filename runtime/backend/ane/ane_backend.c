@@ -804,6 +804,19 @@ static int check_kernel(const kernel *k, const char *what, ane_error *e) {
     return 0;
 }
 
+int ane_kernel_objects_get(const kernel *k, ane_kernel_objects *o, ane_error *e) {
+    int rc = check_kernel(k, "objc", e);
+    if (rc) return rc;
+    const ane_impl *im = k->impl;
+    memset(o, 0, sizeof *o);
+    o->model = im->model;
+    o->request = im->request;
+    o->ninputs = im->request ? k->nin : 0;
+    o->nsurfaces = im->request ? im->req_n : 0;
+    for (int i = 0; i < o->nsurfaces && i < 128; i++) o->surfaces[i] = im->req_surf[i];
+    return 0;
+}
+
 int ane_kernel_facts_get(const kernel *k, ane_kernel_facts *f, ane_error *e) {
     int rc = check_kernel(k, "ane_info", e);
     if (rc) return rc;
