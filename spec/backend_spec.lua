@@ -188,8 +188,39 @@ describe("strict mode", function()
   it("refuses ops with no ANE path, citing the source", function()
     local err = refused(un("asin"), "asin: the ANE has no inverse-trig path")
     assert.truthy(err:find("ane-field-notes.md 1.15", 1, true))
-    refused(un("sin"), "sin needs A15 or newer", { chip = "m1" })
-    local k <close> = ane.compile(un("sin"), { strict = true, chip = "m4" })
+    refused(un("cos"), "cos needs A15 or newer", { chip = "m1" })
+    local k <close> = ane.compile(un("cos"), { strict = true, chip = "m4" })
+  end)
+
+  it("refuses what ironmill's op matrix records the ANE compiler refusing, on every chip", function()
+    local IM = "ironmill docs/design/ane-op-support-matrix.md"
+    for _, op in ipairs { "sin", "tan", "asin", "acos", "sinh", "cosh" } do
+      local err = refused(un(op), op .. ": ", { chip = "m4" })
+      assert.truthy(err:find(IM, 1, true), err)
+    end
+    local function bin(op, dt)
+      return R.program({ { "x", "fp16", { 1, 8, 1, 32 } } }, {
+        ('tensor<%s, [1, 8, 1, 32]> a = cast(x = x, dtype = string("%s"))[name = string("a")];'):format(dt, dt),
+        ('tensor<%s, [1, 8, 1, 32]> b = %s(x = a, y = a)[name = string("m")];'):format(dt, op),
+        ('tensor<fp16, [1, 8, 1, 32]> y = cast(x = b, dtype = string("fp16"))[name = string("y")];'),
+      }, { "y" })
+    end
+    local err = refused(bin("mod", "fp16"), "mod is refused by the ANE compiler; write sub(x, mul(floor_div(x, y), y))")
+    assert.truthy(err:find(IM .. "; ANEForge op sweep", 1, true), err)
+    for _, op in ipairs { "logical_and", "logical_or", "logical_xor" } do
+      err = refused(bin(op, "bool"), op .. " has no hardware path on the ANE")
+      assert.truthy(err:find(IM, 1, true), err)
+    end
+  end)
+
+  it("refuses rsqrt, log and inverse without an explicit epsilon (ironmill)", function()
+    for _, op in ipairs { "rsqrt", "log", "inverse" } do
+      local err = refused(un(op), op .. " without an explicit epsilon is rejected by the ANE compiler")
+      assert.truthy(err:find("ironmill docs/design/ane-op-support-matrix.md", 1, true), err)
+      local k <close> = ane.compile(un(op, nil, ", epsilon = fp16(0x1p-10)"), { strict = true })
+      assert.equal("cpu", k.backend)
+      local k2 <close> = ane.compile(un(op)) -- outside strict mode the default epsilon applies
+    end
   end)
 
   it("refuses fp32 compute inside the program, and fp32 I/O on M1/M2", function()

@@ -51,12 +51,21 @@ describe("ane mil", function()
     end)
 
     it("accepts lenient forms only with --lenient", function()
-      local f = H.tmpfile("// note\n" .. ADD, ".mil")
+      local f = H.tmpfile(ADD:gsub("tensor<fp16, %[1, 4%]> x%)", "tensor<fp16, [?, 4]> x)"), ".mil")
       local _, ok, _, err = H.ane { "mil", "check", f }
       assert.is_false(ok)
-      assert.equal(f .. ":1:1: comments are accepted only in lenient mode", err:match("^[^\n]*"))
-      local _, ok2 = H.ane { "mil", "check", "--lenient", f }
+      assert.equal(f .. ":3:36: unknown dimension is accepted only in lenient mode", err:match("^[^\n]*"))
+      local _, ok2 = H.ane { "mil", "fmt", "--lenient", f }
       assert.is_true(ok2)
+    end)
+
+    it("accepts // comments without --lenient, and fmt keeps whole-line ones", function()
+      local f = H.tmpfile("// note\n" .. ADD:gsub("(\n        fp16 two)", "\n        // two%1"), ".mil")
+      local _, ok, code, err = H.ane { "mil", "check", f }
+      assert.same({ true, 0, "" }, { ok, code, err })
+      local out, ok2 = H.ane { "mil", "fmt", f }
+      assert.is_true(ok2)
+      assert.matches("^// note\nprogram%(1%.3%)\n{\n    func main<ios18>%(tensor<fp16, %[1, 4%]> x%) {\n        // two\n        fp16 two = ", out)
     end)
 
     it("rejects bad arguments", function()
@@ -167,8 +176,9 @@ program(1.3)
       H.write(dir .. "/weights/w.bin", ane.mil_blob_write { ane.from_table({ 1, 2, 3, 4 }, "fp16") })
       local text = WEIGHTED
       local p = H.tmpfile(text, ".mil")
-      local _, ok, _, err = H.ane { "mil", "check", p } -- the text alone
-      assert.is_true(ok, err)
+      local _, ok, code, err = H.ane { "mil", "check", p } -- no file beside it: said, and still 0
+      assert.same({ true, 0 }, { ok, code })
+      assert.matches("^ane mil check: weights not checked: no file at .*/weights/w%.bin\n$", err)
       _, ok, _, err = H.ane { "mil", "check", p, "--model-path", dir }
       assert.is_true(ok, err)
       local empty = H.tmpdir()
@@ -180,6 +190,27 @@ program(1.3)
       _, ok, _, err = H.ane { "mil", "check", p8, "--model-path", dir }
       assert.is_false(ok)
       assert.matches("^" .. H.escape(p8) .. ":4:", err)
+    end)
+
+    it("check without --model-path checks the weight files beside the program, as run finds them", function()
+      local dir = H.tmpdir("weights")
+      local p = H.write(dir .. "/p.mil", WEIGHTED)
+      H.write(dir .. "/weights/w.bin", ane.mil_blob_write { ane.from_table({ 1, 2, 3, 4 }, "fp16") })
+      local out, ok, code, err = H.ane { "mil", "check", p }
+      assert.same({ true, 0, "", "" }, { ok, code, out, err })
+      -- a 10-byte w.bin beside it is refused, positioned at the literal
+      H.write(dir .. "/weights/w.bin", "0123456789")
+      _, ok, code, err = H.ane { "mil", "check", p }
+      assert.same({ false, 1 }, { ok, code })
+      assert.matches("^" .. H.escape(p) .. ":4:65: ", err)
+      -- two literals in one absent file: one line naming it once
+      local two = H.write(dir .. "/two.mil", (WEIGHTED:gsub("(\n%s*tensor<fp16, %[4%]> y)",
+        '\n        tensor<fp16, [4]> w2 = const()[name = string("w2"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/v.bin"), offset = uint64(64)))];' ..
+        '\n        tensor<fp16, [4]> w3 = const()[name = string("w3"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/v.bin"), offset = uint64(192)))];%1')))
+      H.write(dir .. "/weights/w.bin", ane.mil_blob_write { ane.from_table({ 1, 2, 3, 4 }, "fp16") })
+      _, ok, code, err = H.ane { "mil", "check", two }
+      assert.same({ true, 0 }, { ok, code })
+      assert.equal("ane mil check: weights not checked: no file at " .. dir .. "/weights/v.bin\n", err)
     end)
 
     it("rejects bad arguments, missing inputs and mismatched files", function()

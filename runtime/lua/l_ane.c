@@ -17,6 +17,7 @@ static void (*const openers[])(lua_State *) = {
     lane_open_ane_backend, /* after lane_open_backend: it adds methods to ane.Kernel */
     lane_open_queue,
     lane_open_formats,
+    lane_open_sample,
 };
 
 int luaopen_ane_core(lua_State *L) {

@@ -265,14 +265,34 @@ static int p_check(lua_State *L) {
     return 1;
 }
 
+/* prog:resolve(dir [, {missing = "skip"}]) -> prog [, missing paths]. With missing = "skip" a
+ * weight file that does not exist is listed instead of raising; the present ones are checked. */
 static int p_resolve(lua_State *L) {
     mil_program *p = checkprog(L, 1);
     const char *dir = luaL_checkstring(L, 2);
+    int skip = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "missing");
+        const char *m = lua_tostring(L, -1);
+        if (!m || strcmp(m, "skip")) return luaL_argerror(L, 3, "missing must be \"skip\"");
+        lua_pop(L, 1);
+        skip = 1;
+    }
+    const char **missing = NULL;
+    int nmissing = 0;
     ane_error e;
     err_clear(&e);
-    if (mil_resolve_weights(p, dir, &e)) return raise_err(L, &e);
+    if (mil_resolve_weights_present(p, dir, skip ? &missing : NULL, skip ? &nmissing : NULL, &e))
+        return raise_err(L, &e);
     lua_settop(L, 1);
-    return 1;
+    if (!skip) return 1;
+    lua_createtable(L, nmissing, 0);
+    for (int i = 0; i < nmissing; i++) {
+        lua_pushstring(L, missing[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 2;
 }
 
 static int p_functions(lua_State *L) {

@@ -74,6 +74,8 @@ void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
 void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel calls (after backend) */
 void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
+void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
+
 int luaopen_ane_core(lua_State *L);
 
 #endif

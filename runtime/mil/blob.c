@@ -307,6 +307,25 @@ static int load_file(mil_program *p, const char *key, const char *full, ane_erro
 }
 
 int mil_resolve_weights(mil_program *p, const char *model_dir, ane_error *e) {
+    return mil_resolve_weights_present(p, model_dir, NULL, NULL, e);
+}
+
+/* Add path to the distinct missing-file list (arena-owned). */
+static int note_missing(mil_program *p, const char ***list, int *n, int *cap, const char *path, ane_error *e) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*list)[i], path)) return 0;
+    if (mil_arena_grow(p->arena, (void **)list, cap, *n, 4, INT_MAX, sizeof **list))
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if (!((*list)[*n] = mil_arena_strdup(p->arena, path))) return err_set(e, ERR_NOMEM, "out of memory");
+    (*n)++;
+    return 0;
+}
+
+int mil_resolve_weights_present(mil_program *p, const char *model_dir, const char ***missing,
+                                int *nmissing, ane_error *e) {
+    int skipped = 0, cap = 0;
+    if (missing) *missing = NULL;
+    if (nmissing) *nmissing = 0;
     if (!p) return err_set(e, ERR_INVAL, "no program");
     if (!model_dir || !*model_dir) model_dir = ".";
     const char *md = mil_arena_strdup(p->arena, model_dir);
@@ -331,6 +350,14 @@ int mil_resolve_weights(mil_program *p, const char *model_dir, ane_error *e) {
                     char *full = malloc(need);
                     if (!full) return err_set(e, ERR_NOMEM, "out of memory");
                     snprintf(full, need, "%s/%s", model_dir, rest);
+                    struct stat st;
+                    if (missing && nmissing && stat(full, &st) != 0 && errno == ENOENT) {
+                        rc = note_missing(p, missing, nmissing, &cap, full, e);
+                        free(full);
+                        if (rc) return rc;
+                        skipped = 1;
+                        continue;
+                    }
                     rc = load_file(p, l->blob_path, full, &sub);
                     free(full);
                 }
@@ -343,6 +370,6 @@ int mil_resolve_weights(mil_program *p, const char *model_dir, ane_error *e) {
             }
         }
     }
-    p->resolved = 1;
+    p->resolved = !skipped;
     return 0;
 }

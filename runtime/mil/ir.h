@@ -78,6 +78,13 @@ typedef struct mil_value {
     unsigned is_param : 1, is_inline : 1;
 } mil_value;
 
+/* Whole-line `//` comments kept for the printer: each the text from `//` to the end of its
+ * line, trailing blanks dropped. Comments at the end of a line of code are not kept. */
+typedef struct mil_comments {
+    int n;
+    const char **text;
+} mil_comments;
+
 /* One named input (or attribute) of an op: `x = a`, `values = (a, b, c)`, `name = string("l")`. */
 typedef struct mil_binding {
     const char *name;
@@ -99,6 +106,7 @@ typedef struct mil_op {
     int *res;              /* result value indices */
     const char *label;     /* the `name` attribute's string, or NULL */
     int line, col;
+    mil_comments comments; /* the lines just before the statement (and any inside it) */
 } mil_op;
 
 typedef struct mil_function {
@@ -114,6 +122,8 @@ typedef struct mil_function {
     int nouts;
     int *outs;             /* value indices of `-> (a, b)` in order */
     int line, col;
+    mil_comments comments;     /* before `func` */
+    mil_comments end_comments; /* after the last statement, before `}` */
     /* growth bookkeeping and the name -> value index table (ir.c); not for readers */
     int cap_params, cap_values, cap_ops;
     struct mil_names *names;
@@ -148,6 +158,9 @@ typedef struct mil_program {
     const char *source;     /* the text parsed (for caret lines); NULL if built */
     const char *model_dir;  /* directory @model_path resolves to; NULL if unset */
     unsigned checked : 1, resolved : 1;
+    mil_comments comments;      /* before `program` */
+    mil_comments end_comments;  /* after the last function, before the closing `}` */
+    mil_comments tail_comments; /* after the closing `}` */
     int cap_funcs, cap_blobs, cap_attrs; /* growth bookkeeping (ir.c) */
 } mil_program;
 

@@ -2,6 +2,7 @@
  * malformed token becomes one TK_ERROR token carrying a static message. */
 #include "lexer.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "mil_int.h"
@@ -12,6 +13,29 @@ void lex_init(lexer *lx, const char *src, size_t len, int lenient) {
     lx->len = len;
     lx->line = lx->col = 1;
     lx->lenient = lenient;
+}
+
+void lex_free(lexer *lx) {
+    free(lx->comments);
+    lx->comments = NULL;
+    lx->ncomments = lx->ccap = lx->ctaken = 0;
+}
+
+/* Record the comment starting at pos (`//`) and running len bytes. */
+static void note_comment(lexer *lx, size_t pos, size_t len) {
+    if (lx->ncomments == lx->ccap) {
+        int cap = lx->ccap ? lx->ccap * 2 : 16;
+        struct lex_comment *c = cap > 0 ? realloc(lx->comments, sizeof *c * (size_t)cap) : NULL;
+        if (!c) { lx->oom = 1; return; }
+        lx->comments = c;
+        lx->ccap = cap;
+    }
+    size_t b = pos;
+    while (b > 0 && (lx->src[b - 1] == ' ' || lx->src[b - 1] == '\t' || lx->src[b - 1] == '\r')) b--;
+    struct lex_comment *c = &lx->comments[lx->ncomments++];
+    c->pos = pos;
+    c->len = len;
+    c->whole_line = b == 0 || lx->src[b - 1] == '\n';
 }
 
 const char *tk_name(tk_kind k) {
@@ -120,19 +144,14 @@ static token scan_number(lexer *lx, size_t start, int line, int col) {
 }
 
 static token scan(lexer *lx) {
-    for (;;) { /* whitespace and (lenient) comments */
+    for (;;) { /* whitespace and comments (legal in strict mode too: Apple's parser takes them) */
         int c = at(lx, lx->pos);
         if (c == ' ' || c == '\t' || c == '\r') { adv(lx, 1); continue; }
         if (c == '\n') { lx->pos++; lx->line++; lx->col = 1; continue; }
         if (c == '/' && at(lx, lx->pos + 1) == '/') {
-            if (!lx->lenient) {
-                size_t s = lx->pos;
-                adv(lx, 2);
-                return error_tok(lx, s, lx->line, lx->col - 2,
-                                 "comments are accepted only in lenient mode");
-            }
-            lx->saw_comment = 1;
+            size_t s = lx->pos;
             while (at(lx, lx->pos) != '\n' && at(lx, lx->pos) != -1) adv(lx, 1);
+            note_comment(lx, s, lx->pos - s);
             continue;
         }
         break;

@@ -29,10 +29,17 @@ typedef struct lexer {
     int lenient;
     token la[LEX_LOOKAHEAD];
     int nla;
-    int saw_comment;      /* lenient mode: a comment was skipped */
+    /* every `//` comment skipped so far, in text order (malloc'd; lex_free releases it) */
+    struct lex_comment {
+        size_t pos, len;  /* from the `//` to the end of the line, the newline excluded */
+        int whole_line;   /* nothing but blanks before it on its line */
+    } *comments;
+    int ncomments, ccap, ctaken; /* ctaken: how many the parser has claimed (lex_take_comments) */
+    int oom;              /* recording a comment ran out of memory */
 } lexer;
 
 void lex_init(lexer *lx, const char *src, size_t len, int lenient);
+void lex_free(lexer *lx); /* the comment list; safe twice */
 const token *lex_peek(lexer *lx, int k); /* k < LEX_LOOKAHEAD */
 token lex_next(lexer *lx);
 const char *tk_name(tk_kind k);

@@ -45,6 +45,11 @@ int mil_check(mil_program *p, const mil_check_opts *o, ane_error *e);
  * unless p->blobs already holds that path, validate headers/offsets/sizes, and decode each const
  * literal's data. Sets p->model_dir and p->resolved. */
 int mil_resolve_weights(mil_program *p, const char *model_dir, ane_error *e);
+/* The same, except that a weight file that does not exist is not an error: its full path is
+ * listed once in *missing (*nmissing entries, owned by p's arena), its literals stay unread, and
+ * p->resolved stays 0. Files that exist are read and checked as above. */
+int mil_resolve_weights_present(mil_program *p, const char *model_dir, const char ***missing,
+                                int *nmissing, ane_error *e);
 
 /* Blob files (ane-private-api.md section 3): a 64-byte header {u32 count, u32 version = 2}, then
  * per tensor a 64-byte metadata record {u32 0xDEADBEEF, u32 dtype (1 fp16, 2 fp32, 3 uint8,

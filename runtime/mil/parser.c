@@ -135,6 +135,37 @@ static char *tok_string_value(parser *P, const token *t) {
     return d;
 }
 
+/* ======================= comments ======================= */
+
+/* Claim the whole-line comments the lexer has passed that start before text position `before`
+ * (the first token of the construct they are kept with) into out, copied into the arena. The
+ * lookahead may have scanned comments past that token; those stay for the next claim. */
+static int take_comments(parser *P, size_t before, mil_comments *out) {
+    lexer *lx = &P->lx;
+    if (lx->oom) return err_set(P->e, ERR_NOMEM, "out of memory");
+    int first = lx->ctaken, n = 0;
+    while (lx->ctaken < lx->ncomments && lx->comments[lx->ctaken].pos < before) {
+        n += lx->comments[lx->ctaken].whole_line;
+        lx->ctaken++;
+    }
+    if (!n) return 0;
+    const char **t = mil_arena_alloc_array(P->p->arena, (size_t)(out->n + n), sizeof *t);
+    if (!t) return err_set(P->e, ERR_NOMEM, "out of memory");
+    if (out->n) memcpy(t, out->text, sizeof *t * (size_t)out->n);
+    for (int i = first; i < lx->ctaken; i++) {
+        const struct lex_comment *c = &lx->comments[i];
+        if (!c->whole_line) continue;
+        size_t len = c->len;
+        while (len > 2 && (lx->src[c->pos + len - 1] == ' ' || lx->src[c->pos + len - 1] == '\t' ||
+                           lx->src[c->pos + len - 1] == '\r'))
+            len--;
+        if (!(t[out->n++] = mil_arena_strndup(P->p->arena, lx->src + c->pos, len)))
+            return err_set(P->e, ERR_NOMEM, "out of memory");
+    }
+    out->text = t;
+    return 0;
+}
+
 /* ======================= types ======================= */
 
 static int parse_type(parser *P, mil_type *t, int depth);
@@ -768,9 +799,17 @@ static int parse_statement(parser *P, int fi) {
     int rc;
     const token *st = peek(P, 0);
     int sline = st->line, scol = st->col;
+    mil_comments comments = {0};
+    if ((rc = take_comments(P, st->pos, &comments))) return rc;
     result_decl res[MIL_MAX_RESULTS];
     int nres = 0;
-    int paren = accept(P, TK_LPAREN);
+    int paren = st->kind == TK_LPAREN;
+    if (paren && !P->lenient)
+        return perr_at(P, sline, scol,
+                       "parenthesised results are accepted only in lenient mode (Apple's parser "
+                       "rejects them); write them without parentheses: "
+                       "tensor<...> a, tensor<...> b = split(...)");
+    if (paren) lex_next(&P->lx);
     for (;;) {
         const token *t = peek(P, 0);
         if (nres >= MIL_MAX_RESULTS)
@@ -795,7 +834,10 @@ static int parse_statement(parser *P, int fi) {
         }
     }
     if (peek(P, 0)->kind == TK_LBRACK && (rc = parse_attr_block(P, f, &attr))) return rc;
-    if ((rc = expect(P, TK_SEMI, NULL))) return rc;
+    token semi;
+    if ((rc = expect(P, TK_SEMI, &semi))) return rc;
+    /* comments inside the statement stay with it (not those the lookahead passed after it) */
+    if ((rc = take_comments(P, semi.pos, &comments))) return rc;
 
     /* Results become visible only now (an op cannot use its own result). */
     int *ri = mil_arena_alloc_array(P->p->arena, (size_t)nres, sizeof(int));
@@ -826,6 +868,7 @@ static int parse_statement(parser *P, int fi) {
     op.res = ri;
     op.line = sline;
     op.col = scol;
+    op.comments = comments;
     for (int i = 0; i < attr.n; i++) {
         const mil_value *av = &f->values[attr.b[i].values[0]];
         if (strcmp(attr.b[i].name, "name") == 0 && av->lit->form == MIL_LIT_DATA &&
@@ -844,6 +887,8 @@ static int parse_function(parser *P) {
     int rc;
     token kw, nt, ot;
     char *name, *opset;
+    mil_comments comments = {0};
+    if ((rc = take_comments(P, peek(P, 0)->pos, &comments))) return rc;
     if ((rc = expect_ident(P, "'func'", &kw, NULL))) return rc;
     if ((rc = expect_ident(P, "a function name", &nt, &name))) return rc;
     if (mil_program_func(P->p, name)) return perr_at(P, nt.line, nt.col, "duplicate function '%s'", name);
@@ -854,6 +899,7 @@ static int parse_function(parser *P) {
     if (fi < 0) return fi;
     P->p->funcs[fi].line = kw.line;
     P->p->funcs[fi].col = kw.col;
+    P->p->funcs[fi].comments = comments;
     if ((rc = expect(P, TK_LPAREN, NULL))) return rc;
     if (!accept(P, TK_RPAREN)) {
         for (;;) {
@@ -884,6 +930,7 @@ static int parse_function(parser *P) {
             return perr_expected(P, peek(P, 0), "a statement or '}'");
         if ((rc = parse_statement(P, fi))) return rc;
     }
+    if ((rc = take_comments(P, peek(P, 0)->pos, &P->p->funcs[fi].end_comments))) return rc;
     lex_next(&P->lx);
     if ((rc = expect(P, TK_ARROW, NULL)) || (rc = expect(P, TK_LPAREN, NULL))) return rc;
     mil_function *f = &P->p->funcs[fi];
@@ -908,6 +955,7 @@ static int parse_function(parser *P) {
 
 static int parse_program(parser *P) {
     int rc;
+    if ((rc = take_comments(P, peek(P, 0)->pos, &P->p->comments))) return rc;
     if ((rc = expect_word(P, "program")) || (rc = expect(P, TK_LPAREN, NULL))) return rc;
     const token *v = peek(P, 0);
     if (v->kind != TK_INT && v->kind != TK_FLOAT) return perr_expected(P, v, "a version (1.3)");
@@ -944,10 +992,11 @@ static int parse_program(parser *P) {
     do {
         if ((rc = parse_function(P))) return rc;
     } while (tok_is(P, peek(P, 0), "func"));
+    if ((rc = take_comments(P, peek(P, 0)->pos, &P->p->end_comments))) return rc;
     if ((rc = expect(P, TK_RBRACE, NULL))) return rc;
     const token *end = peek(P, 0);
     if (end->kind != TK_EOF) return perr_expected(P, end, "end of input after the program");
-    return 0;
+    return take_comments(P, P->lx.len + 1, &P->p->tail_comments);
 }
 
 int mil_parse(const char *text, size_t len, const char *source_name, const mil_parse_opts *o,
@@ -972,6 +1021,7 @@ int mil_parse(const char *text, size_t len, const char *source_name, const mil_p
     lex_init(&P.lx, src, len, P.lenient);
     int rc = parse_program(&P);
     free(P.scratch);
+    lex_free(&P.lx);
     if (rc) {
         if (e && e->code == 0) err_set(e, rc, "parse failed");
         mil_program_release(p);

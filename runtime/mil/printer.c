@@ -4,7 +4,9 @@
  * and constructors. V2 (dialect_1_0): program(1.0) and every scalar spelled tensor<T, []>.
  * Functions at 4 spaces, statements at 8, inputs and attributes sorted by name (byte order),
  * every op carries a name attribute (its label, else its first result's name), floats as C99 hex
- * (`%a`: lowercase, minimal digits, signed exponent), lists nested to the shape for rank >= 2. */
+ * (`%a`: lowercase, minimal digits, signed exponent), lists nested to the shape for rank >= 2.
+ * Whole-line comments come back where they stood (before the statement, function or program
+ * they preceded), at that construct's indent. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -226,7 +228,13 @@ static int cmp_bind(const void *a, const void *b) {
     return strcmp((*(const mil_binding *const *)a)->name, (*(const mil_binding *const *)b)->name);
 }
 
+/* Whole-line comments, one per line at the given indent. */
+static void print_comments(mil_buf *b, const mil_comments *c, const char *indent) {
+    for (int i = 0; i < c->n; i++) mil__buf_printf(b, "%s%s\n", indent, c->text[i]);
+}
+
 static int print_op(mil_buf *b, const mil_function *f, const mil_op *op, int v2) {
+    print_comments(b, &op->comments, "        ");
     mil__buf_puts(b, "        ");
     for (int r = 0; r < op->nres; r++) {
         const mil_value *v = &f->values[op->res[r]];
@@ -279,6 +287,7 @@ int mil_print(const mil_program *p, const mil_print_opts *o, char **out, size_t 
     int v2 = o && o->dialect_1_0;
     mil_buf b = {0};
     const char *version = v2 ? "1.0" : strcmp(p->version, "1.0") == 0 ? "1.3" : p->version;
+    print_comments(&b, &p->comments, "");
     mil__buf_printf(&b, "program(%s)\n", version);
     if (p->nattrs) {
         mil__buf_puts(&b, "[");
@@ -292,6 +301,7 @@ int mil_print(const mil_program *p, const mil_print_opts *o, char **out, size_t 
     mil__buf_puts(&b, "{\n");
     for (int fi = 0; fi < p->nfuncs; fi++) {
         const mil_function *f = &p->funcs[fi];
+        print_comments(&b, &f->comments, "    ");
         mil__buf_printf(&b, "    func %s<%s>(", f->name, f->opset);
         for (int i = 0; i < f->nparams; i++) {
             const mil_value *v = &f->values[f->params[i]];
@@ -302,6 +312,7 @@ int mil_print(const mil_program *p, const mil_print_opts *o, char **out, size_t 
         mil__buf_puts(&b, ") {\n");
         for (int i = 0; i < f->nops; i++)
             if (print_op(&b, f, &f->ops[i], v2)) { free(b.s); return err_set(e, ERR_NOMEM, "out of memory"); }
+        print_comments(&b, &f->end_comments, "        ");
         mil__buf_puts(&b, "    } -> (");
         for (int i = 0; i < f->nouts; i++) {
             if (i) mil__buf_puts(&b, ", ");
@@ -309,7 +320,9 @@ int mil_print(const mil_program *p, const mil_print_opts *o, char **out, size_t 
         }
         mil__buf_puts(&b, ");\n");
     }
+    print_comments(&b, &p->end_comments, "    ");
     mil__buf_puts(&b, "}\n");
+    print_comments(&b, &p->tail_comments, "");
     if (b.oom) {
         free(b.s);
         return err_set(e, ERR_NOMEM, "out of memory printing the program");

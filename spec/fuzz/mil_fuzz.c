@@ -1,6 +1,6 @@
 /* mil_fuzz.c - libFuzzer target: parse (strict and lenient, chosen by the input's last byte),
  * then demand that printing succeeds and round-trips (parse(print(p)) equals p, in both
- * dialects), run the checker, and feed the same bytes to the blob reader. Any crash, sanitizer
+ * dialects, whole-line comments kept), run the checker, and feed the same bytes to the blob reader. Any crash, sanitizer
  * report or broken round trip is a finding. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,17 @@
 #include "mil/mil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Whole-line comments the program carries; printing must keep every one. */
+static long ncomments(const mil_program *p) {
+    long n = p->comments.n + p->end_comments.n + p->tail_comments.n;
+    for (int i = 0; i < p->nfuncs; i++) {
+        const mil_function *f = &p->funcs[i];
+        n += f->comments.n + f->end_comments.n;
+        for (int k = 0; k < f->nops; k++) n += f->ops[k].comments.n;
+    }
+    return n;
+}
 
 static void roundtrip(const mil_program *p, const mil_parse_opts *o, int dialect_1_0) {
     ane_error e;
@@ -30,6 +41,11 @@ static void roundtrip(const mil_program *p, const mil_parse_opts *o, int dialect
     int same_version = dialect_1_0 ? strcmp(p->version, "1.0") == 0 : strcmp(p->version, "1.0") != 0;
     if (same_version && !mil_program_equal(p, q, why, sizeof why)) {
         fprintf(stderr, "round trip changed the program: %s\n--- text:\n%s\n", why, text);
+        abort();
+    }
+    if (ncomments(p) != ncomments(q)) {
+        fprintf(stderr, "round trip changed the comments (%ld -> %ld)\n--- text:\n%s\n", ncomments(p),
+                ncomments(q), text);
         abort();
     }
     mil_program_release(q);

@@ -71,13 +71,26 @@ local function load_program(path, lenient)
   return p
 end
 
--- With --model-path the weight files are opened too: every BLOBFILE must name a file under DIR
--- with a well-formed record of the literal's dtype and size at its offset.
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- The weight files are opened too: every BLOBFILE must name a file under DIR (--model-path, else
+-- the program's directory, as `run` does) with a well-formed record of the literal's dtype and
+-- size at its offset. Without --model-path an absent file is reported in one line, not an error.
 local function cmd_check(args)
   local o = parse_args(args, { lenient = "flag", ["model-path"] = "value" })
-  local p = load_program(one_program(o), o.lenient)
+  local path = one_program(o)
+  local p = load_program(path, o.lenient)
   p:check()
-  if o["model-path"] then p:resolve(o["model-path"]) end
+  if o["model-path"] then
+    p:resolve(o["model-path"])
+  else
+    local _, missing = p:resolve(dirname(path), { missing = "skip" })
+    if #missing > 0 then
+      io.stderr:write("ane mil check: weights not checked: no file at ", table.concat(missing, ", "), "\n")
+    end
+  end
   return 0
 end
 
@@ -102,10 +115,6 @@ local function pairs_of(list, what)
     out[#out + 1] = { name = name, file = file }
   end
   return out
-end
-
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
 end
 
 local function shape_str(shape) return "[" .. table.concat(shape, ", ") .. "]" end

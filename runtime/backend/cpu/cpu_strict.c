@@ -81,12 +81,31 @@ int cpu_strict_check_op(cpu_planner *P, const mil_op *op) {
     cpu_val *V = pl->vals;
     int chip = pl->chip;
     switch (op->kind) {
-    case MIL_OP_asin: case MIL_OP_acos: case MIL_OP_atan: case MIL_OP_atanh:
+    case MIL_OP_asin: case MIL_OP_acos:
+        return refuse(P, op, "ane-field-notes.md 1.15; ironmill docs/design/ane-op-support-matrix.md",
+                      "%s: the ANE has no inverse-trig path", op->type);
+    case MIL_OP_atan: case MIL_OP_atanh:
         return refuse(P, op, "ane-field-notes.md 1.15", "%s: the ANE has no inverse-trig path", op->type);
-    case MIL_OP_reduce_prod:
-    case MIL_OP_logical_and: case MIL_OP_logical_or: case MIL_OP_logical_xor: case MIL_OP_logical_not:
+    case MIL_OP_mod:
+        return refuse(P, op, "ironmill docs/design/ane-op-support-matrix.md; ANEForge op sweep",
+                      "%s is refused by the ANE compiler; write sub(x, mul(floor_div(x, y), y))", op->type);
+    case MIL_OP_sin: case MIL_OP_tan:
+        return refuse(P, op, "ironmill docs/design/ane-op-support-matrix.md",
+                      "%s is refused by the ANE compiler", op->type);
+    case MIL_OP_sinh: case MIL_OP_cosh:
+        return refuse(P, op, "ironmill docs/design/ane-op-support-matrix.md",
+                      "%s is refused by the ANE compiler; write it with exp", op->type);
+    case MIL_OP_logical_and: case MIL_OP_logical_or: case MIL_OP_logical_xor:
+        return refuse(P, op, "ane-field-notes.md 1.15; ironmill docs/design/ane-op-support-matrix.md",
+                      "%s has no hardware path on the ANE; cast to fp16 and use mul/maximum/not_equal", op->type);
+    case MIL_OP_reduce_prod: case MIL_OP_logical_not:
         return refuse(P, op, "ane-field-notes.md 1.15", "%s has no hardware path on the ANE", op->type);
-    case MIL_OP_sin: case MIL_OP_cos:
+    case MIL_OP_rsqrt: case MIL_OP_log: case MIL_OP_inverse:
+        if (cpu_arg(P, op, "epsilon") < 0)
+            return refuse(P, op, "ironmill docs/design/ane-op-support-matrix.md",
+                          "%s without an explicit epsilon is rejected by the ANE compiler; give epsilon", op->type);
+        break;
+    case MIL_OP_cos:
         if (chip <= 1)
             return refuse(P, op, "ane-field-notes.md 1.14", "%s needs A15 or newer (not M1)", op->type);
         break;

@@ -52,6 +52,20 @@ static void sgemm1(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
             for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
         return;
     }
+    /* A product with one row or one column is a matrix-vector product: GEMV streams the matrix
+     * once, where GEMM would pack it first (one token of decode is all GEMVs). */
+    if ((m == 1 || n == 1) && beta == 0) /* BLAS may scale stale NaNs in c by zero */
+        for (int64_t i = 0; i < (m == 1 ? n : m); i++) c[m == 1 ? i : i * ldc] = 0;
+    if (m == 1) { /* c = op(B)ᵀ a, over B as stored */
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? (int)n : (int)k,
+                    tb ? (int)k : (int)n, alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta, c, 1);
+        return;
+    }
+    if (n == 1) { /* c[:, 0] = op(A) b */
+        cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ta ? (int)k : (int)m,
+                    ta ? (int)m : (int)k, alpha, a, (int)lda, b, tb ? 1 : (int)ldb, beta, c, (int)ldc);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
