@@ -80,11 +80,7 @@ static int raise_err(lua_State *L, const ane_error *e) {
 static int optlenient(lua_State *L, int idx) {
     static const char *const known[] = {"lenient", NULL};
     lane_checkopts(L, idx, known);
-    if (lua_isnoneornil(L, idx)) return 0;
-    lua_getfield(L, idx, "lenient");
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
+    return lane_optlenient(L, idx);
 }
 
 static int m_parse(lua_State *L) {

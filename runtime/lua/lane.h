@@ -24,6 +24,9 @@ void lane_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, con
 
 /* Options tables: reject unknown keys (error names the key and the argument position). */
 void lane_checkopts(lua_State *L, int idx, const char *const *known);
+/* The `lenient` option of the options table at idx (none/nil table or field: 0); raises unless it
+ * is a boolean. The same meaning wherever MIL text is parsed (mil.h MIL_LENIENT_SWITCH). */
+int lane_optlenient(lua_State *L, int idx);
 
 /* Tell the collector about C memory it cannot see (storage bytes); call after big allocations. */
 void lane_gcstep(lua_State *L);
@@ -59,7 +62,8 @@ kernel *lane_tokernel(lua_State *L, int idx);
  * text) as a checked, weight-resolved mil_program. Returns a NEW reference (the caller
  * releases it); raises with the program's own message on parse/check errors. BLOBFILE weights
  * resolve from the `model_path` field of the options table at idx + 1, when there is one (the
- * layout of ane.compile(prog, opts) and q:compile(prog, opts)). */
+ * layout of ane.compile(prog, opts) and q:compile(prog, opts)); MIL text is parsed with that
+ * table's `lenient` option (lane_optlenient). */
 mil_program *lane_checkprogram(lua_State *L, int idx);
 /* ane.compile's options table at idx (nil = defaults) into o and the backend it selects
  * (default backend when not named). String fields of o point into Lua strings reachable from

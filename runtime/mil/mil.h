@@ -18,8 +18,13 @@
 
 /* ---- parse ---- */
 typedef struct mil_parse_opts {
-    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (comments, bare bools, ?) */
+    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (bare bools, ? dims, (a, b) results) */
 } mil_parse_opts;
+
+/* The one switch that sets mil_parse_opts.lenient, as every lenient-only error names it: the
+ * `ane mil check|fmt|run` flag and the option of ane.compile, q:compile, ane.mil_parse and
+ * ane.mil_parse_file. */
+#define MIL_LENIENT_SWITCH "--lenient (or {lenient = true})"
 
 /* Parse MIL text. source_name is used in positions (NULL -> "<string>"). The text is copied. */
 int mil_parse(const char *text, size_t len, const char *source_name, const mil_parse_opts *o,
