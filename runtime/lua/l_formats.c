@@ -1,14 +1,18 @@
 /* l_formats.c - bindings of runtime/formats and the atomic file helper: ane.atomic_write,
  * ane.llama2c.{load, save}, the ane.Tokenizer type and ane._tokenizer (the C half of
- * lua/ane/tokenizer.lua, which parses tokenizer.json and picks the reader).
+ * lua/ane/tokenizer.lua, which parses tokenizer.json and picks the reader), ane.SafeTensors and
+ * ane._hf (the C half of lua/ane/hf.lua).
  *
  * File problems (missing, truncated, inconsistent, unsupported) raise an error whose message names
  * the file and what is wrong: `local ck = ane.llama2c.load(path)` never yields nil. Every function
  * checks all its arguments before it creates a userdata or touches a file. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/atomic_file.h"
 #include "../formats/llama2c.h"
+#include "../formats/safetensors.h"
 #include "../formats/tokenizer.h"
 #include "lane.h"
 
@@ -584,6 +588,138 @@ static const luaL_Reg tokenizer_funcs[] = {
     {"load_bin", tb_load_bin}, {"new_bpe", tb_new_bpe}, {"save_bin", tb_save_bin}, {NULL, NULL},
 };
 
+/* ---- ane._hf: safetensors files (lua/ane/hf.lua parses the JSON and builds the weights) ---- */
+
+#define LANE_SAFETENSORS "ane.SafeTensors"
+
+typedef struct lane_st {
+    st_file f;
+    st_info *t;     /* entries, after set_entries */
+    size_t n;
+    char path[512];
+} lane_st;
+
+static lane_st *st_check(lua_State *L, int idx) {
+    lane_st *u = luaL_checkudata(L, idx, LANE_SAFETENSORS);
+    if (!u->f.map) luaL_argerror(L, idx, "ane.SafeTensors is closed");
+    return u;
+}
+
+static int sf_gc(lua_State *L) {
+    lane_st *u = luaL_checkudata(L, 1, LANE_SAFETENSORS);
+    st_close(&u->f);
+    free(u->t);
+    u->t = NULL;
+    u->n = 0;
+    return 0;
+}
+
+/* _hf.open(path) -> handle, header JSON text; raises on a file that is not safetensors. */
+static int sf_open(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lane_st *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, LANE_SAFETENSORS);
+    snprintf(u->path, sizeof u->path, "%s", path);
+    ane_error e;
+    if (st_open(path, &u->f, &e) != 0) return lane_error(L, &e);
+    lua_pushlstring(L, u->f.header, u->f.header_len);
+    return 2;
+}
+
+static lua_Integer entry_int(lua_State *L, const char *path, const char *name, const char *what) {
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 0)
+        luaL_error(L, "%s: tensor %s: %s must be a non-negative integer", path, name, what);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* h:set_entries({{name, dtype, shape = {...}, begin, end}, ...}): checks them all (st_validate)
+ * and keeps them for h:read. */
+static int sf_set_entries(lua_State *L) {
+    lane_st *u = st_check(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    if (n < 0 || (lua_Unsigned)n > SIZE_MAX / sizeof(st_info) / 2) luaL_argerror(L, 2, "too many entries");
+    size_t nn = (size_t)n;
+    st_info *t = lua_newuserdatauv(L, (nn ? nn : 1) * sizeof *t, 0);              /* scratch */
+    const char **names = lua_newuserdatauv(L, (nn ? nn : 1) * sizeof *names, 0);
+    for (size_t i = 0; i < nn; i++) {
+        lua_geti(L, 2, (lua_Integer)i + 1);
+        int ei = lua_gettop(L);
+        luaL_checktype(L, ei, LUA_TTABLE);
+        lua_getfield(L, ei, "name");
+        names[i] = lua_tostring(L, -1);
+        if (!names[i]) luaL_error(L, "%s: entry %d has no name", u->path, (int)i + 1);
+        lua_pop(L, 1); /* kept by the entry table */
+        lua_getfield(L, ei, "dtype");
+        const char *dt = lua_tostring(L, -1);
+        t[i].dtype = dt ? st_dtype_parse(dt) : -1;
+        if (t[i].dtype < 0) luaL_error(L, "%s: tensor %s: unknown dtype %s", u->path, names[i], dt ? dt : "(none)");
+        lua_pop(L, 1);
+        if (lua_getfield(L, ei, "shape") != LUA_TTABLE) luaL_error(L, "%s: tensor %s: shape must be an array", u->path, names[i]);
+        lua_Integer r = luaL_len(L, -1);
+        if (r > ST_MAX_RANK) luaL_error(L, "%s: tensor %s: rank %d is more than %d", u->path, names[i], (int)r, ST_MAX_RANK);
+        t[i].rank = (int)r;
+        for (int d = 0; d < (int)r; d++) {
+            lua_geti(L, -1, d + 1);
+            t[i].shape[d] = (int64_t)entry_int(L, u->path, names[i], "every dimension");
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, ei, "begin");
+        t[i].begin = (uint64_t)entry_int(L, u->path, names[i], "data_offsets[1]");
+        lua_getfield(L, ei, "end");
+        t[i].end = (uint64_t)entry_int(L, u->path, names[i], "data_offsets[2]");
+        lua_pop(L, 1);
+    }
+    ane_error e;
+    if (st_validate(u->path, t, names, nn, u->f.data_len, &e) != 0) return lane_error(L, &e);
+    st_info *keep = malloc((nn ? nn : 1) * sizeof *keep);
+    if (!keep) return luaL_error(L, "%s: out of memory", u->path);
+    memcpy(keep, t, nn * sizeof *keep);
+    free(u->t);
+    u->t = keep;
+    u->n = nn;
+    return 0;
+}
+
+/* h:read(i, dst, dst_offset = 0, heads = 0, name = "entry i"): entry i (1-based) converted into
+ * dst (fp32/fp16) from element dst_offset (0-based); heads > 0 reorders rotate-half rows into
+ * llama2.c's interleaved pairs (see safetensors.h). */
+static int sf_read(lua_State *L) {
+    lane_st *u = st_check(L, 1);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    if (i < 1 || (lua_Unsigned)i > u->n) luaL_argerror(L, 2, "entry index out of range");
+    tensor *dst = lane_checktensor(L, 3);
+    lua_Integer off = luaL_optinteger(L, 4, 0);
+    lua_Integer heads = luaL_optinteger(L, 5, 0);
+    const char *name = luaL_optstring(L, 6, "?");
+    if (off < 0) luaL_argerror(L, 4, "offset must be >= 0");
+    if (heads < 0 || heads > INT32_MAX) luaL_argerror(L, 5, "heads must be >= 0");
+    ane_error e;
+    if (storage_lock(dst->st, 0, &e) != 0) return lane_error(L, &e);
+    int rc = st_read(&u->f, &u->t[i - 1], name, dst, (size_t)off, (int)heads, &e);
+    storage_unlock(dst->st, 0);
+    if (rc) {
+        err_prefix(&e, "%s: ", u->path);
+        return lane_error(L, &e);
+    }
+    return 0;
+}
+
+static int sf_close(lua_State *L) {
+    st_check(L, 1);
+    return sf_gc(L);
+}
+
+static const luaL_Reg st_methods[] = {
+    {"set_entries", sf_set_entries}, {"read", sf_read}, {"close", sf_close}, {NULL, NULL},
+};
+static const luaL_Reg st_meta[] = {{"__gc", sf_gc}, {"__close", sf_gc}, {NULL, NULL}};
+static const luaL_Reg hf_funcs[] = {{"open", sf_open}, {NULL, NULL}};
+
 void lane_open_formats(lua_State *L) {
     lua_pushcfunction(L, f_atomic_write);
     lua_setfield(L, -2, "atomic_write");
@@ -597,4 +733,7 @@ void lane_open_formats(lua_State *L) {
     lua_pop(L, 1);
     luaL_newlib(L, tokenizer_funcs);
     lua_setfield(L, -2, "_tokenizer");
+    lane_newclass(L, LANE_SAFETENSORS, st_methods, st_meta);
+    luaL_newlib(L, hf_funcs);
+    lua_setfield(L, -2, "_hf");
 }
