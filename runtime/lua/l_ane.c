@@ -18,6 +18,7 @@ static void (*const openers[])(lua_State *) = {
     lane_open_queue,
     lane_open_formats,
     lane_open_sample,
+    lane_open_objc,
 };
 
 int luaopen_ane_core(lua_State *L) {

@@ -79,6 +79,12 @@ void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel ca
 void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
 void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
+void lane_open_objc(lua_State *L);     /* l_objc.c: ane.objc, the Objective-C bridge */
+
+/* ---- ane.objc (l_objc.c) ---- */
+/* Push an Objective-C object (id) as an ane.objc.id, retained; nil for NULL. Raises when the
+ * runtime cannot be loaded. */
+void lane_pushobjc(lua_State *L, void *obj);
 
 int luaopen_ane_core(lua_State *L);
 
