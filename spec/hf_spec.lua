@@ -127,6 +127,7 @@ describe("hf", function()
         { c.arch, c.dim, c.hidden, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab, c.seq, c.shared_classifier,
           c.head_size, c.kv_dim, c.rope, c.rope_theta })
       local w = ck.weights
+      assert.equal("interleaved", c.rope_style)
       assert.same({ 5, 8 }, w.embed:shape())
       assert.same({ 2, 8, 8 }, w.wq:shape())
       assert.same({ 2, 4, 8 }, w.wk:shape())

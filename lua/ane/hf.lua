@@ -3,7 +3,8 @@
 --   ckpt = ane.hf.load(dir [, {dtype = "fp32" | "fp16"}])
 --   ckpt.config  = {dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq, shared_classifier,
 --                   head_size, kv_dim, rope_theta, norm_eps, arch = "llama" | "qwen2",
---                   rope = "interleaved", bias = bool}
+--                   rope = "interleaved", rope_style = "interleaved", bias = bool,
+--                   bos_id, eos_id (from bos_token_id / eos_token_id when given)}
 --   ckpt.weights = the names and shapes of ane.llama2c.load (embed, rms_att, wq, ..., wcls), plus
 --                  bq [L, dim], bk [L, kv_dim], bv [L, kv_dim] for Qwen2.
 --
@@ -66,7 +67,10 @@ function M.config(dir)
     arch = arch, dim = int("hidden_size"), hidden = int("intermediate_size"), n_layers = int("num_hidden_layers"),
     n_heads = int("num_attention_heads"), vocab = int("vocab_size"), seq = int("max_position_embeddings"),
     rope_theta = num("rope_theta", 10000.0), norm_eps = num("rms_norm_eps", 1e-6), rope = "interleaved",
+    rope_style = "interleaved", -- the same, under the name ane.llm reads: q/k rows are reordered at load
   }
+  if math.type(j.bos_token_id) == "integer" then c.bos_id = j.bos_token_id end
+  if math.type(j.eos_token_id) == "integer" then c.eos_id = j.eos_token_id end
   c.n_kv_heads = int("num_key_value_heads", c.n_heads)
   c.shared_classifier = j.tie_word_embeddings == true
   c.bias = arch == "qwen2"

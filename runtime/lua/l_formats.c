@@ -100,6 +100,8 @@ static void push_config(lua_State *L, const llama2c_config *c) {
     lua_setfield(L, -2, "arch");
     lua_pushliteral(L, "interleaved");
     lua_setfield(L, -2, "rope");
+    lua_pushliteral(L, "interleaved");
+    lua_setfield(L, -2, "rope_style"); /* the name ane.llm reads */
 }
 
 /* ane.llama2c.load(path) -> {config = {...}, weights = {embed = T, ...}}; raises on a bad file. */
