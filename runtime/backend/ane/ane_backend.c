@@ -85,6 +85,9 @@ typedef struct ane_impl {
     uint64_t last_eval_ns, last_hw_ns;
     int have_hw_ns, direct_in, direct_out;
     long evals;
+    /* One load, eval or unload of this kernel at a time: eval rebinds the cached request and the
+     * staging surfaces, which two threads evaluating one kernel would corrupt. */
+    pthread_mutex_t mu;
 } ane_impl;
 
 static const backend ane_be;
@@ -296,6 +299,7 @@ static void kernel_destroy(kernel *k) {
             storage_release(im->stage_out[i]);
         }
         dir_release(im->dir);
+        pthread_mutex_destroy(&im->mu);
         free(im);
     }
     free(k->in);
@@ -344,6 +348,7 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
         return err_set(e, ERR_NOMEM, "compile: out of memory");
     }
     k->be = &ane_be;
+    pthread_mutex_init(&im->mu, NULL);
     k->impl = im;
     mil_program_retain(p);
     k->prog = p;
@@ -508,8 +513,11 @@ out:
 
 static int ane_load(kernel *k, ane_error *e) {
     if (!k || !k->impl) return err_set(e, ERR_STATE, "load: kernel is closed");
-    if (k->loaded) return 0;
-    return do_load(k, e);
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = k->loaded ? 0 : do_load(k, e);
+    pthread_mutex_unlock(&im->mu);
+    return rc;
 }
 
 static int do_unload(kernel *k, ane_error *e) {
@@ -532,8 +540,11 @@ static int do_unload(kernel *k, ane_error *e) {
 
 static int ane_unload(kernel *k, ane_error *e) {
     if (!k || !k->impl) return err_set(e, ERR_STATE, "unload: kernel is closed");
-    if (!k->loaded) return 0;
-    return do_unload(k, e);
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = k->loaded ? do_unload(k, e) : 0;
+    pthread_mutex_unlock(&im->mu);
+    return rc;
 }
 
 static void ane_free(kernel *k) {
@@ -629,10 +640,9 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
-    int rc = kernel_check_io(k, in, out, e);
+static int eval_locked(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    int rc = kernel_check_io(k, in, out, e); /* under the lock: an unload may have just run */
     if (rc) return rc;
-    if (k->be != &ane_be) return err_set(e, ERR_INVAL, "eval: not an ane kernel");
     ane_impl *im = k->impl;
     ob_id pool = ob_pool_push();
     void *surf[2 * MAX_IO];
@@ -717,6 +727,17 @@ static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
     }
 out:
     ob_pool_pop(pool);
+    return rc;
+}
+
+/* Evaluations of one kernel from several threads run one after another (im->mu). */
+static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    if (!k) return err_set(e, ERR_STATE, "eval: kernel is closed");
+    if (k->be != &ane_be) return err_set(e, ERR_INVAL, "eval: not an ane kernel");
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = eval_locked(k, in, out, e);
+    pthread_mutex_unlock(&im->mu);
     return rc;
 }
 
