@@ -10,6 +10,8 @@ export ANE_ROOT="$root" ANE_BUILD="$root/$build"
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;"
 export LUA_CPATH="$root/$build/lua/?.so;;"
 export ANE_HISTORY_FILE="$(mktemp -u /tmp/ane-test-history.XXXXXX)"
+# Off macOS the ane backend has no framework by default: the tests load the stand-in on purpose.
+[ "$(uname -s)" != Darwin ] && export ANE_FRAMEWORK_PATH="$root/$build/standin/libANEStandin.so"
 [ "$sanitize" = 1 ] && export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 passed=0; failed=0
 

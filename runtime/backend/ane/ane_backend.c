@@ -736,10 +736,17 @@ static void platform_facts(char *chip, size_t cn, char *os, size_t on) {
 #else
     struct utsname u;
     if (uname(&u) == 0) {
-        snprintf(chip, cn, "%s (stand-in)", u.machine);
+        snprintf(chip, cn, "%s%s", u.machine, ob_is_standin() ? " (stand-in)" : "");
         snprintf(os, on, "%s %s", u.sysname, u.release);
     }
 #endif
+}
+
+/* "ane (stand-in at PATH)" whenever the loaded image is the stand-in, available or not. */
+static int ane_label(char *buf, size_t n) {
+    if (!ob_is_standin()) return 0;
+    snprintf(buf, n, "ane (stand-in at %s)", ob_framework_path());
+    return 1;
 }
 
 static int ane_info(char *buf, size_t n) {
@@ -754,11 +761,13 @@ static int ane_info(char *buf, size_t n) {
         if (f) ob_describe(((F_id0)f)(dc, s), sub, sizeof sub);
         ob_pool_pop(pool);
     }
+    const char *fw = ob_framework_path();
     snprintf(buf, n,
-             "platform=%s\nframework=%s\navailable=%d\n%s%s%schip=%s\nos=%s\nane_subtype=%s\n"
-             "compiles=%d\ncompile_budget=%d\n",
-             ANE_PLATFORM, ob_framework_path(), ok, ok ? "" : "reason=", ok ? "" : why,
-             ok ? "" : "\n", chip, os, sub, backend_compiles_used(), backend_compile_budget());
+             "platform=%s\nframework=%s\nstandin=%d\navailable=%d\n%s%s%schip=%s\nos=%s\n"
+             "ane_subtype=%s\ncompiles=%d\ncompile_budget=%d\n",
+             ob_is_standin() ? "standin" : ANE_PLATFORM, fw ? fw : "none", ob_is_standin(), ok,
+             ok ? "" : "reason=", ok ? "" : why, ok ? "" : "\n", chip, os, sub,
+             backend_compiles_used(), backend_compile_budget());
     return 0;
 }
 
@@ -855,6 +864,7 @@ static const backend ane_be = {
     .free = ane_free,
     .alloc_io = ane_alloc_io,
     .info = ane_info,
+    .label = ane_label,
 };
 
 const backend *ane_backend(void) { return &ane_be; }
