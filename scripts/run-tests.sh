@@ -45,6 +45,16 @@ run_busted() { # label, interpreter command...
 BUSTED_LUA=$(command -v "$lua") run_busted "stock $lua" env $lua_run
 BUSTED_LUA="$root/$build/ane" run_busted "the ane host" env
 
+# Once, not under busted (it builds through the Makefile, and busted runs every spec twice).
+note "luarocks make into a temporary rocks tree, then stock $lua loads it (spec/luarocks_spec.sh)"
+if ! command -v luarocks >/dev/null; then
+  failed=$((failed + 1)); echo "FAIL luarocks is not installed (scripts/install-deps.sh installs it)"
+elif out=$(bash spec/luarocks_spec.sh "$build" "$lua" "$lua_run" "$sanitize" 2>&1); then
+  passed=$((passed + 1)); printf 'ok   %s\n' "$(echo "$out" | tail -1)"
+else
+  failed=$((failed + 1)); printf 'FAIL luarocks_spec.sh\n%s\n' "$out"
+fi
+
 if [ -x "$build/fuzz/mil_fuzz" ]; then
   note "fuzz: MIL parser+checker, ${FUZZ_SECONDS:-5} s"
   if "$build/fuzz/mil_fuzz" -max_total_time="${FUZZ_SECONDS:-5}" -rss_limit_mb=2048 "$build/fuzz/corpus" spec/fixtures/fuzz >/tmp/ane-fuzz.log 2>&1; then
