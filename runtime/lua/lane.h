@@ -20,6 +20,11 @@ int lane_fail(lua_State *L, const ane_error *e);
 
 /* Create metatable `tname` with methods (reached through __index) and metamethods; leaves nothing
  * on the stack. */
+/* Error messages name the function the user called: for a call with no name at the call site
+ * (pcall(k.eval, k, ...)), Lua looks the function up in package.loaded. So the methods table on
+ * top of the stack is registered as package.loaded[tname] ("ane.Kernel.eval"); lane_newclass
+ * does this for its methods. */
+void lane_name_methods(lua_State *L, const char *tname);
 void lane_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, const luaL_Reg *meta);
 
 /* Options tables: reject unknown keys (error names the key and the argument position). */
@@ -81,6 +86,7 @@ void lane_open_process(lua_State *L);  /* l_process.c: exec, blas_info */
 void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
 void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
+void lane_open_nn(lua_State *L);       /* l_nn.c: ane.nn, the CPU kernels of a training step */
 void lane_open_objc(lua_State *L);     /* l_objc.c: ane.objc, the Objective-C bridge */
 
 /* ---- ane.objc (l_objc.c) ---- */
