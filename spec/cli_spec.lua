@@ -88,3 +88,23 @@ describe("ane mil run", function()
     assert.same({ { 3, 4, 5, 6 } }, ane.load_npy(d .. "/z.npy"):to_table())
   end)
 end)
+
+describe("examples/mil (what the README shows)", function()
+  local function from_root(args)
+    local parts = { "cd " .. H.shquote(H.root) .. " && " .. H.shquote(H.ane_bin) }
+    for _, a in ipairs(args) do parts[#parts + 1] = H.shquote(a) end
+    return H.run({ "sh", "-c", table.concat(parts, " ") })
+  end
+
+  it("checks, formats and runs examples/mil/linear.mil with its committed weights and input", function()
+    local out, ok, code, err = from_root { "mil", "check", "examples/mil/linear.mil" }
+    assert.same({ true, 0, "", "" }, { ok, code, out, err })
+    out, ok, _, err = from_root { "mil", "fmt", "examples/mil/linear.mil" }
+    assert.is_true(ok, err)
+    assert.matches("^program%(1%.3%)\n", out)
+    assert.matches("linear%(bias = b, weight = W, x = x%)", out)
+    out, ok, _, err = from_root { "mil", "run", "examples/mil/linear.mil", "--in", "x=examples/mil/x.npy" }
+    assert.is_true(ok, err)
+    assert.equal("y: fp16 [1, 8] [0, 0, 0, 2.5, 5.125, 7.75, 10.375, 13] min 0 max 13 mean 4.84375\n", out)
+  end)
+end)
