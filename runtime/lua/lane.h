@@ -76,9 +76,17 @@ void lane_open_mil(lua_State *L);      /* l_mil.c */
 void lane_open_backend(lua_State *L);  /* l_backend.c: compile, kernels, backends */
 void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
 void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel calls (after backend) */
+void lane_open_optim(lua_State *L);    /* l_optim.c: optimizer and token-data helpers in ane.nn */
+void lane_open_process(lua_State *L);  /* l_process.c: exec, blas_info */
 void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
 void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
+void lane_open_objc(lua_State *L);     /* l_objc.c: ane.objc, the Objective-C bridge */
+
+/* ---- ane.objc (l_objc.c) ---- */
+/* Push an Objective-C object (id) as an ane.objc.id, retained; nil for NULL. Raises when the
+ * runtime cannot be loaded. */
+void lane_pushobjc(lua_State *L, void *obj);
 
 int luaopen_ane_core(lua_State *L);
 
