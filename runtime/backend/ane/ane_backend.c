@@ -361,13 +361,17 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
         if ((rc = io_from_value(f, f->params[i], &k->in[i], "input", e))) goto fail_nopool;
     for (int i = 0; i < k->nout; i++)
         if ((rc = io_from_value(f, f->outs[i], &k->out[i], "output", e))) goto fail_nopool;
+    kernel_warn_rows(k);
 
     /* The budget is counted before the framework is asked (6.1). */
     if ((rc = backend_take_compile(e))) goto fail_nopool;
 
     char *mil = NULL;
     size_t mil_len = 0;
-    if ((rc = mil_print(p, NULL, &mil, &mil_len, e))) goto fail_nopool;
+    /* The source's own dialect (a program(1.0) stays 1.0 with its <ios16> functions) and always a
+     * [buildInfo], as every program the references sent carried one. */
+    const mil_print_opts po = {MIL_DIALECT_SOURCE, 1};
+    if ((rc = mil_print(p, &po, &mil, &mil_len, e))) goto fail_nopool;
 
     ob_id pool = ob_pool_push();
     char msg[900];
@@ -545,12 +549,14 @@ static int stage(storage **slot, size_t nbytes, ane_error *e) {
     return *slot ? 0 : e->code;
 }
 
-/* The surface to hand the ANE for tensor t: its own, if it is one of ours covering exactly the
- * tensor, else a staging surface (copied into for inputs). */
+/* The surface to hand the ANE for tensor t: its own, if it is one of ours of exactly the tensor's
+ * size, else a staging surface of that size (copied into for inputs). Exact: every reference
+ * binds surfaces the size of the I/O tensor, and a larger one (a view at the start of a bigger
+ * surface) has never been seen to run. */
 static void *pick_surface(const tensor *t, storage **stage_slot, size_t nbytes, int is_input,
                           int *direct, ane_error *e) {
     void *s = ane_storage_surface(t->st);
-    if (s && t->offset == 0 && t->st->nbytes >= nbytes) {
+    if (s && t->offset == 0 && t->st->nbytes == nbytes) {
         (*direct)++;
         return s;
     }
@@ -684,13 +690,17 @@ static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
     }
     im->evals++;
     im->have_hw_ns = 0;
-    if (im->perf_stats && ob_responds(im->perf_stats, "hwExecutionTime")) {
+    /* hwExecutionTime is an unsigned long long property ("Q16@0:8"; maderix m5result.md,
+     * dev-erik reads it by KVC), 0 when the OS did not fill it. Called by its own encoding: a
+     * class that answers an object instead is read as an NSNumber, anything else is ignored. */
+    const char *enc = im->perf_stats ? ob_encoding(im->perf_stats, "hwExecutionTime") : NULL;
+    if (enc) {
         ob_sel s = ob_selector("hwExecutionTime");
-        ob_id v = ((F_id0)ob_lookup(im->perf_stats, s))(im->perf_stats, s);
-        if (v) {
-            im->have_hw_ns = 1;
-            im->last_hw_ns = ob_number_u64(v);
-        }
+        uint64_t ns = 0;
+        if (enc[0] == 'Q' || enc[0] == 'q') ns = ((F_u64)ob_lookup(im->perf_stats, s))(im->perf_stats, s);
+        else if (enc[0] == '@') ns = ob_number_u64(((F_id0)ob_lookup(im->perf_stats, s))(im->perf_stats, s));
+        im->have_hw_ns = ns != 0;
+        im->last_hw_ns = ns;
     }
     for (int i = 0; i < k->nout; i++) {
         if (ane_storage_surface(out[i]->st) == surf[k->nin + i] && out[i]->offset == 0) continue;

@@ -413,9 +413,11 @@ static id perf_make(Class self, SEL _cmd, uint64_t ns) {
     return sin_autorelease(sin_new(self, p, free));
 }
 /* Stays nil on real hardware (6.7); the stand-in fills it only when told to ("perf"). */
-static id perf_hw_time(id self, SEL _cmd) {
+/* As the real class declares it: @property (readonly) unsigned long long hwExecutionTime, 0 when
+ * the OS filled nothing (maderix training/m5result.md). */
+static unsigned long long perf_hw_time(id self, SEL _cmd) {
     perf_p *p = sin_payload(self);
-    return p->filled ? sin_number(p->ns) : nil;
+    return p->filled ? (unsigned long long)p->ns : 0;
 }
 
 /* ================= _ANERequest ================= */
@@ -661,7 +663,7 @@ void sin_register_ane(void) {
     }
     if ((c = cls_perf = begin("_ANEPerformanceStats"))) {
         sin_add_class(c, "statsWithHardwareExecutionNS:", SIN_IMP(perf_make), "@24@0:8Q16");
-        sin_add(c, "hwExecutionTime", SIN_IMP(perf_hw_time), "@16@0:8");
+        sin_add(c, "hwExecutionTime", SIN_IMP(perf_hw_time), "Q16@0:8");
         sin_class_done(c);
     }
     if ((c = begin("_ANEClient"))) {
