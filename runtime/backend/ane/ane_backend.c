@@ -85,6 +85,9 @@ typedef struct ane_impl {
     uint64_t last_eval_ns, last_hw_ns;
     int have_hw_ns, direct_in, direct_out;
     long evals;
+    /* One load, eval or unload of this kernel at a time: eval rebinds the cached request and the
+     * staging surfaces, which two threads evaluating one kernel would corrupt. */
+    pthread_mutex_t mu;
 } ane_impl;
 
 static const backend ane_be;
@@ -296,6 +299,7 @@ static void kernel_destroy(kernel *k) {
             storage_release(im->stage_out[i]);
         }
         dir_release(im->dir);
+        pthread_mutex_destroy(&im->mu);
         free(im);
     }
     free(k->in);
@@ -344,6 +348,7 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
         return err_set(e, ERR_NOMEM, "compile: out of memory");
     }
     k->be = &ane_be;
+    pthread_mutex_init(&im->mu, NULL);
     k->impl = im;
     mil_program_retain(p);
     k->prog = p;
@@ -508,8 +513,11 @@ out:
 
 static int ane_load(kernel *k, ane_error *e) {
     if (!k || !k->impl) return err_set(e, ERR_STATE, "load: kernel is closed");
-    if (k->loaded) return 0;
-    return do_load(k, e);
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = k->loaded ? 0 : do_load(k, e);
+    pthread_mutex_unlock(&im->mu);
+    return rc;
 }
 
 static int do_unload(kernel *k, ane_error *e) {
@@ -532,8 +540,11 @@ static int do_unload(kernel *k, ane_error *e) {
 
 static int ane_unload(kernel *k, ane_error *e) {
     if (!k || !k->impl) return err_set(e, ERR_STATE, "unload: kernel is closed");
-    if (!k->loaded) return 0;
-    return do_unload(k, e);
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = k->loaded ? do_unload(k, e) : 0;
+    pthread_mutex_unlock(&im->mu);
+    return rc;
 }
 
 static void ane_free(kernel *k) {
@@ -629,10 +640,9 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
-    int rc = kernel_check_io(k, in, out, e);
+static int eval_locked(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    int rc = kernel_check_io(k, in, out, e); /* under the lock: an unload may have just run */
     if (rc) return rc;
-    if (k->be != &ane_be) return err_set(e, ERR_INVAL, "eval: not an ane kernel");
     ane_impl *im = k->impl;
     ob_id pool = ob_pool_push();
     void *surf[2 * MAX_IO];
@@ -720,6 +730,17 @@ out:
     return rc;
 }
 
+/* Evaluations of one kernel from several threads run one after another (im->mu). */
+static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    if (!k) return err_set(e, ERR_STATE, "eval: kernel is closed");
+    if (k->be != &ane_be) return err_set(e, ERR_INVAL, "eval: not an ane kernel");
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = eval_locked(k, in, out, e);
+    pthread_mutex_unlock(&im->mu);
+    return rc;
+}
+
 static int ane_alloc_io(kernel *k, int is_output, int idx, tensor *t, ane_error *e) {
     if (!k || k->be != &ane_be) return err_set(e, ERR_INVAL, "alloc_io: not an ane kernel");
     int n = is_output ? k->nout : k->nin;
@@ -780,6 +801,19 @@ static int check_kernel(const kernel *k, const char *what, ane_error *e) {
     if (k->be != &ane_be)
         return err_set(e, ERR_INVAL, "%s: kernel belongs to the %s backend, not ane", what,
                        k->be ? k->be->name : "?");
+    return 0;
+}
+
+int ane_kernel_objects_get(const kernel *k, ane_kernel_objects *o, ane_error *e) {
+    int rc = check_kernel(k, "objc", e);
+    if (rc) return rc;
+    const ane_impl *im = k->impl;
+    memset(o, 0, sizeof *o);
+    o->model = im->model;
+    o->request = im->request;
+    o->ninputs = im->request ? k->nin : 0;
+    o->nsurfaces = im->request ? im->req_n : 0;
+    for (int i = 0; i < o->nsurfaces && i < 128; i++) o->surfaces[i] = im->req_surf[i];
     return 0;
 }
 
