@@ -378,6 +378,27 @@ program(1.3)
     end)
   end)
 
+  it("ane.chain binds output surfaces directly, and stages copies where the device refuses them (0x9)", function()
+    for _, refuse in ipairs { 0, 1 } do
+      st.reset()
+      st.inject("refuse_external", refuse)
+      local k1, k2 = compile(SRC_ADD), compile(SRC_ADD .. "\n")
+      local ch <close> = ane.chain { k1, k2 }
+      local x = ane.full({ 1, 4, 1, 32 }, 0.75, "fp16")
+      for _ = 1, 2 do -- the second run keeps the choice made by the first
+        local y = ch:run { x }
+        assert.equals(3, y:get(1, 4, 1, 32))
+      end
+      assert.same(refuse == 1 and { 2 } or {}, ch:staged())
+      local refused = 0
+      for _, e in ipairs(events()) do
+        if e.name == "model.eval" and e.ok == "0" then refused = refused + 1 end
+      end
+      assert.equals(refuse, refused) -- one refused direct eval, then copies
+      ch:close(); k1:close(); k2:close()
+    end
+  end)
+
   it("copies heap tensors through staging surfaces", function()
     local k = compile(SRC_ADD)
     local x = ane.full({ 1, 4, 1, 32 }, 1.25, "fp16")

@@ -875,9 +875,15 @@ static int ane_info(char *buf, size_t n) {
     }
     snprintf(buf, n,
              "platform=%s\nframework=%s\navailable=%d\n%s%s%schip=%s\nos=%s\nane_subtype=%s\n"
-             "compiles=%d\ncompile_budget=%d\n",
+             "compiles=%d\ncompile_budget=%d\nio_order=%s\n",
              ANE_PLATFORM, ob_framework_path(), ok, ok ? "" : "reason=", ok ? "" : why,
-             ok ? "" : "\n", chip, os, sub, backend_compiles_used(), backend_compile_budget());
+             ok ? "" : "\n", chip, os, sub, backend_compiles_used(), backend_compile_budget(),
+             !ok ? "-"
+             : env_io_order_set ? (env_io_order == ANE_IO_NAME ? "name (from ANE_IO_ORDER; a model's own description wins)"
+                                   : env_io_order == ANE_IO_SIZE ? "size (from ANE_IO_ORDER; a model's own description wins)"
+                                   : "declaration (from ANE_IO_ORDER; a model's own description wins)")
+             : "from each loaded model's description; declaration order assumed where it has none "
+               "(ANE_IO_ORDER sets it; ane selftest --report finds it)");
     return 0;
 }
 
