@@ -1,4 +1,6 @@
 --- `ane selftest [--out FILE] [--evals N] [--backend NAME]`: the first thing to run on a Mac.
+-- `ane selftest --report FILE.json` answers what only hardware can (ane.firstrun: request index
+-- order, multi-function programs, direct surface chaining, ...), each case in a child process.
 -- Compiles a small set of kernels on the cpu backend and on the ANE backend (or NAME), evaluates
 -- both on the same seeded inputs, compares the outputs, times compile and eval, and writes a JSON
 -- report (default ane-selftest.json) to share. Exit status: 0 all kernels agree, 1 a kernel
@@ -110,6 +112,7 @@ end
 
 local USAGE = [[
 usage: ane selftest [--out FILE] [--evals N] [--backend NAME]
+       ane selftest --report FILE.json   the first-run questions, each case in a child process
   --out FILE      the JSON report (default ane-selftest.json)
   --evals N       timed evals per kernel and backend, a positive integer (default 20)
   --backend NAME  the backend compared with cpu (default ane)
@@ -132,7 +135,12 @@ return function(args)
       if args[i] == nil then error(usage_error("option '" .. a .. "' needs a value"), 0) end
       return args[i]
     end
-    if a == "-h" or a == "--help" then
+    if a == "--report" or a == "--case" then
+      local ok, v = pcall(value)
+      if not ok then return v end
+      local firstrun = require("ane.firstrun")
+      return a == "--report" and firstrun.report(v) or firstrun.child(v)
+    elseif a == "-h" or a == "--help" then
       io.stdout:write(USAGE)
       return 0
     elseif a == "--out" or a == "--evals" or a == "--backend" then
