@@ -58,6 +58,10 @@ local REMAP = {
   classifierBwd = { dlogits = "probsC" },
 }
 
+local function check_open(self)
+  if self.closed then error("model: the model is closed", 3) end
+end
+
 local function check_opts(opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error("model.new: options must be a table", 3) end
@@ -115,11 +119,42 @@ function M.new(cfg, opts)
       key = p.key, layer = p.layer }
   end
   self.cls = cfg.shared_classifier and "embed" or "wcls"
+  -- compiles a training step costs (the compile budget): static styles recompile every kernel
+  self.compiles_per_step = self.style == "static" and 6 * L
+      or self.style == "static_extras" and 8 * L + 4 or 0
   return self
 end
 
-local function check_open(self)
-  if self.closed then error("model: the model is closed", 3) end
+--- model:set_active_vocab(ids or nil): active-vocab compaction (the research's 32K -> 9.2K).
+-- The classifier then scores only these token ids (0-based; an int32 tensor or an array, any
+-- order, repeats ignored): the softmax runs over them alone, every target must be one of them,
+-- and the rows of the other tokens get no classifier gradient. nil restores the full vocabulary.
+-- static_extras keeps the full vocabulary (its classifier kernels are compiled for it).
+function Model:set_active_vocab(ids)
+  check_open(self)
+  local c = self.cfg
+  if ids == nil then
+    self.av = nil
+    self.B = 0 -- buffers follow the vocabulary size
+    return
+  end
+  if self.style == "static_extras" then error("model:set_active_vocab: not with static_extras (its classifier kernels span the vocabulary)", 2) end
+  local list = type(ids) == "table" and ids or (ids:numel() > 0 and ids:reshape { ids:numel() }:to_table() or {})
+  local seen, sorted = {}, {}
+  for _, v in ipairs(list) do
+    if math.type(v) ~= "integer" and math.type(v) ~= "float" or v < 0 or v >= c.vocab or v ~= math.floor(v) then
+      error(string.format("model:set_active_vocab: %s is not a token id below %d", tostring(v), c.vocab), 2)
+    end
+    v = math.tointeger(v)
+    if not seen[v] then seen[v] = true; sorted[#sorted + 1] = v end
+  end
+  if #sorted == 0 then error("model:set_active_vocab: no ids", 2) end
+  table.sort(sorted)
+  local map = ane.full({ c.vocab }, -1, "int32")
+  for i, v in ipairs(sorted) do map[v + 1] = i - 1 end
+  self.av = { ids = ane.from_table(sorted, "int32"), map = map, n = #sorted,
+    W = ane.zeros({ #sorted, c.dim }, "fp32"), G = ane.zeros({ #sorted, c.dim }, "fp32") }
+  self.B = 0
 end
 
 --- model:params() -> {{name =, param =, grad =, decay =}, ...} in llama2.c order.
@@ -169,7 +204,8 @@ function Model:_alloc(B)
     self.s.logitsC = ane.zeros({ B, c.vocab, S }, "fp32")
     self.s.probsC = ane.zeros({ B, c.vocab, S }, "fp32")
   else
-    self.s.logits = ane.zeros({ B * S, c.vocab }, "fp32")
+    self.s.logits = ane.zeros({ B * S, self.av and self.av.n or c.vocab }, "fp32")
+    if self.av then self.tgt_a = ane.zeros({ B * S }, "int32") end
   end
   self.tok = ane.zeros({ B * S }, "int32")
   self.tgt = ane.zeros({ B * S }, "int32")
@@ -394,10 +430,15 @@ function Model:forward(tokens, targets)
   else
     local t1 = ane.now()
     nn.rmsnorm(s.xf, s.xL, self.W.rms_final, S, c.norm_eps)
-    local Wc = self.W[self.cls]
-    local lg = s.logits:reshape { B, S, c.vocab }
+    local Wc, V, t = self.W[self.cls], c.vocab, tgt
+    if self.av then -- the active rows of the classifier, the targets renumbered
+      nn.gather_rows(self.av.W, Wc, self.av.ids)
+      nn.remap(self.tgt_a, tgt, self.av.map, false)
+      Wc, V, t = self.av.W, self.av.n, self.tgt_a
+    end
+    local lg = s.logits:reshape { B, S, V }
     for b = 1, B do nn.gemm(lg[b], s.xf[b], Wc, true, true) end -- logitsᵀ[S, V] = xfᵀ·Wclsᵀ
-    loss = nn.xent(s.logits, tgt, 1 / N)
+    loss = nn.xent(s.logits, t, 1 / N)
     tm.cpu = tm.cpu + (ane.now() - t1) * 1e3
   end
   self.forwarded = true
@@ -427,9 +468,16 @@ function Model:backward(loss_scale)
     self:_run("classifierBwd")
     t0 = ane.now()
   else
-    local lg = s.logits:reshape { B, S, c.vocab }
+    local V = self.av and self.av.n or c.vocab
+    if self.av then Wc = self.av.W end
+    local lg = s.logits:reshape { B, S, V }
     for b = 1, B do nn.gemm(s.dxf[b], Wc, lg[b], true, true, ls, 0) end -- dxf = Wclsᵀ·dlogitsᵀ
-    nn.gemm(Gc, lg, s.xf, true, true, ls, 1, B)                            -- dW += dlᵀ·xfᵀ
+    if self.av then
+      nn.gemm(self.av.G, lg, s.xf, true, true, ls, 0, B)
+      nn.scatter_add_rows(Gc, self.av.G, self.av.ids)
+    else
+      nn.gemm(Gc, lg, s.xf, true, true, ls, 1, B)                          -- dW += dlᵀ·xfᵀ
+    end
   end
   s.dy:fill(0)
   nn.rmsnorm_backward(s.dy, self.G.rms_final, s.dxf, s.xL, self.W.rms_final, S, c.norm_eps)
