@@ -3,7 +3,7 @@
 --
 --   build/ane scripts/bench_train_step.lua [--config stories15M|stories110M|tiny]
 --       [--style dynamic|static|static_extras] [--precision fp32|fp16] [--steps N] [--batch B]
---       [--active-vocab K] [--no-optim]
+--       [--active-vocab K] [--overlap 0|1] [--no-optim]
 --
 -- Prints per step: total ms, the model's timing split (kernels / CPU / compile wait) and the
 -- optimizer's ms; then the median step, tokens/s, GFLOP/s (6·params·tokens + attention), and
@@ -37,7 +37,9 @@ local CONFIGS = { stories15M = stories.STORIES15M, stories110M = stories.STORIES
 local cfg = stories.config(assert(CONFIGS[o.config], "unknown config " .. tostring(o.config)))
 local S, B = cfg.seq, o.batch
 
-local m <close> = model.new(cfg, { style = o.style, precision = o.precision, seed = 1 })
+local overlap
+if o.overlap ~= nil then overlap = o.overlap == 1 end
+local m <close> = model.new(cfg, { style = o.style, precision = o.precision, seed = 1, overlap = overlap })
 local nparams = 0
 for _, p in ipairs(m:params()) do nparams = nparams + p.param:numel() end
 local rng = ane.rng(7)
@@ -56,9 +58,9 @@ if active then
 end
 local opt = o.optim and require("ane.optim").adamw { lr = 1e-4 } or nil
 
-print(string.format("ane.model %s, style %s, precision %s, batch %d x seq %d, %.1fM parameters%s, backend %s",
+print(string.format("ane.model %s, style %s, precision %s, batch %d x seq %d, %.1fM parameters%s, backend %s, dW GEMMs %s",
   o.config, o.style, o.precision, B, S, nparams / 1e6, active and (", active vocab " .. active) or "",
-  ane.backend()))
+  ane.backend(), m.overlap and "overlapped (worker thread)" or "inline"))
 local times = {}
 for step = 1, o.steps do
   local t0 = ane.now()

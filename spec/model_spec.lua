@@ -193,6 +193,25 @@ describe("ane.model", function()
     assert.equal(full, m:forward(tok, tgt))
   end)
 
+  it("overlapped weight-gradient GEMMs (a worker thread) give the same gradients", function()
+    for _, style in ipairs { "dynamic", "static_extras" } do
+      local a <close> = model.new(TINY, { style = style, precision = "fp32", seed = 3, std = 0.3, overlap = false })
+      local b <close> = model.new(TINY, { style = style, precision = "fp32", seed = 3, std = 0.3, overlap = true })
+      for _, m in ipairs { a, b } do
+        m:forward(tok, tgt)
+        m:zero_grad()
+        m:backward(4)
+      end
+      for i, p in ipairs(a:params()) do
+        local q = b:params()[i]
+        local x, y = p.grad:reshape { p.grad:numel() }, q.grad:reshape { p.grad:numel() }
+        for j = 1, p.grad:numel() do
+          assert.is_true(math.abs(x[j] - y[j]) <= 1e-6 * (1 + math.abs(x[j])), style .. " " .. p.name)
+        end
+      end
+    end
+  end)
+
   it("takes int32 tensors as well as arrays", function()
     local m <close> = new("dynamic")
     local a = m:forward(tok, tgt)

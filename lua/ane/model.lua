@@ -32,7 +32,7 @@ Model.__index = Model
 
 local STYLES = { dynamic = true, static = true, static_extras = true }
 local OPTS = { style = true, precision = true, backend = true, seed = true, std = true,
-  queue = true, init = true }
+  queue = true, init = true, overlap = true }
 
 -- activations kept per layer, [B, C, S]: name -> channel count
 local function act_channels(c)
@@ -78,8 +78,10 @@ local function check_opts(opts)
 end
 
 --- model.new(cfg, {style = "dynamic", precision = "fp16", backend = ane.backend(), seed = 0,
--- std = 0.02, init = true}) -> Model with parameters initialised from the seed (init = false:
--- zeros, for load).
+-- std = 0.02, init = true, overlap = (backend ~= "cpu")}) -> Model with parameters initialised
+-- from the seed (init = false: zeros, for load). overlap: run the weight-gradient GEMMs on a
+-- worker thread while the backend runs the next kernels (off by default on the CPU backend,
+-- where both would share the same cores).
 function M.new(cfg, opts)
   opts = check_opts(opts)
   cfg = stories.config(cfg)
@@ -119,6 +121,9 @@ function M.new(cfg, opts)
       key = p.key, layer = p.layer }
   end
   self.cls = cfg.shared_classifier and "embed" or "wcls"
+  local overlap = opts.overlap
+  if overlap == nil then overlap = (self.backend or ane.backend()) ~= "cpu" end
+  self.overlap = overlap and true or false
   -- compiles a training step costs (the compile budget): static styles recompile every kernel
   self.compiles_per_step = self.style == "static" and 6 * L
       or self.style == "static_extras" and 8 * L + 4 or 0
@@ -445,9 +450,21 @@ function Model:forward(tokens, targets)
   return loss / N
 end
 
--- dW += Σ_b dY_b · X_bᵀ for [B, OC, S] dY and [B, IC, S] X
-local function dW(G, dy, x, B)
-  nn.gemm(G, dy, x, false, true, 1, 1, B)
+-- dW += Σ_b dY_b · X_bᵀ for [B, OC, S] dY and [B, IC, S] X; on the GEMM queue when
+-- overlapping (returns its ticket: wait for it before writing dY or X)
+function Model:_dW(G, dy, x, B, ta, tb, alpha)
+  if tb == nil then tb = true end
+  if self.gq then return self.gq:gemm(G, dy, x, ta or false, tb, alpha or 1, 1, B) end
+  nn.gemm(G, dy, x, ta or false, tb, alpha or 1, 1, B)
+  return 0
+end
+
+function Model:_wait(ticket)
+  if self.gq and ticket ~= 0 then
+    local t0 = ane.now()
+    self.gq:wait(ticket)
+    self.timing.cpu = self.timing.cpu + (ane.now() - t0) * 1e3
+  end
 end
 
 --- model:backward(loss_scale = 1): accumulate every gradient of the last forward's loss, times
@@ -459,11 +476,12 @@ function Model:backward(loss_scale)
   local c, S, B = self.cfg, self.cfg.seq, self.B
   local s, tm = self.s, self.timing
   local Wc, Gc = self.W[self.cls], self.G[self.cls]
+  if self.overlap and not self.gq then self.gq = nn.gemm_queue() end
   local t0 = ane.now()
   -- classifier and final RMSNorm
   if self.style == "static_extras" then
     if ls ~= 1 then s.probsC:scale(ls) end
-    dW(Gc, s.probsC, s.xf, B)
+    self:_dW(Gc, s.probsC, s.xf, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
     self:_run("classifierBwd")
     t0 = ane.now()
@@ -476,7 +494,7 @@ function Model:backward(loss_scale)
       nn.gemm(self.av.G, lg, s.xf, true, true, ls, 0, B)
       nn.scatter_add_rows(Gc, self.av.G, self.av.ids)
     else
-      nn.gemm(Gc, lg, s.xf, true, true, ls, 1, B)                          -- dW += dlᵀ·xfᵀ
+      self:_dW(Gc, lg, s.xf, B, true, true, ls)                              -- dW += dlᵀ·xfᵀ
     end
   end
   s.dy:fill(0)
@@ -487,44 +505,50 @@ function Model:backward(loss_scale)
     local a, g, w = self.acts[l], self.glayers[l], self.layers[l]
     -- SwiGLU: y = x2 + W2·gate
     t0 = ane.now()
-    dW(g.w2, s.dy, a.gate, B)
+    local t_w2 = self:_dW(g.w2, s.dy, a.gate, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
     self:_run("ffnBwd", l)
     t0 = ane.now()
-    dW(g.w1, s.dh1, a.x2n, B)
-    dW(g.w3, s.dh3, a.x2n, B)
+    self:_dW(g.w1, s.dh1, a.x2n, B)
+    self:_dW(g.w3, s.dh3, a.x2n, B)
     if extras then
       nn.rmsnorm_backward(nil, g.rms_ffn, s.dxn, a.x2, w.rms_ffn, S, c.norm_eps)
       tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
       self:_run("rmsFFNBwd", l)
+      self:_wait(t_w2) -- dy is rewritten next
       t0 = ane.now()
       s.dy:add(s.tmp)
     else
+      self:_wait(t_w2)
       nn.rmsnorm_backward(s.dy, g.rms_ffn, s.dxn, a.x2, w.rms_ffn, S, c.norm_eps) -- dy becomes dx2
     end
     -- attention: x2 = x + Wo·attn
-    dW(g.wo, s.dy, a.attn, B)
+    local t_wo = self:_dW(g.wo, s.dy, a.attn, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
-    self:_run("sdpaBwd1", l)
+    self:_run("sdpaBwd1", l) -- (dv and dq, dk of the layer above were waited for with t_w2)
     self:_run("sdpaBwd2", l)
     t0 = ane.now()
-    dW(g.wq, s.dq, a.xn, B)
-    dW(g.wk, s.dk, a.xn, B)
-    dW(g.wv, s.dv, a.xn, B)
+    self:_dW(g.wq, s.dq, a.xn, B)
+    self:_dW(g.wk, s.dk, a.xn, B)
+    self:_dW(g.wv, s.dv, a.xn, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
     self:_run("qkvBwd", l)
-    t0 = ane.now()
     if extras then
+      t0 = ane.now()
       nn.rmsnorm_backward(nil, g.rms_att, s.dxn, a.x, w.rms_att, S, c.norm_eps)
       tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
       self:_run("rmsAttBwd", l)
+      self:_wait(t_wo) -- also dh1, dh3 (earlier tickets), which the next ffnBwd rewrites
       t0 = ane.now()
       s.dy:add(s.tmp)
     else
+      self:_wait(t_wo)
+      t0 = ane.now()
       nn.rmsnorm_backward(s.dy, g.rms_att, s.dxn, a.x, w.rms_att, S, c.norm_eps) -- dy becomes dx
     end
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
   end
+  self:_wait(-1) -- every gradient is complete (and the embedding grad may be the classifier's)
   t0 = ane.now()
   nn.embed_backward(self.G.embed, s.dy, self.tok, S)
   tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
@@ -583,7 +607,8 @@ function Model:close()
   self:_close_static()
   if self.K then for _, k in pairs(self.K) do k:close() end end
   if self.queue then self.queue:close() end
-  self.K, self.queue, self.acts, self.s, self.bind, self.T, self.TC = nil, nil, nil, nil, nil, nil, nil
+  if self.gq then self.gq:close() end
+  self.gq, self.K, self.queue, self.acts, self.s, self.bind, self.T, self.TC = nil, nil, nil, nil, nil, nil, nil, nil
   self.W, self.G, self.layers, self.glayers, self.plist = {}, {}, {}, {}, {}
 end
 Model.__close = Model.close
