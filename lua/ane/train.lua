@@ -250,7 +250,8 @@ function M.run(o, hooks)
   end
 
   -- model and optimizer
-  local mopts = { style = o.style, precision = o.precision, backend = o.backend, seed = o.seed }
+  local mopts = { style = o.style, precision = o.precision, backend = o.backend, seed = o.seed,
+    std = o.init_std }
   local tb = ane.now()
   local model = o.model and Model.load(o.model, mopts) or Model.new(cfg, mopts)
   local build_ms = (ane.now() - tb) * 1e3
