@@ -83,15 +83,18 @@ say("data: %d training lists, %d held out; goal: >= %d%% held-out exact match wi
 -- before it": greedy's first wrong digit is the first position where that fails. So accuracy is
 -- one batched forward over the full examples (teacher forcing); the printed examples are decoded
 -- greedily, one forward per digit.
+-- The model's scores of the last forward, fp32 [B*S, vocab]. Without model:logits(), the
+-- training model's own buffer: after the fused loss it holds (softmax - onehot(target)) / N,
+-- which orders ids 1.. like the logits when every target is id 0 (<unk>, never an answer).
 local function logits_of(model)
   if model.logits then return model:logits() end
-  return model.s.logits -- fp32 [B*S, vocab] of the last forward
+  return model.s.logits
 end
 
--- argmax over the vocab of row `row` of lg (ids are 0-based)
+-- argmax over ids 1..vocab-1 of row `row` of lg (ids are 0-based; 0 is <unk>)
 local function argmax(lg, row)
   local best, arg = -math.huge, 0
-  for v = 0, CONFIG.vocab - 1 do
+  for v = 1, CONFIG.vocab - 1 do
     local x = lg:get(row, v + 1)
     if x > best then best, arg = x, v end
   end
@@ -111,7 +114,7 @@ end
 -- fraction of lists whose whole answer is right
 local function accuracy(model, lists_)
   local tok, tgt = batch_of(lists_)
-  model:forward(tok, tgt)
+  model:forward(tok, ane.zeros({ #lists_ * SEQ }, "int32"))
   local lg, right = logits_of(model), 0
   for b = 1, #lists_ do
     local ok = true
@@ -132,8 +135,9 @@ local function greedy(model, lists_)
     answers[b] = {}
     for j = DIGITS + 3, SEQ do tok[(b - 1) * SEQ + j] = 0 end -- hide the answer
   end
+  local zero = ane.zeros({ #lists_ * SEQ }, "int32")
   for k = 1, DIGITS do
-    model:forward(tok, tgt)
+    model:forward(tok, zero)
     local lg = logits_of(model)
     for b = 1, #lists_ do
       local row = (b - 1) * SEQ + DIGITS + 1 + k
