@@ -15,7 +15,7 @@ local train = require "ane.train"
 local DIGITS = 8                     -- list length
 local SEQ = 2 * DIGITS + 2           -- <s> digits > reversed \n  = seq + 1 tokens
 local GOAL, BUDGET_S = 0.95, 180     -- held-out exact match, wall-clock seconds
-local N_TRAIN, N_HELD = 20000, 500   -- distinct lists
+local N_TRAIN, N_VAL, N_HELD = 20000, 200, 500 -- distinct lists: train, early stop, report
 local CONFIG = { dim = 96, hidden = 256, n_layers = 2, n_heads = 4, n_kv_heads = 4,
   vocab = data.BYTE_VOCAB, seq = SEQ }
 local SETTINGS = { "--steps", "800", "--batch", "16", "--lr", "4e-3", "--eval-every", "100",
@@ -51,13 +51,14 @@ end
 
 local rng = data.rng(2024)
 local seen, lists = {}, {}
-while #lists < N_TRAIN + N_HELD do
+while #lists < N_TRAIN + N_VAL + N_HELD do
   local d, key = {}, 0
   for i = 1, DIGITS do d[i] = rng:below(10); key = key * 10 + d[i] end
   if not seen[key] then seen[key] = true; lists[#lists + 1] = d end
 end
-local held = {}
-for i = 1, N_HELD do held[i] = lists[N_TRAIN + i] end
+local val, held = {}, {}
+for i = 1, N_VAL do val[i] = lists[N_TRAIN + i] end
+for i = 1, N_HELD do held[i] = lists[N_TRAIN + N_VAL + i] end
 os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'")
 os.remove(out .. "/state.bin") -- the demo always starts fresh
 local parts = {}
@@ -75,8 +76,8 @@ assert(ane.atomic_write(out .. "/tokenizer.bin", data.byte_tokenizer_bin()))
 say("task: reverse %d digits (\"<s>31415926>62951413\")  model: %d layers, dim %d, hidden %d, "
   .. "%d heads, vocab %d, seq %d", DIGITS, CONFIG.n_layers, CONFIG.dim, CONFIG.hidden,
   CONFIG.n_heads, CONFIG.vocab, CONFIG.seq)
-say("data: %d training lists, %d held out; goal: >= %d%% held-out exact match within %d s",
-  N_TRAIN, N_HELD, GOAL * 100, BUDGET_S)
+say("data: %d training lists, %d for early stopping, %d held out; goal: >= %d%% held-out exact "
+  .. "match within %d s", N_TRAIN, N_VAL, N_HELD, GOAL * 100, BUDGET_S)
 
 -- ---- answers of the model being trained ----
 -- Exact match of greedy decoding equals "every answer digit is the argmax given the true digits
@@ -172,18 +173,16 @@ local opts = train.parse_args(argv)
 -- this small sits on the loss plateau of "digits are uniform" for hundreds of steps
 opts.init_std = 0.06
 local acc
-local probe = {}
-for i = 1, 200 do probe[i] = held[i] end
 local ok, model = pcall(train.run, opts, {
   keep_model = true,
   data = function(cfg)
     return data.open(data_path, { vocab = cfg.vocab, seq = cfg.seq, align = cfg.seq + 1 })
   end,
   after_step = function(step, model)
-    if step >= 150 and step % 50 == 0 then -- stop once a held-out probe is solved, or out of time
-      local a = accuracy(model, probe)
-      say("  step %d: exact match on 200 held-out lists %.1f%%", step, 100 * a)
-      if a >= 0.98 then return "stop" end
+    if step >= 150 and step % 50 == 0 then -- stop once the validation lists are solved, or out of time
+      local a = accuracy(model, val)
+      say("  step %d: exact match on the %d validation lists %.1f%%", step, N_VAL, 100 * a)
+      if a >= 0.995 then return "stop" end
     end
     if ane.now() - t_start > BUDGET_S - 25 then return "stop" end
   end,
