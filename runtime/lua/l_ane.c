@@ -20,6 +20,7 @@ static void (*const openers[])(lua_State *) = {
     lane_open_process, /* l_process.c: ane.exec, ane.blas_info */
     lane_open_formats,
     lane_open_sample,
+    lane_open_nn,
     lane_open_objc,
 };
 

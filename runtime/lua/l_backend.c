@@ -80,7 +80,19 @@ static lane_kernel *newkud(lua_State *L) {
     return u;
 }
 
-/* Fill the user value {inputs=, outputs=, backend=} of the kernel at top. */
+/* Every compile warning goes through Lua's warning system once, when the kernel first reaches
+ * Lua (shown with `ane -W` or warn("@on"); an embedding host sees them in its lua_setwarnf). */
+static void emit_warnings(lua_State *L, const kernel *k) {
+    for (const char *s = k->warnings, *nl; (nl = strchr(s, '\n')); s = nl + 1) {
+        lua_pushfstring(L, "ane: %s kernel: %s", k->be ? k->be->name : "?",
+                        lua_pushlstring(L, s, (size_t)(nl - s)));
+        lua_warning(L, lua_tostring(L, -1), 0);
+        lua_pop(L, 2);
+    }
+}
+
+/* Fill the user value {inputs=, outputs=, backend=, warnings=} of the kernel at top, and emit
+ * its warnings. */
 static void set_descr(lua_State *L, const kernel *k) {
     lua_createtable(L, 0, 3);
     push_io(L, k->in, k->nin);
@@ -89,7 +101,14 @@ static void set_descr(lua_State *L, const kernel *k) {
     lua_setfield(L, -2, "outputs");
     lua_pushstring(L, k->be ? k->be->name : "?");
     lua_setfield(L, -2, "backend");
+    lua_newtable(L); /* warnings: one string per line of k->warnings */
+    for (const char *s = k->warnings, *nl; (nl = strchr(s, '\n')); s = nl + 1) {
+        lua_pushlstring(L, s, (size_t)(nl - s));
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    }
+    lua_setfield(L, -2, "warnings");
     lua_setiuservalue(L, -2, 1);
+    emit_warnings(L, k);
 }
 
 void lane_pushkernel(lua_State *L, kernel *k) {

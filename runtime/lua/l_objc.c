@@ -7,7 +7,7 @@
  * family (alloc, new, copy, mutableCopy, init) already returned them at +1.
  *
  * Module functions (ane.objc.*): available, load, framework, images, class, classes, send, ns,
- * lua, autoreleasepool, decode, null, wrap. Methods: call, responds, name, class, superclass,
+ * array, dict, lua, autoreleasepool, decode, null, wrap. Methods: call, responds, name, class, superclass,
  * methods, properties, ivars, protocols, lua, ptr, is_class, close. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,8 +120,13 @@ static const char *describe(objc_id o, char *buf, size_t n) {
 
 #define MAX_DEPTH 32
 
-/* Lua value -> autoreleased Foundation object (NULL + why). */
+/* Lua value -> autoreleased Foundation object (NULL + why). kind: 0 by content, 1 a table as
+ * NSArray, 2 a table as NSDictionary. */
+static objc_id to_ns_kind(lua_State *L, int idx, int depth, int kind, char *why, size_t n);
 static objc_id to_ns(lua_State *L, int idx, int depth, char *why, size_t n) {
+    return to_ns_kind(L, idx, depth, 0, why, n);
+}
+static objc_id to_ns_kind(lua_State *L, int idx, int depth, int kind, char *why, size_t n) {
     idx = lua_absindex(L, idx);
     objc_id recv;
     objc_sel s;
@@ -185,7 +190,12 @@ static objc_id to_ns(lua_State *L, int idx, int depth, char *why, size_t n) {
             return NULL;
         }
         objc_id r = NULL;
-        if (len > 0 && len == count) { /* a sequence: NSArray */
+        if (kind == 1 && len != count) {
+            free(v), free(k);
+            snprintf(why, n, "objc.array needs a sequence (a table with keys 1..n)");
+            return NULL;
+        }
+        if (kind == 1 || (kind == 0 && len > 0 && len == count)) { /* a sequence: NSArray */
             for (lua_Integer i = 1; i <= len; i++) {
                 lua_rawgeti(L, idx, i);
                 v[i - 1] = to_ns(L, -1, depth + 1, why, n);
@@ -394,6 +404,9 @@ static int to_struct(lua_State *L, int idx, const char *type, unsigned char *dst
         } else if (objc_struct_field(name, nlen, i)) {
             snprintf(fname, sizeof fname, "%s", objc_struct_field(name, nlen, i));
         }
+        if (*objc_enc_skip_quals(q) == '[')
+            return fail(c, argn, "struct %s has an array member: not supported",
+                        objc_enc_words(t, w, sizeof w), NULL);
         size_t fs, fa;
         objc_enc_size(q, &fs, &fa);
         off = (off + fa - 1) / fa * fa;
@@ -639,7 +652,8 @@ static void push_c(lua_State *L, const char *type, const void *src, int owned) {
             size_t fs, fa;
             objc_enc_size(q, &fs, &fa);
             off = (off + fa - 1) / fa * fa;
-            push_c(L, q, (const unsigned char *)src + off, 0);
+            if (*objc_enc_skip_quals(q) == '[') lua_pushboolean(L, 0); /* array member: not converted */
+            else push_c(L, q, (const unsigned char *)src + off, 0);
             if (fname[0]) lua_setfield(L, -2, fname);
             else lua_rawseti(L, -2, i + 1);
             off += fs;
@@ -912,6 +926,21 @@ static int l_ns(lua_State *L) {
     return 1;
 }
 
+static int ns_as(lua_State *L, int kind) {
+    rt(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    char why[256];
+    void *pool = objc_pool_push();
+    objc_id o = to_ns_kind(L, 1, 0, kind, why, sizeof why);
+    if (o) objc_retain(o);
+    objc_pool_pop(pool);
+    if (!o) return luaL_argerror(L, 1, why);
+    push_obj(L, o, 0);
+    return 1;
+}
+static int l_array(lua_State *L) { return ns_as(L, 1); }
+static int l_dict(lua_State *L) { return ns_as(L, 2); }
+
 static int l_lua(lua_State *L) {
     rt(L);
     if (lua_isnil(L, 1)) return 1;
@@ -1146,6 +1175,7 @@ void lane_open_objc(lua_State *L) {
         {"available", l_available}, {"load", l_load},       {"framework", l_framework},
         {"images", l_images},       {"class", l_class},     {"classes", l_classes},
         {"send", l_send},           {"ns", l_ns},           {"lua", l_lua},
+        {"array", l_array},         {"dict", l_dict},
         {"autoreleasepool", l_autoreleasepool},             {"decode", l_decode},
         {"wrap", l_wrap},           {NULL, NULL}};
     lua_newtable(L);

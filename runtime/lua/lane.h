@@ -81,6 +81,7 @@ void lane_open_process(lua_State *L);  /* l_process.c: exec, blas_info */
 void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
 void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
+void lane_open_nn(lua_State *L);       /* l_nn.c: ane.nn, the CPU kernels of a training step */
 void lane_open_objc(lua_State *L);     /* l_objc.c: ane.objc, the Objective-C bridge */
 
 /* ---- ane.objc (l_objc.c) ---- */
