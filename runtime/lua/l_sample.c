@@ -2,8 +2,10 @@
  * side of inference (runtime/nn/sample.c) on ane.Tensor logits. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/storage.h"
+#include "../nn/membw.h"
 #include "../nn/sample.h"
 #include "lane.h"
 
@@ -165,6 +167,25 @@ static int n_causal_mask(lua_State *L) {
     return 1;
 }
 
+/* ane.nn.stream_read(t [, threads = 2]) -> seconds: one read of t's bytes over threads (the
+ * memory-bandwidth probe of the inference benchmark). */
+static int n_stream_read(lua_State *L) {
+    tensor *t = lane_checktensor(L, 1);
+    lua_Integer th = luaL_optinteger(L, 2, 2);
+    if (th < 1 || th > 64) return luaL_argerror(L, 2, "threads must be in [1, 64]");
+    ane_error e;
+    err_clear(&e);
+    if (storage_lock(t->st, 1, &e)) return lane_error(L, &e);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    volatile uint64_t sum = nn_stream_read(tensor_data(t), tensor_nbytes(t), (int)th);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    (void)sum;
+    storage_unlock(t->st, 1);
+    lua_pushnumber(L, (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec));
+    return 1;
+}
+
 void lane_open_sample(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"sample", s_sample}, {"accept", s_accept}, {"reset", s_reset}, {"coin", s_coin},
@@ -172,7 +193,8 @@ void lane_open_sample(lua_State *L) {
     static const luaL_Reg meta[] = {{"__gc", s_release}, {"__close", s_release}, {"__tostring", s_tostring}, {NULL, NULL}};
     lane_newclass(L, LANE_SAMPLER, methods, meta);
     static const luaL_Reg fns[] = {
-        {"sampler", s_new}, {"argmax", n_argmax}, {"causal_mask", n_causal_mask}, {NULL, NULL}};
+        {"sampler", s_new}, {"argmax", n_argmax}, {"causal_mask", n_causal_mask},
+        {"stream_read", n_stream_read}, {NULL, NULL}};
     /* ane.nn is shared with the training kernels' bindings: reuse the table when it exists */
     if (lua_getfield(L, -1, "nn") != LUA_TTABLE) {
         lua_pop(L, 1);
