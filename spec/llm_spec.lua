@@ -44,7 +44,7 @@ end
 local SHAPES = {
   { name = "MHA, shared classifier", cfg = { dim = 32, hidden = 48, n_layers = 2, n_heads = 4, vocab = 48, seq = 32, shared_classifier = true } },
   { name = "GQA, unshared classifier", cfg = { dim = 32, hidden = 40, n_layers = 2, n_heads = 4, n_kv_heads = 2, vocab = 37, seq = 40, shared_classifier = false } },
-  { name = "Qwen2-style: GQA 4:1, q/k/v biases, half RoPE, theta 1e6", cfg = { dim = 32, hidden = 64, n_layers = 2, n_heads = 8, n_kv_heads = 2, vocab = 50, seq = 32, shared_classifier = true, arch = "qwen2", rope_theta = 1e6, norm_eps = 1e-6, bias = true } },
+  { name = "Qwen2-style: GQA 4:1, q/k/v biases, half RoPE, theta 1e6", cfg = { dim = 32, hidden = 64, n_layers = 2, n_heads = 8, n_kv_heads = 2, vocab = 50, seq = 32, shared_classifier = true, arch = "qwen2", rope_style = "half", rope_theta = 1e6, norm_eps = 1e-6, bias = true } },
 }
 
 describe("ane.llm greedy generation vs the plain reference (fp32)", function()

@@ -79,9 +79,12 @@ local function normalise(c, w)
   cfg.rope_theta = c.rope_theta or 10000.0
   cfg.norm_eps = c.norm_eps or 1e-5
   cfg.arch = c.arch or "llama2c"
-  -- llama2.c rotates interleaved pairs; Hugging Face checkpoints rotate halves (their q/k rows
-  -- are permuted for it), unless the reader says otherwise
-  cfg.rope_style = c.rope_style or ((cfg.arch == "llama2c") and "interleaved" or "half")
+  -- llama2.c rotates interleaved pairs, and ane.hf reorders Hugging Face q/k rows to match
+  -- (config.rope = "interleaved"); "half" (pairs (i, i + hd/2)) is there for weights as HF stores them
+  cfg.rope_style = c.rope_style or (type(c.rope) == "string" and c.rope) or "interleaved"
+  if cfg.rope_style ~= "interleaved" and cfg.rope_style ~= "half" then
+    error("llm: unknown RoPE style '" .. tostring(cfg.rope_style) .. "' (interleaved or half)", 3)
+  end
   cfg.qkv_bias = w.bq ~= nil
   cfg.shared_classifier = c.shared_classifier
   cfg.bos_id = c.bos_id
@@ -199,7 +202,8 @@ function M.load(path, opts)
   if ok_lfs then isdir = lfs.attributes(path, "mode") == "directory" end
   if isdir then
     if not ane.hf then error("llm.load: this build has no Hugging Face reader (ane.hf)", 2) end
-    ckpt = ane.hf.load(path)
+    -- fp16 numerics: read the weights as fp16 (half the memory while they are rounded and copied)
+    ckpt = ane.hf.load(path, { dtype = (opts.precision or "fp16") == "fp16" and "fp16" or "fp32" })
     tokpath = opts.tokenizer or path
   else
     if not ane.llama2c then error("llm.load: this build has no llama2.c reader (ane.llama2c)", 2) end
@@ -218,7 +222,15 @@ function M.load(path, opts)
   for k, v in pairs(opts) do if k ~= "tokenizer" then o[k] = v end end
   local model = M.new(ckpt.config, ckpt.weights, o)
   model.checkpoint = model.precision == "fp32" and ckpt or nil -- fp32 kernels read its map
-  if tokpath and ane.tokenizer then model.tokenizer = ane.tokenizer.load(tokpath) end
+  ckpt = nil
+  collectgarbage("collect") -- fp16: the map / HF tensors go once their rounded copies exist
+  if tokpath and ane.tokenizer then
+    model.tokenizer = ane.tokenizer.load(tokpath, { vocab_size = model.config.vocab })
+    if model.tokenizer.vocab_size > model.config.vocab then
+      error(string.format("llm.load: the tokenizer has %d tokens, the model %d", model.tokenizer.vocab_size,
+        model.config.vocab), 2)
+    end
+  end
   return model
 end
 
@@ -426,7 +438,9 @@ function Model:generate(prompt, opts)
   local ids
   if type(prompt) == "string" then
     if not tok then error("generate: a text prompt needs a tokenizer (model.tokenizer)", 2) end
-    ids = tok:encode(prompt, { bos = opts.bos ~= false, eos = false })
+    local bos = opts.bos
+    if bos == nil then bos = tok.add_bos ~= false end
+    ids = tok:encode(prompt, { bos = bos, eos = false })
   elseif type(prompt) == "table" then
     ids = prompt
   else
