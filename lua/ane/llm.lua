@@ -242,7 +242,7 @@ function Model:_kernel(key, build)
   local k = self.kernels[key]
   if k then return k end
   local t0 = ane.now()
-  k = ane.compile(build(), { precision = "fp32", backend = self.backend, threads = self.threads })
+  k = ane.compile(build(), { precision = K.precision(self.config), backend = self.backend, threads = self.threads })
   k:load()
   self.stats.compile_s = self.stats.compile_s + (ane.now() - t0)
   self.kernels[key] = k
