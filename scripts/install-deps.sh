@@ -18,7 +18,7 @@ pkgs=(
   build-essential pkg-config
   lua5.4 liblua5.4-dev lua-filesystem lua-cjson lua-busted
   libopenblas-dev libedit-dev
-  gobjc libffi-dev          # Objective-C runtime for the ANE backend's stand-in framework
+  gobjc libffi-dev          # Objective-C runtime (ANE stand-in, ane.objc) and libffi (ane.objc sends)
   clang libclang-rt-14-dev  # libFuzzer and sanitizers for `make fuzz`, `make test SANITIZE=1`
   python3-numpy             # reference script for `make bench` only
 )

@@ -37,7 +37,45 @@ if k.new_input and run.backend == "ane" then
       run:note(path .. ": " .. tostring(err))
     end
   end
-  run:note("processRequest and the direct client path are not exposed by the ane backend; not measured")
+  -- processRequest and the direct client path: not in the backend, reached through ane.objc
+  local objc = ane.objc
+  local have_objc, objc_why = objc.available()
+  if have_objc and k.objc then
+    pcall(k.ane_configure, k, { path = "standard" })
+    k:eval({ xi }, { yo }) -- the cached request now binds xi and yo
+    local o, info = k:objc(), k:ane_info()
+    local opts = objc.dict {}
+    local PR = "processRequest:model:qos:qIndex:modelStringID:options:returnValue:error:"
+    local program = o.model:responds("program") and o.model:call("program")
+    if program and program:responds(PR) then
+      local rv
+      yo:fill(0)
+      local ms = per_eval(function()
+        local ok, r, err = program:call(PR, o.request, o.model, info.qos, 0, info.hex, opts)
+        if not ok then error("processRequest: " .. tostring(err)) end
+        rv = r
+      end) * 1e3
+      run:row("objc processRequest", { ms = ms, ok = same(yo) })
+      run:fact("process_request_return_value", rv)
+    else
+      run:note("processRequest: the model has no program answering " .. PR)
+    end
+    local C = objc.class("_ANEClient")
+    local client = C and C:call("sharedConnection")
+    local DS = "doEvaluateDirectWithModel:options:request:qos:error:"
+    if client and client:responds(DS) then
+      yo:fill(0)
+      local ms = per_eval(function()
+        local ok, err = client:call(DS, o.model, opts, o.request, info.qos)
+        if not ok then error("direct: " .. tostring(err)) end
+      end) * 1e3
+      run:row("objc direct", { ms = ms, ok = same(yo) })
+    else
+      run:note("direct path: no _ANEClient answering " .. DS)
+    end
+  else
+    run:note("processRequest and the direct client path need ane.objc: " .. tostring(objc_why))
+  end
 else
   run:note(("backend %s has no ANE evaluation paths (standard/realtime request, IOSurface I/O); "
     .. "only the portable paths were measured"):format(run.backend))

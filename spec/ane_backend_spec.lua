@@ -163,6 +163,35 @@ describe("ane backend (stand-in framework)", function()
     assert.is_true(pos.unload < pos._ANERequest and pos._ANERequest < pos._ANEInMemoryModel)
   end)
 
+  it("sends the source's own dialect, and a [buildInfo] when the program has none", function()
+    -- a program(1.0) source with <ios16> functions stays 1.0 (tensor<T, []> scalars), never the
+    -- untested 1.3-with-ios16 mix
+    local v10 = [[
+program(1.0)
+{
+    func main<ios16>(tensor<fp16, [1, 4, 1, 32]> x) {
+        tensor<fp16, [1, 4, 1, 32]> y = add(x = x, y = x)[name = tensor<string, []>("dbl")];
+    } -> (y);
+}
+]]
+    compile(v10):close()
+    local mil = st.mil()
+    assert.matches("^program%(1%.0%)\n", mil)
+    assert.matches('name = tensor<string, []>("dbl")', mil, 1, true)
+    assert.matches('[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{"coremlc-version", "3505.4.1"}})]', mil, 1, true)
+    st.reset()
+    compile(SRC_ADD):close() -- 1.3 without buildInfo gets coremlc's two pairs
+    mil = st.mil()
+    assert.matches("^program%(1%.3%)\n%[buildInfo = dict<string, string>%(", mil)
+    assert.matches('{"coremlc-component-MIL", "3510.2.1"}, {"coremlc-version", "3505.4.1"}', mil, 1, true)
+    -- one that has its own keeps it, and gets no second one
+    st.reset()
+    compile((SRC_ADD:gsub("program%(1%.3%)\n", 'program(1.3)\n[buildInfo = dict<string, string>({{"mine", "1"}})]\n'))):close()
+    mil = st.mil()
+    assert.matches('{{"mine", "1"}}', mil, 1, true)
+    assert.is_nil(mil:find("coremlc", 1, true))
+  end)
+
   it("pre-populates NSTemporaryDirectory()/hex with model.mil and the weight blobs, byte for byte", function()
     local d = weight_dir()
     local k = compile(SRC_W, { model_path = d })
@@ -246,6 +275,40 @@ describe("ane backend (stand-in framework)", function()
     k1:eval({ x }, { y1 })
     assert.equals(2, count(events(), "request.create"))
     k1:close(); k2:close()
+  end)
+
+  it("binds only surfaces of the tensor's exact size; a view at the start of a larger one is staged", function()
+    local kbig = compile([[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [1, 8, 1, 32]> x) {
+        tensor<fp16, [1, 8, 1, 32]> y = add(x = x, y = x)[name = string("dbl8")];
+    } -> (y);
+}
+]])
+    local big = kbig:new_input(1) -- 512 bytes
+    big:fill(0.5)
+    local head = big:reshape { 8, 32 }:sub(1, 4):reshape { 1, 4, 1, 32 } -- offset 0, 256 bytes
+    assert.equals("iosurface", head:storage_kind())
+    local k = compile(SRC_ADD)
+    st.reset()
+    local y = k:eval { head }
+    assert.equals(1, y:get(1, 4, 1, 32))
+    assert.equals(0, k:ane_info().direct_inputs)
+    for _, e in ipairs(events()) do
+      if e.name == "surface.create" then assert.equals("256", e.alloc) end
+    end
+    k:close(); kbig:close()
+  end)
+
+  it("warns at compile for rows that are not a multiple of 64 bytes", function()
+    local k = compile((SRC_ADD:gsub("32%]", "20]")))
+    assert.equals(2, #k.warnings)
+    assert.matches("^input 'x': innermost row of 40 bytes is not a multiple of 64", k.warnings[1])
+    k:close()
+    k = compile(SRC_ADD)
+    assert.same({}, k.warnings)
+    k:close()
   end)
 
   it("copies heap tensors through staging surfaces", function()

@@ -185,6 +185,26 @@ describe("strict mode", function()
     assert.equal("cpu", k.backend)
   end)
 
+  it("warns at compile for rows that are not a multiple of 64 bytes, citing the field notes", function()
+    ane.set_compile_budget(-1)
+    local src = R.program({ { "x", "fp16", { 1, 4, 1, 20 } } },
+      { 'tensor<fp16, [1, 4, 1, 20]> y = relu(x = x)[name = string("r")];' }, { "y" })
+    local k <close> = ane.compile(src, { strict = true })
+    assert.equal(2, #k.warnings)
+    assert.matches("^input 'x': innermost row of 40 bytes is not a multiple of 64", k.warnings[1])
+    assert.truthy(k.warnings[1]:find("ane-field-notes.md 2.8", 1, true))
+    assert.matches("^output 'y'", k.warnings[2])
+    local plain <close> = ane.compile(src) -- outside strict mode the cpu backend says nothing
+    assert.same({}, plain.warnings)
+    local ok <close> = ane.compile(relu, { strict = true }) -- [1, 8, 1, 32] fp16: 64-byte rows
+    assert.same({}, ok.warnings)
+    -- through Lua's warning system: shown by `ane -W`
+    local path = H.tmpfile("local ane = require 'ane'\nane.compile([==[" .. src .. "]==], { strict = true })\n", ".lua")
+    local _, okrun, _, err = H.ane { "-W", path }
+    assert.is_true(okrun, err)
+    assert.truthy(err:find("Lua warning: ane: cpu kernel: input 'x': innermost row of 40 bytes", 1, true), err)
+  end)
+
   it("refuses ops with no ANE path, citing the source", function()
     local err = refused(un("asin"), "asin: the ANE has no inverse-trig path")
     assert.truthy(err:find("ane-field-notes.md 1.15", 1, true))

@@ -231,6 +231,7 @@ program(1.3)
     local f = p:func()
     local x = f:input("x", "fp16", { 1, 8, 1, 4 })
     local m = f:input("m", "fp16", { 2, 4, 6 })
+    local sq = f:input("sq", "fp16", { 1, 2, 4, 6 })
     local seen = {}
     local function check(op, v, want)
       seen[op] = true
@@ -309,6 +310,20 @@ program(1.3)
       f:constexpr_blockwise_shift_scale(ane.zeros({ 4, 8 }, "int8"), ane.full({ 4, 1 }, 0.5)), "tensor<fp16, [4, 8]>")
     check("constexpr_cast", f:constexpr_cast(ane.zeros({ 4 })), "tensor<fp32, [4]>")
     check("const", f:const({ { 1, 2 }, { 3, 4 } }, "int32"), "tensor<int32, [2, 2]>")
+    -- the ops taken from coremltools' definitions (spec/cpu_coreml_ops_spec.lua runs them)
+    check("pad", f:pad(x, { 1, 2 }), "tensor<fp16, [1, 8, 1, 7]>")
+    check("depth_to_space", f:depth_to_space(x, 2), "tensor<fp16, [1, 2, 2, 8]>")
+    check("space_to_depth", f:space_to_depth(sq, 2), "tensor<fp16, [1, 8, 2, 3]>")
+    check("pixel_shuffle", f:pixel_shuffle(x, 2), "tensor<fp16, [1, 2, 2, 8]>")
+    check("pixel_unshuffle", f:pixel_unshuffle(sq, 2), "tensor<fp16, [1, 8, 2, 3]>")
+    check("space_to_batch", f:space_to_batch(sq, { 2, 2 }, ane.zeros({ 2, 2 }, "int32")), "tensor<fp16, [4, 2, 2, 3]>")
+    check("batch_to_space", f:batch_to_space(f:space_to_batch(sq, { 2, 2 }, ane.zeros({ 2, 2 }, "int32")), { 2, 2 },
+      ane.from_table({ { 1, 0 }, { 0, 1 } }, "int32")), "tensor<fp16, [1, 2, 3, 5]>")
+    check("crop", f:crop(sq, { 1, 1 }, { 0, 2 }), "tensor<fp16, [1, 2, 2, 4]>")
+    check("reverse", f:reverse(x, { -1 }), X)
+    check("flatten2d", f:flatten2d(x), "tensor<fp16, [1, 32]>")
+    check("fill_like", f:fill_like(x, 1.5), X) -- a number takes the data dtype, as fill's does
+    check("range_1d", f:range_1d(10, 0, 3), "tensor<fp16, [4]>") -- plain numbers: fp16, as for any float op
     -- every op of the table has been built
     for op in pairs(mil.signatures) do assert.is_true(seen[op], op) end
     f:output(x)

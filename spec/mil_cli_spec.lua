@@ -54,7 +54,7 @@ describe("ane mil", function()
       local f = H.tmpfile(ADD:gsub("tensor<fp16, %[1, 4%]> x%)", "tensor<fp16, [?, 4]> x)"), ".mil")
       local _, ok, _, err = H.ane { "mil", "check", f }
       assert.is_false(ok)
-      assert.equal(f .. ":3:36: unknown dimension is accepted only in lenient mode", err:match("^[^\n]*"))
+      assert.equal(f .. ":3:36: unknown dimension is accepted only with --lenient (or {lenient = true})", err:match("^[^\n]*"))
       local _, ok2 = H.ane { "mil", "fmt", "--lenient", f }
       assert.is_true(ok2)
     end)

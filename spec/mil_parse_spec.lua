@@ -132,7 +132,7 @@ program(1.3)
       local text = prog([[
         tensor<fp16, [1, 4]> y = identity(flag = true, x = x)[name = string("i")];]], nil, "y")
       local err = parse_err(text)
-      assert.equal("t.mil:4:50: bare 'true' is accepted only in lenient mode; write bool(true)", first_line(err))
+      assert.equal("t.mil:4:50: bare 'true' is accepted only with --lenient (or {lenient = true}); write bool(true)", first_line(err))
       local p = ane.mil_parse(text, "t.mil", { lenient = true })
       assert.equal("bool(true)", p:ops()[1].inputs.flag)
     end)
@@ -219,7 +219,7 @@ program(1.3)
         int32 ax = const()[name = string("ax"), val = int32(1)];
         (tensor<fp16, [1, 2]> c, tensor<fp16, [1, 2]> d) = split(axis = ax, num_splits = int32(2), x = x)[name = string("sp")];]],
         nil, "c")
-      assert.equal("t.mil:5:9: parenthesised results are accepted only in lenient mode (Apple's parser " ..
+      assert.equal("t.mil:5:9: parenthesised results are accepted only with --lenient (or {lenient = true}) (Apple's parser " ..
         "rejects them); write them without parentheses: tensor<...> a, tensor<...> b = split(...)",
         first_line(parse_err(text)))
       local p = ane.mil_parse(text, "t.mil", { lenient = true })
@@ -327,7 +327,7 @@ program(1.3)
         "t.mil:4:100: dimension 1 has 1 elements, shape says 2" },
       { "rank limit", prog("", "tensor<fp16, [1, 1, 1, 1, 1, 1, 1, 1, 1]> a"), "t.mil:3:60: rank exceeds the limit of 8" },
       { "negative dim", prog("", "tensor<fp16, [-1]> a"), "t.mil:3:36: negative dimension" },
-      { "unknown dim strict", prog("", "tensor<fp16, [?]> a"), "t.mil:3:36: unknown dimension is accepted only in lenient mode" },
+      { "unknown dim strict", prog("", "tensor<fp16, [?]> a"), "t.mil:3:36: unknown dimension is accepted only with --lenient (or {lenient = true})" },
       { "unterminated string", prog("        string a = const()[name = string(\"a), val = string(\"b\")];"),
         "t.mil:4:61: expected ')', got 'b'" },
       { "string at end of line", "program(1.3) { func f<ios18>() { string a = const()[name = string(\"a\n",

@@ -7,7 +7,7 @@ local ane = {}
 for k, v in pairs(core) do ane[k] = v end
 
 -- Lua submodules, loaded on first use: ane.mil -> require "ane.mil".
-local lazy = { mil = true, stories = true, double_buffer = true, probe = true, llm = true }
+local lazy = { mil = true, stories = true, double_buffer = true, probe = true, llm = true, model = true }
 setmetatable(ane, {
   __index = function(t, k)
     if lazy[k] then

@@ -405,6 +405,7 @@ local function fit(e, dt, args)
   local set = e.set
   if not set or set[dt] then return dt end
   if set.int32 then return "int32" end
+  if set.uint32 then return "uint32" end -- pixel_unshuffle's downscale_factor
   if set.int8 or set.uint8 then return quant_dtype(args) end
   if set.fp32 then return "fp32" end
   if set.fp16 then return "fp16" end

@@ -1,30 +1,37 @@
---- ane.stories: MIL generators for the Stories110M transformer (llama2.c "stories110M") and the
--- kernels a training step runs, written the way the ANE research writes them.
+--- ane.stories: the llama-style transformer of llama2.c's "stories" models: its configuration,
+-- its one parameter list, and the MIL generators of the kernels a training step runs, written
+-- the way the ANE research writes them.
 --
---   local stories = require "ane.stories"            -- or ane.stories
---   local cfg = stories.config{}                     -- Stories110M; tests pass a tiny table
---   local w = stories.init_weights(cfg, {seed = 1})  -- or your own ane.Tensors (shapes below)
---   local p = stories.layer_forward(cfg, w.layers[1]) -- one full layer, one MIL program
---   local k = ane.compile(p); k:load(); local y = k:eval{x}
+--   local stories = require "ane.stories"
+--   local cfg = stories.config{}                       -- Stories110M; tests pass a tiny table
+--   for _, p in ipairs(stories.params(cfg)) do ... end -- {name = "layers.1.wq", shape = ..., init = ...}
+--   local prog, layout = stories.kernel(cfg, "attnFwd", {precision = "fp16"})          -- dynamic
+--   local prog, layout = stories.kernel(cfg, "attnFwd", {weights = w.layers[1]})       -- static
+--   local k = ane.compile(prog); k:load(); k:eval(inputs_by_name, outputs_by_name)
 --
--- Layout: every activation is fp16 [1, C, 1, S] (channels = features, S = sequence), as on the
--- ANE. Weight matrices are ane.Tensors in the llama2.c / PyTorch orientation W[out][in]:
---   wq, wk, wv, wo [dim, dim]; w1, w3 [hidden, dim]; w2 [dim, hidden]; rms_att, rms_ffn [dim];
---   model: embed [vocab, dim] (shared with the classifier, as in stories110M), rms_final [dim].
--- Const weights become one blob file each (the builder's rule; M1 needs one tensor per file).
+-- Layout: an activation of C channels over a sequence of S positions is [1, C, 1, S] (channels =
+-- features), as on the ANE. Weight matrices are W[out][in] as llama2.c and PyTorch store them:
+--   wq, wo [dim, dim]; wk, wv [kv_dim, dim]; w1, w3 [hidden, dim]; w2 [dim, hidden];
+--   rms_att, rms_ffn [dim]; model: embed [vocab, dim], rms_final [dim], wcls [vocab, dim] when
+--   the classifier is not shared with the embedding.
+-- Kernel I/O is fp32 (ANE: M3 and later; casts at the boundary); inside, the program computes in
+-- the precision asked for (fp16: casts after the inputs and before the outputs; fp32: none).
 --
--- Sources mirrored (maderix/ANE, facts only): training/stories_mil.h (the static train_large
--- kernels), training/ane_classifier.h and ane_rmsnorm_bwd.h (train_large_ane), and
--- training/training_dynamic/mil_dynamic.h (weights as runtime inputs, RoPE); the model math is
--- llama2.c run.c.
+-- Every generator returns its program and its layout: {input = {{name, shape}, ...},
+-- output = {{name, shape}, ...}} with activations [1, C, 1, S] and weights in their parameter
+-- shape. Inputs and outputs are separate named tensors: the caller binds them by name (no
+-- packing offsets). A kernel is "static" when opts.weights holds the layer's tensors (baked as
+-- constants: 1x1 convs, as stories_mil.h) and "dynamic" otherwise (weights are inputs of the
+-- same name, multiplied with matmul, as training_dynamic/mil_dynamic.h; compiled once for every
+-- layer). The attention and SwiGLU blocks are written once; the projection is what differs.
 --
--- RoPE: stories110M uses rotary embeddings on q and k (llama2.c, interleaved pairs (2i, 2i+1),
--- theta_i = pos / 10000^(2i/head_dim)). The static research kernels (stories_mil.h) leave RoPE
--- out; mil_dynamic.h applies it inside sdpaFwd with cos/sin blobs [1, 1, S, head_dim] and a
--- reshape-to-pairs / slice / negate / concat rotation. We apply it that way in every forward
--- kernel (cfg.rope = false reproduces the research's static kernels exactly), and sdpaBwd2
--- rotates dQ/dK back (the research does that step on the CPU, rope_backward_inplace), so its
--- outputs are gradients with respect to the un-rotated projections.
+-- Sources mirrored (maderix/ANE, facts only): training/stories_mil.h (static kernels),
+-- training/ane_classifier.h and ane_rmsnorm_bwd.h (the device extras), and
+-- training/training_dynamic/mil_dynamic.h (weights as inputs, RoPE, GQA); the math is llama2.c
+-- run.c. RoPE (interleaved pairs (2i, 2i+1), theta_i = pos / rope_theta^(2i/head_dim)) is applied
+-- in the forward kernels with cos/sin constants and a pairs reshape / slice / negate / concat, and
+-- sdpaBwd2 rotates dq, dk back, so its outputs are gradients of the un-rotated projections.
+-- cfg.rope = false gives the research's static kernels (no rotation).
 local ane = require "ane"
 local mil = require "ane.mil"
 
@@ -37,11 +44,14 @@ local M = {}
 --- The llama2.c stories110M shape (dim 768, hidden 2048, 12 layers, 12 heads of 64, vocab 32000).
 M.STORIES110M = {
   dim = 768, hidden = 2048, n_layers = 12, n_heads = 12, vocab = 32000, seq = 256,
-  eps = 1e-5, rope = true, rope_theta = 10000, residual_scale = 1,
+  norm_eps = 1e-5, rope = true, rope_theta = 10000, residual_scale = 1, shared_classifier = true,
 }
+--- stories15M (llama2.c): dim 288, hidden 768, 6 layers, 6 heads.
+M.STORIES15M = { dim = 288, hidden = 768, n_layers = 6, n_heads = 6, vocab = 32000, seq = 256 }
 
-local CONFIG_KEYS = {}
+local CONFIG_KEYS = { n_kv_heads = true }
 for k in pairs(M.STORIES110M) do CONFIG_KEYS[k] = true end
+local DERIVED = { head_dim = true, kv_dim = true }
 
 local function posint(cfg, k)
   local v = cfg[k]
@@ -51,14 +61,15 @@ local function posint(cfg, k)
 end
 
 --- stories.config(t) -> a complete config: t's fields over the Stories110M defaults, checked.
--- Adds head_dim = dim / n_heads.
+-- Adds head_dim = dim / n_heads and kv_dim = head_dim · n_kv_heads (n_kv_heads defaults to
+-- n_heads; fewer is grouped-query attention).
 function M.config(t)
   t = t or {}
   if type(t) ~= "table" then error("stories.config: expected a table, got " .. type(t), 2) end
   local cfg = {}
   for k, v in pairs(M.STORIES110M) do cfg[k] = v end
   for k, v in pairs(t) do
-    if k == "head_dim" then
+    if DERIVED[k] then
       -- accepted when it agrees (a config that went through stories.config already)
     elseif not CONFIG_KEYS[k] then
       error("stories.config: unknown field '" .. tostring(k) .. "'", 2)
@@ -66,19 +77,26 @@ function M.config(t)
       cfg[k] = v
     end
   end
-  for _, k in ipairs { "dim", "hidden", "n_layers", "n_heads", "vocab", "seq" } do posint(cfg, k) end
+  if cfg.n_kv_heads == nil then cfg.n_kv_heads = cfg.n_heads end
+  for _, k in ipairs { "dim", "hidden", "n_layers", "n_heads", "n_kv_heads", "vocab", "seq" } do posint(cfg, k) end
   if cfg.dim % cfg.n_heads ~= 0 then
     error(string.format("stories.config: dim %d does not split into %d heads", cfg.dim, cfg.n_heads), 2)
   end
-  cfg.head_dim = cfg.dim // cfg.n_heads
-  if t.head_dim ~= nil and t.head_dim ~= cfg.head_dim then
-    error("stories.config: head_dim must be dim / n_heads", 2)
+  if cfg.n_heads % cfg.n_kv_heads ~= 0 then
+    error(string.format("stories.config: %d heads do not split into %d kv heads", cfg.n_heads, cfg.n_kv_heads), 2)
   end
-  if type(cfg.rope) ~= "boolean" then error("stories.config: 'rope' must be a boolean", 2) end
+  cfg.head_dim = cfg.dim // cfg.n_heads
+  cfg.kv_dim = cfg.head_dim * cfg.n_kv_heads
+  for k in pairs(DERIVED) do
+    if t[k] ~= nil and t[k] ~= cfg[k] then error("stories.config: " .. k .. " disagrees with the config", 2) end
+  end
+  for _, k in ipairs { "rope", "shared_classifier" } do
+    if type(cfg[k]) ~= "boolean" then error("stories.config: '" .. k .. "' must be a boolean", 2) end
+  end
   if cfg.rope and cfg.head_dim % 2 ~= 0 then
     error("stories.config: RoPE needs an even head_dim, got " .. cfg.head_dim, 2)
   end
-  for _, k in ipairs { "eps", "rope_theta", "residual_scale" } do
+  for _, k in ipairs { "norm_eps", "rope_theta", "residual_scale" } do
     if type(cfg[k]) ~= "number" or cfg[k] <= 0 then
       error(string.format("stories.config: '%s' must be a positive number", k), 2)
     end
@@ -93,28 +111,102 @@ local function cfg_of(cfg)
 end
 
 -- ===================================================================
--- weights
+-- the parameter list
 -- ===================================================================
+-- One list drives parameters, gradients, both Adam moments, checkpoints and the references.
+-- init: "normal" (std), "residual" (std / √(2·n_layers): the projections that feed a residual,
+-- GPT-2's rule) or "ones" (RMSNorm weights). decay: whether AdamW decays it.
 
-local LAYER_SHAPES = function(cfg)
-  local D, H = cfg.dim, cfg.hidden
-  return {
-    wq = { D, D }, wk = { D, D }, wv = { D, D }, wo = { D, D },
-    w1 = { H, D }, w3 = { H, D }, w2 = { D, H },
-    rms_att = { D }, rms_ffn = { D },
-  }
+M.LAYER_PARAMS = {
+  { key = "rms_att", shape = function(c) return { c.dim } end, init = "ones", decay = false },
+  { key = "wq", shape = function(c) return { c.dim, c.dim } end, init = "normal", decay = true },
+  { key = "wk", shape = function(c) return { c.kv_dim, c.dim } end, init = "normal", decay = true },
+  { key = "wv", shape = function(c) return { c.kv_dim, c.dim } end, init = "normal", decay = true },
+  { key = "wo", shape = function(c) return { c.dim, c.dim } end, init = "residual", decay = true },
+  { key = "rms_ffn", shape = function(c) return { c.dim } end, init = "ones", decay = false },
+  { key = "w1", shape = function(c) return { c.hidden, c.dim } end, init = "normal", decay = true },
+  { key = "w2", shape = function(c) return { c.dim, c.hidden } end, init = "residual", decay = true },
+  { key = "w3", shape = function(c) return { c.hidden, c.dim } end, init = "normal", decay = true },
+}
+M.MODEL_PARAMS = {
+  { key = "embed", shape = function(c) return { c.vocab, c.dim } end, init = "normal", decay = true },
+  { key = "rms_final", shape = function(c) return { c.dim } end, init = "ones", decay = false },
+  { key = "wcls", shape = function(c) return { c.vocab, c.dim } end, init = "normal", decay = true,
+    unless = "shared_classifier" },
+}
+
+--- stories.params(cfg) -> the flat parameter list in llama2.c's order (embed, then each layer's
+-- tensors, rms_final, wcls): {name = "layers.3.wq" | "embed", key = "wq", layer = 3 | nil,
+-- shape = {...}, init =, decay =}.
+function M.params(cfg)
+  cfg = cfg_of(cfg)
+  local list = {}
+  local function add(spec, l)
+    if spec.unless and cfg[spec.unless] then return end
+    list[#list + 1] = { name = l and ("layers." .. l .. "." .. spec.key) or spec.key, key = spec.key,
+      layer = l, shape = spec.shape(cfg), init = spec.init, decay = spec.decay }
+  end
+  add(M.MODEL_PARAMS[1])
+  for l = 1, cfg.n_layers do
+    for _, spec in ipairs(M.LAYER_PARAMS) do add(spec, l) end
+  end
+  add(M.MODEL_PARAMS[2])
+  add(M.MODEL_PARAMS[3])
+  return list
 end
-M.layer_shapes = LAYER_SHAPES
 
-local function check_layer(cfg, w, needed, who)
-  if type(w) ~= "table" then error(who .. ": layer weights table expected, got " .. type(w), 3) end
-  local shapes = LAYER_SHAPES(cfg)
+--- stories.init_param(t, p, cfg, rng, std): fill tensor t for parameter p of the list.
+function M.init_param(t, p, cfg, rng, std)
+  std = std or 0.02
+  if p.init == "ones" then
+    t:fill(1)
+  else
+    local s = p.init == "residual" and std / math.sqrt(2 * cfg.n_layers) or std
+    t:rand { dist = "normal", std = s, rng = rng }
+  end
+  return t
+end
+
+--- stories.init_weights(cfg, {seed = 0, std = 0.02, layers = cfg.n_layers, embed = true,
+-- dtype = "fp32", rms_std = 0}) -> {layers = {{wq=..., ...}, ...}, embed =, rms_final = [, wcls]}:
+-- separate tensors from the parameter list (a model keeps its own, stacked). rms_std > 0 gives
+-- RMSNorm weights 1 + normal(0, rms_std) (so a test notices a kernel that drops them).
+function M.init_weights(cfg, opts)
+  cfg = cfg_of(cfg)
+  opts = opts or {}
+  local rng = ane.rng(opts.seed or 0)
+  local out = { layers = {} }
+  local nl = opts.layers or cfg.n_layers
+  for _, p in ipairs(M.params(cfg)) do
+    if (p.layer == nil and opts.embed ~= false) or (p.layer and p.layer <= nl) then
+      local t = ane.zeros(p.shape, opts.dtype or "fp32")
+      M.init_param(t, p, cfg, rng, opts.std)
+      if p.init == "ones" and (opts.rms_std or 0) > 0 then
+        t:rand { dist = "normal", mean = 1, std = opts.rms_std, rng = rng }
+      end
+      if p.layer then
+        out.layers[p.layer] = out.layers[p.layer] or {}
+        out.layers[p.layer][p.key] = t
+      else
+        out[p.key] = t
+      end
+    end
+  end
+  return out
+end
+
+local function check_weights(cfg, w, needed, who, transposed)
+  if type(w) ~= "table" then error(who .. ": weights table expected, got " .. type(w), 3) end
+  local shapes = {}
+  for _, s in ipairs(M.LAYER_PARAMS) do shapes[s.key] = s.shape(cfg) end
+  for _, s in ipairs(M.MODEL_PARAMS) do shapes[s.key] = s.shape(cfg) end
   for _, k in ipairs(needed) do
     local t = w[k]
-    if getmetatable(t) == nil or type(t) ~= "userdata" then
+    if type(t) ~= "userdata" or getmetatable(t) == nil then
       error(string.format("%s: weight '%s' missing (an ane.Tensor)", who, k), 3)
     end
-    local s, want = t:shape(), shapes[k]
+    local s, want = t:shape(), shapes[k:gsub("_t$", "")]
+    if k:match("_t$") then want = { want[2], want[1] } end
     local ok = #s == #want
     for i = 1, #want do ok = ok and s[i] == want[i] end
     if not ok then
@@ -124,62 +216,14 @@ local function check_layer(cfg, w, needed, who)
   end
 end
 
---- stories.init_weights(cfg, {seed = 0, std = 0.02, layers = cfg.n_layers, embed = true})
--- -> {layers = {{wq=..., ...}, ...}, embed = [vocab, dim], rms_final = [dim]}: fp16 tensors,
--- matrices normal(0, std), RMSNorm weights 1 + normal(0, std) (so a bug that drops them shows).
-function M.init_weights(cfg, opts)
-  cfg = cfg_of(cfg)
-  opts = opts or {}
-  local rng = ane.rng(opts.seed or 0)
-  local std = opts.std or 0.02
-  local function mat(shape) return ane.rand(shape, { dist = "normal", std = std, rng = rng }) end
-  local function norm(n) return ane.rand({ n }, { dist = "normal", mean = 1, std = std, rng = rng }) end
-  local out = { layers = {} }
-  for l = 1, opts.layers or cfg.n_layers do
-    local shapes = LAYER_SHAPES(cfg)
-    local w = {}
-    for _, k in ipairs { "wq", "wk", "wv", "wo", "w1", "w3", "w2" } do w[k] = mat(shapes[k]) end
-    w.rms_att, w.rms_ffn = norm(cfg.dim), norm(cfg.dim)
-    out.layers[l] = w
-  end
-  if opts.embed ~= false then
-    out.embed = mat({ cfg.vocab, cfg.dim })
-    out.rms_final = norm(cfg.dim)
-  end
-  return out
-end
-
--- W^T through the CPU backend (one transpose kernel per shape): the research's build_blob_t.
-local transpose_kernels = {}
-function M.transpose(t)
-  local s = t:shape()
-  if #s ~= 2 then error("stories.transpose: a rank-2 tensor expected", 2) end
-  local key = s[1] .. "x" .. s[2] .. t:dtype()
-  local k = transpose_kernels[key]
-  if not k then
-    local p = mil.program { opset = "ios18" }
-    local f = p:func("main")
-    local x = f:input("x", t:dtype(), s)
-    f:output(f:transpose(x, { 1, 0 }, { name = "y" }))
-    k = ane.compile(p, { backend = "cpu", precision = "fp32" })
-    k:load()
-    transpose_kernels[key] = k
-  end
-  return (k:eval { t })
-end
-
 -- ===================================================================
 -- shared MIL pieces
 -- ===================================================================
 
--- cos/sin tables [1, 1, S, head_dim] for interleaved pairs (mil_dynamic.h get_rope_*_blob),
--- cached per shape; neg = true gives -sin (the inverse rotation used in backward).
-local rope_cache = {}
-local function rope_tables(cfg)
+-- cos/sin tables [1, 1, S, head_dim] for interleaved pairs (mil_dynamic.h get_rope_*_blob); neg
+-- gives -sin (the inverse rotation). Built per program: a program owns its constants.
+local function rope_tables(cfg, dt)
   local S, Dh, th = cfg.seq, cfg.head_dim, cfg.rope_theta
-  local key = S .. ":" .. Dh .. ":" .. th
-  local r = rope_cache[key]
-  if r then return r end
   local c, s, ns = {}, {}, {}
   for p = 0, S - 1 do
     for i = 0, Dh // 2 - 1 do
@@ -191,658 +235,452 @@ local function rope_tables(cfg)
     end
   end
   local shape = { 1, 1, S, Dh }
-  r = { cos = ane.from_table(c, "fp16", shape), sin = ane.from_table(s, "fp16", shape),
-        nsin = ane.from_table(ns, "fp16", shape) }
-  rope_cache[key] = r
-  return r
+  return { cos = ane.from_table(c, dt, shape), sin = ane.from_table(s, dt, shape),
+           nsin = ane.from_table(ns, dt, shape) }
 end
 M.rope_tables = rope_tables
 
 local SWAP = { 0, 1, 3, 2 }
 
--- [1, H·Dh, 1, S] -> [1, H, S, Dh] (reshape + transpose, as every research kernel does)
-local function to_heads(f, t, cfg, name)
-  local r = f:reshape(t, { 1, cfg.n_heads, cfg.head_dim, cfg.seq })
-  return f:transpose(r, SWAP, { name = name })
-end
+-- A generator's context: the builder function, the config, the compute dtype, the I/O table.
+local Gen = {}
+Gen.__index = Gen
 
--- [1, H, S, Dh] -> [1, H·Dh, 1, S]
-local function from_heads(f, t, cfg, name)
-  local tr = f:transpose(t, SWAP)
-  return f:reshape(tr, { 1, cfg.dim, 1, cfg.seq }, { name = name })
-end
-
--- RoPE on [1, H, S, Dh]: t·cos + rot(t)·sin with rot(t)[2i] = -t[2i+1], rot(t)[2i+1] = t[2i]
--- (mil_dynamic.h: reshape to pairs [1, H, S·Dh/2, 2], slice even/odd, negate, concat axis 3).
-local function rope(f, t, sin_t, cfg, name)
-  local tabs = rope_tables(cfg)
-  local H, S, Dh = t.shape[2], cfg.seq, cfg.head_dim
-  local pairs_ = f:reshape(t, { 1, H, S * Dh // 2, 2 })
-  local ev = f:slice_by_size(pairs_, { 0, 0, 0, 0 }, { 1, H, S * Dh // 2, 1 })
-  local od = f:slice_by_size(pairs_, { 0, 0, 0, 1 }, { 1, H, S * Dh // 2, 1 })
-  local rot = f:concat({ f:mul(od, -1), ev }, 3, false)
-  local rot4 = f:reshape(rot, { 1, H, S, Dh })
-  local tc = f:mul(t, f:const(tabs.cos, "fp16", { name = "rope_cos" }))
-  local rs = f:mul(rot4, f:const(sin_t or tabs.sin, "fp16", { name = sin_t and "rope_nsin" or "rope_sin" }))
-  return f:add(tc, rs, { name = name })
-end
-
--- scores -> probabilities [1, H, S, S]: matmul(q, kᵀ)·(1/√Dh) + causal mask, softmax over keys
--- (stories_mil.h mm1/scl/msk/sm).
-local function attn_probs(f, q, k, cfg)
-  local s = f:matmul(q, k, false, true)
-  s = f:mul(s, 1 / math.sqrt(cfg.head_dim))
-  s = f:add(s, f:causal_mask(cfg.seq))
-  return f:softmax(s, -1, { name = "probs" })
-end
-
--- slice channels [c0, c0 + n) of a [1, C, 1, S] value (operands packed along channels)
-local function ch_slice(f, x, c0, n, name)
-  return f:slice_by_size(x, { 0, c0, 0, 0 }, { 1, n, 1, x.shape[4] }, { name = name })
-end
-
--- slice spatial columns [s0, s0 + n) of a [1, C, 1, W] value (operands packed along S)
-local function sp_slice(f, x, s0, n, name)
-  return f:slice_by_size(x, { 0, 0, 0, s0 }, { 1, x.shape[2], 1, n }, { name = name })
-end
-
-local function cat(f, values, name)
-  return f:concat(values, 1, false, { name = name })
-end
-
--- y[oc][s] = Σ_ic act[ic][s]·W[ic][oc] with act [1, IC, 1, S] and W [1, IC, 1, OC] (values
--- sliced from a packed input): mil_dynamic.h gen_dyn_matmul (reshape, transpose, matmul).
-local function dyn_matmul(f, act, wv, name)
-  local IC, S, OC = act.shape[2], act.shape[4], wv.shape[4]
-  local a3 = f:transpose(f:reshape(act, { 1, 1, IC, S }), SWAP)
-  local W = f:reshape(wv, { 1, 1, IC, OC })
-  local yh = f:matmul(a3, W, false, false)
-  return f:reshape(f:transpose(yh, SWAP), { 1, OC, 1, S }, { name = name })
-end
-
-local function new_prog()
+local function new_gen(cfg, opts, who)
+  cfg = cfg_of(cfg)
+  opts = opts or {}
+  local prec = opts.precision or "fp16"
+  if prec ~= "fp16" and prec ~= "fp32" then
+    error(who .. ": precision must be \"fp16\" or \"fp32\", got " .. tostring(prec), 3)
+  end
   local p = mil.program { opset = "ios18" }
-  return p, p:func("main")
+  local g = setmetatable({ cfg = cfg, dt = prec, p = p, f = p:func("main"), w = opts.weights,
+    layout = { input = {}, output = {} }, who = who }, Gen)
+  return g
 end
 
--- ===================================================================
--- (a) one full layer forward in one program
--- ===================================================================
-
---- stories.layer_forward(cfg, w) -> mil.Program: input x [1, dim, 1, seq] fp16, output
--- y [1, dim, 1, seq] = the llama2.c layer:
---   xn = rmsnorm(x)·rms_att; q, k, v = Wq xn, Wk xn, Wv xn; RoPE(q, k);
---   x2 = x + Wo·attn(q, k, v) (causal, per head softmax(q kᵀ/√Dh)·v);
---   y  = x2 + W2·(silu(W1 rmsnorm(x2)·rms_ffn) ⊙ W3 rmsnorm(x2)·rms_ffn).
--- Projections are 1×1 convs with const weights (stories_mil.h); this is fwdAttn + fwdFFN of
--- train_large fused, without the taps, plus both residuals.
-function M.layer_forward(cfg, w)
-  cfg = cfg_of(cfg)
-  check_layer(cfg, w, { "wq", "wk", "wv", "wo", "w1", "w2", "w3", "rms_att", "rms_ffn" }, "stories.layer_forward")
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, cfg.dim, 1, cfg.seq })
-  local xn = f:rmsnorm(x, w.rms_att, cfg.eps, { name = "xn" })
-  local qf = f:linear_conv(xn, w.wq, { name = "qf" })
-  local kf = f:linear_conv(xn, w.wk, { name = "kf" })
-  local vf = f:linear_conv(xn, w.wv, { name = "vf" })
-  local q, k, v = to_heads(f, qf, cfg), to_heads(f, kf, cfg), to_heads(f, vf, cfg, "v")
-  if cfg.rope then q, k = rope(f, q, nil, cfg, "q_rope"), rope(f, k, nil, cfg, "k_rope") end
-  local probs = attn_probs(f, q, k, cfg)
-  local af = from_heads(f, f:matmul(probs, v, false, false), cfg, "attn")
-  local oo = f:linear_conv(af, w.wo, { name = "o_out" })
-  if cfg.residual_scale ~= 1 then oo = f:mul(oo, cfg.residual_scale) end
-  local x2 = f:add(x, oo, { name = "x2" })
-  local x2n = f:rmsnorm(x2, w.rms_ffn, cfg.eps, { name = "x2n" })
-  local h1 = f:linear_conv(x2n, w.w1, { name = "h1" })
-  local h3 = f:linear_conv(x2n, w.w3, { name = "h3" })
-  local silu = f:mul(h1, f:sigmoid(h1), { name = "silu" }) -- the research composes silu
-  local gate = f:mul(silu, h3, { name = "gate" })
-  local ffn = f:linear_conv(gate, w.w2, { name = "ffn_out" })
-  if cfg.residual_scale ~= 1 then ffn = f:mul(ffn, cfg.residual_scale) end
-  f:output(f:add(x2, ffn, { name = "y" }))
-  return p
-end
-
--- ===================================================================
--- (b) training kernels, static weights (train_large / train_large_ane)
--- ===================================================================
--- Each generator returns a mil.Program whose only input is `x` (packed operands; the research
--- gives every kernel one input surface) and whose only output is packed along channels.
-
-local S_ = {}
-
---- fwdAttn (stories_mil.h gen_sdpa_fwd_taps): x [1, D, 1, S] ->
--- concat(o_out, q, k, v, attn, xn) [1, 6D, 1, S]; q, k after RoPE when cfg.rope.
-function S_.fwdAttn(cfg, w)
-  check_layer(cfg, w, { "wq", "wk", "wv", "wo", "rms_att" }, "stories.fwdAttn")
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, cfg.dim, 1, cfg.seq })
-  local xn = f:rmsnorm(x, w.rms_att, cfg.eps, { name = "xn" })
-  local qf = f:linear_conv(xn, w.wq, { name = "qf" })
-  local kf = f:linear_conv(xn, w.wk, { name = "kf" })
-  local vf = f:linear_conv(xn, w.wv, { name = "vf" })
-  local q, k, v = to_heads(f, qf, cfg), to_heads(f, kf, cfg), to_heads(f, vf, cfg)
-  if cfg.rope then
-    q, k = rope(f, q, nil, cfg, "q_rope"), rope(f, k, nil, cfg, "k_rope")
-    qf, kf = from_heads(f, q, cfg, "qrf"), from_heads(f, k, cfg, "krf")
+-- Declare inputs {name, shape} (activations: a channel count; weights: a shape table); returns
+-- values by name, cast to the compute dtype. In a static kernel weights are not inputs.
+function Gen:inputs(list)
+  local f, S, raw = self.f, self.cfg.seq, {}
+  for _, e in ipairs(list) do
+    local shape = type(e[2]) == "table" and e[2] or { 1, e[2], 1, S }
+    self.layout.input[#self.layout.input + 1] = { e[1], shape }
+    raw[#raw + 1] = { e[1], f:input(e[1], "fp32", shape) }
   end
-  local probs = attn_probs(f, q, k, cfg)
-  local af = from_heads(f, f:matmul(probs, v, false, false), cfg, "attn")
-  local oo = f:linear_conv(af, w.wo, { name = "o_out" })
-  f:output(cat(f, { oo, qf, kf, vf, af, xn }, "out"))
-  return p
-end
-
---- fwdFFN (stories_mil.h gen_ffn_fwd_taps): x2 [1, D, 1, S] ->
--- concat(ffn_out, h1, h3, gate, x2n) [1, 2D + 3H, 1, S].
-function S_.fwdFFN(cfg, w)
-  check_layer(cfg, w, { "w1", "w2", "w3", "rms_ffn" }, "stories.fwdFFN")
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, cfg.dim, 1, cfg.seq })
-  local xn = f:rmsnorm(x, w.rms_ffn, cfg.eps, { name = "xn" })
-  local h1 = f:linear_conv(xn, w.w1, { name = "h1" })
-  local h3 = f:linear_conv(xn, w.w3, { name = "h3" })
-  local silu = f:mul(h1, f:sigmoid(h1), { name = "silu" })
-  local gate = f:mul(silu, h3, { name = "gate" })
-  local y = f:linear_conv(gate, w.w2, { name = "ffn_out" })
-  f:output(cat(f, { y, h1, h3, gate, xn }, "out"))
-  return p
-end
-
---- ffnBwd (stories_mil.h gen_ffn_bwd): concat(dffn, h1, h3) [1, D + 2H, 1, S] ->
--- concat(dx, dh1, dh3) [1, D + 2H, 1, S] with dsilu = W2ᵀ dffn, dh3 = dsilu·silu(h1),
--- dh1 = dsilu·h3·σ(h1)(1 + h1(1 - σ(h1))), dx = W1ᵀ dh1 + W3ᵀ dh3. Weights W2ᵀ, W1ᵀ, W3ᵀ as
--- transposed blobs (build_blob_t).
-function S_.ffnBwd(cfg, w)
-  check_layer(cfg, w, { "w1", "w2", "w3" }, "stories.ffnBwd")
-  local D, H = cfg.dim, cfg.hidden
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, D + 2 * H, 1, cfg.seq })
-  local dffn = ch_slice(f, x, 0, D, "dffn")
-  local h1 = ch_slice(f, x, D, H, "h1")
-  local h3 = ch_slice(f, x, D + H, H, "h3")
-  local dsilu = f:linear_conv(dffn, M.transpose(w.w2), { name = "dsilu" })
-  local sig = f:sigmoid(h1)
-  local oms = f:sub(1, sig)
-  local brk = f:add(1, f:mul(h1, oms))
-  local dsd = f:mul(sig, brk)
-  local dh1 = f:mul(f:mul(dsilu, h3), dsd, { name = "dh1" })
-  local dh3 = f:mul(dsilu, f:mul(h1, sig), { name = "dh3" })
-  local dx1 = f:linear_conv(dh1, M.transpose(w.w1))
-  local dx3 = f:linear_conv(dh3, M.transpose(w.w3))
-  local dx = f:add(dx1, dx3, { name = "dx" })
-  f:output(cat(f, { dx, dh1, dh3 }, "out"))
-  return p
-end
-
--- sdpa backward part 1 body: q, k, v [1, D, 1, S] (k, v per head), da [1, D, 1, S] ->
--- concat(dv, probs, dp) [1, D + 2·H·S, 1, S] (probs and dp flattened to H·S channels).
-local function sdpa_bwd1_body(f, cfg, qf, kf, vf, daf)
-  local q, k, v, da = to_heads(f, qf, cfg), to_heads(f, kf, cfg), to_heads(f, vf, cfg), to_heads(f, daf, cfg)
-  local probs = attn_probs(f, q, k, cfg)
-  local dv4 = f:matmul(probs, da, true, false)
-  local dp4 = f:matmul(da, v, false, true)
-  local dvf = from_heads(f, dv4, cfg, "dv")
-  local SC = cfg.n_heads * cfg.seq
-  local pf = f:reshape(probs, { 1, SC, 1, cfg.seq }, { name = "pf" })
-  local dpf = f:reshape(dp4, { 1, SC, 1, cfg.seq }, { name = "dpf" })
-  return cat(f, { dvf, pf, dpf }, "out")
-end
-
---- sdpaBwd1 (stories_mil.h gen_sdpa_bwd1): concat(q, k, v, dx2) [1, 4D, 1, S] ->
--- concat(dv, probs, dp) [1, D + 2·H·S, 1, S]; da = Woᵀ dx2 inside (blob Woᵀ), q and k as
--- fwdAttn tapped them (after RoPE), probs recomputed.
-function S_.sdpaBwd1(cfg, w)
-  check_layer(cfg, w, { "wo" }, "stories.sdpaBwd1")
-  local D = cfg.dim
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, 4 * D, 1, cfg.seq })
-  local qf, kf, vf = ch_slice(f, x, 0, D, "qf"), ch_slice(f, x, D, D, "kf"), ch_slice(f, x, 2 * D, D, "vf")
-  local dx2 = ch_slice(f, x, 3 * D, D, "dx2")
-  local da = f:linear_conv(dx2, M.transpose(w.wo), { name = "da" })
-  f:output(sdpa_bwd1_body(f, cfg, qf, kf, vf, da))
-  return p
-end
-
---- sdpaBwd2 (stories_mil.h gen_sdpa_bwd2, weight-free): concat(probs, dp, q, k)
--- [1, 2·H·S + 2D, 1, S] -> concat(dq, dk) [1, 2D, 1, S]:
--- ds = probs·(dp − Σ_keys probs·dp)/√Dh, dq = ds·k, dk = dsᵀ·q. With cfg.rope the inverse
--- rotation is applied in-kernel (the research does it on the CPU), so dq, dk are gradients of
--- the pre-RoPE projections, ready for qkvBwd.
-function S_.sdpaBwd2(cfg)
-  local D, H, S = cfg.dim, cfg.n_heads, cfg.seq
-  local SC = H * S
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, 2 * SC + 2 * D, 1, S })
-  local pf, dpf = ch_slice(f, x, 0, SC, "pf"), ch_slice(f, x, SC, SC, "dpf")
-  local qf, kf = ch_slice(f, x, 2 * SC, D, "qf"), ch_slice(f, x, 2 * SC + D, D, "kf")
-  local probs = f:reshape(pf, { 1, H, S, S }, { name = "probs" })
-  local dp = f:reshape(dpf, { 1, H, S, S }, { name = "dp" })
-  local q, k = to_heads(f, qf, cfg), to_heads(f, kf, cfg)
-  local spdp = f:reduce_sum(f:mul(probs, dp), { -1 }, true)
-  local ds = f:mul(f:mul(probs, f:sub(dp, spdp)), 1 / math.sqrt(cfg.head_dim), { name = "ds" })
-  local dq4 = f:matmul(ds, k, false, false)
-  local dk4 = f:matmul(ds, q, true, false)
-  if cfg.rope then
-    local nsin = rope_tables(cfg).nsin
-    dq4, dk4 = rope(f, dq4, nsin, cfg, "dq_pre"), rope(f, dk4, nsin, cfg, "dk_pre")
+  local v = {}
+  for _, r in ipairs(raw) do
+    v[r[1]] = self.dt == "fp16" and f:cast(r[2], "fp16") or r[2]
   end
-  f:output(cat(f, { from_heads(f, dq4, cfg, "dq"), from_heads(f, dk4, cfg, "dk") }, "out"))
-  return p
+  return v
 end
 
---- qkvBwd (stories_mil.h gen_qkvb): concat(dq, dk, dv) [1, 3D, 1, S] ->
--- dx = Wqᵀ dq + Wkᵀ dk + Wvᵀ dv [1, D, 1, S].
-function S_.qkvBwd(cfg, w)
-  check_layer(cfg, w, { "wq", "wk", "wv" }, "stories.qkvBwd")
-  local D = cfg.dim
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, 3 * D, 1, cfg.seq })
-  local dq, dk, dv = ch_slice(f, x, 0, D, "dq"), ch_slice(f, x, D, D, "dk"), ch_slice(f, x, 2 * D, D, "dv")
-  local dxq = f:linear_conv(dq, M.transpose(w.wq))
-  local dxk = f:linear_conv(dk, M.transpose(w.wk))
-  local dxv = f:linear_conv(dv, M.transpose(w.wv))
-  f:output(f:add(f:add(dxq, dxk), dxv, { name = "dx" }))
-  return p
-end
-
---- rmsnormBwd (ane_rmsnorm_bwd.h gen_rmsnorm_bwd): concat(dy, x) [1, 2D, 1, S] ->
--- dx = (dy·w − x·(Σ_c dy·w·x)/D·r²)·r with r = (Σ_c x²/D + eps)^(-1/2); rms weight w const.
--- One per RMSNorm (rms_att and rms_ffn of each layer); dw stays on the CPU as in the research.
-local function rmsnorm_bwd(cfg, wvec)
-  local D = cfg.dim
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, 2 * D, 1, cfg.seq })
-  local dy, xx = ch_slice(f, x, 0, D, "dy"), ch_slice(f, x, D, D, "xin")
-  local ss = f:reduce_sum(f:mul(xx, xx), { 1 }, true)
-  local r = f:pow(f:add(f:mul(ss, 1 / D), cfg.eps), -0.5, { name = "rrms" })
-  local wc = f:const(wvec:reshape({ 1, D, 1, 1 }), "fp16", { name = "rms_w" })
-  local dyw = f:mul(dy, wc)
-  local dot = f:mul(f:reduce_sum(f:mul(dyw, xx), { 1 }, true), 1 / D)
-  local coeff = f:mul(dot, f:mul(r, r))
-  f:output(f:mul(f:sub(dyw, f:mul(xx, coeff)), r, { name = "dx" }))
-  return p
-end
-function S_.rmsAttBwd(cfg, w)
-  check_layer(cfg, w, { "rms_att" }, "stories.rmsAttBwd")
-  return rmsnorm_bwd(cfg, w.rms_att)
-end
-function S_.rmsFFNBwd(cfg, w)
-  check_layer(cfg, w, { "rms_ffn" }, "stories.rmsFFNBwd")
-  return rmsnorm_bwd(cfg, w.rms_ffn)
-end
-
-M.static = S_
-
---- The per-layer static kernels in the order train_large_ane evaluates/compiles them.
-M.STATIC_LAYER_KERNELS = { "fwdAttn", "fwdFFN", "ffnBwd", "sdpaBwd1", "sdpaBwd2", "qkvBwd",
-  "rmsAttBwd", "rmsFFNBwd" }
-
--- ---- model-level kernels (ane_classifier.h) ----
-
-local function check_vec(t, n, what, who)
-  local s = type(t) == "userdata" and t:shape()
-  if not s or #s ~= n.rank or s[1] ~= n[1] or (n[2] and s[2] ~= n[2]) then
-    error(string.format("%s: '%s' must be an ane.Tensor [%s]", who, what, table.concat(n, ", ")), 3)
-  end
-end
-
---- finalRms (gen_final_rmsnorm): x [1, D, 1, S] -> rmsnorm(x)·rms_final.
-function S_.finalRms(cfg, model)
-  check_vec(model.rms_final, { cfg.dim, rank = 1 }, "rms_final", "stories.finalRms")
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, cfg.dim, 1, cfg.seq })
-  f:output(f:rmsnorm(x, model.rms_final, cfg.eps, { name = "xn" }))
-  return p
-end
-
---- classifierFwd (gen_classifier_fwd): x [1, D, 1, S] -> logits = embed·x [1, V, 1, S]
--- (a 1×1 conv with vocab output channels).
-function S_.classifierFwd(cfg, model)
-  check_vec(model.embed, { cfg.vocab, cfg.dim, rank = 2 }, "embed", "stories.classifierFwd")
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, cfg.dim, 1, cfg.seq })
-  f:output(f:linear_conv(x, model.embed, { name = "logits" }))
-  return p
-end
-
---- softmaxVocab (gen_softmax_vocab): logits [1, V, 1, S] -> softmax over channels.
-function S_.softmaxVocab(cfg)
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, cfg.vocab, 1, cfg.seq })
-  f:output(f:softmax(x, 1, { name = "probs" }))
-  return p
-end
-
---- classifierBwd (gen_classifier_bwd): dlogits [1, V, 1, S] -> dx = embedᵀ·dlogits [1, D, 1, S];
--- a matmul with embedᵀ [1, D, V] baked (the research notes the ANE rejects a conv with 32000
--- input channels).
-function S_.classifierBwd(cfg, model)
-  check_vec(model.embed, { cfg.vocab, cfg.dim, rank = 2 }, "embed", "stories.classifierBwd")
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, cfg.vocab, 1, cfg.seq })
-  local dl3 = f:reshape(x, { 1, cfg.vocab, cfg.seq })
-  local et = f:const(M.transpose(model.embed):reshape({ 1, cfg.dim, cfg.vocab }), "fp16", { name = "embed_t" })
-  local dx3 = f:matmul(et, dl3, false, false)
-  f:output(f:reshape(dx3, { 1, cfg.dim, 1, cfg.seq }, { name = "dx" }))
-  return p
-end
-
-M.STATIC_MODEL_KERNELS = { "finalRms", "classifierFwd", "softmaxVocab", "classifierBwd" }
-
--- ===================================================================
--- (b') training kernels with weights as inputs (training_dynamic/mil_dynamic.h)
--- ===================================================================
--- Compiled once and shared by every layer: each evaluation carries the layer's weights packed
--- along the spatial axis next to the activations. Packed weights are stored [IC][OC] (one row
--- per input channel): for y = W·x with W[out][in], the region holds Wᵀ.
-
-local D_ = {}
-
-local function dyn_mm_kernel(IC, OC, S)
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, IC, 1, S + OC })
-  f:output(dyn_matmul(f, sp_slice(f, x, 0, S, "act"), sp_slice(f, x, S, OC, "wt"), "y"))
-  return p
-end
-
---- sdpaFwd (gen_sdpa_fwd_dynamic): [1, D, 1, S + 3D] = (xnorm | Wqᵀ | Wkᵀ | Wvᵀ) ->
--- concat(attn, q_rope, k_rope, v, xnorm) [1, 5D, 1, S]. RMSNorm happens before (CPU in the
--- research).
-function D_.sdpaFwd(cfg)
-  local D, S = cfg.dim, cfg.seq
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, D, 1, S + 3 * D })
-  local xn = sp_slice(f, x, 0, S, "xn")
-  local qf = dyn_matmul(f, xn, sp_slice(f, x, S, D, "wq"), "qf")
-  local kf = dyn_matmul(f, xn, sp_slice(f, x, S + D, D, "wk"), "kf")
-  local vf = dyn_matmul(f, xn, sp_slice(f, x, S + 2 * D, D, "wv"), "vf")
-  local q, k, v = to_heads(f, qf, cfg), to_heads(f, kf, cfg), to_heads(f, vf, cfg)
-  if cfg.rope then
-    q, k = rope(f, q, nil, cfg, "q_rope"), rope(f, k, nil, cfg, "k_rope")
-    qf, kf = from_heads(f, q, cfg, "qrf"), from_heads(f, k, cfg, "krf")
-  end
-  local probs = attn_probs(f, q, k, cfg)
-  local af = from_heads(f, f:matmul(probs, v, false, false), cfg, "attn")
-  f:output(cat(f, { af, qf, kf, vf, xn }, "out"))
-  return p
-end
-
---- woFwd (gen_wo_fwd_dynamic): [1, D, 1, S + D] = (attn | Woᵀ) -> o_out [1, D, 1, S].
-function D_.woFwd(cfg) return dyn_mm_kernel(cfg.dim, cfg.dim, cfg.seq) end
-
---- ffnFused (gen_ffn_fused_dynamic): [1, D, 1, 2S + 3H] = (x2norm | x2 | W1ᵀ | W3ᵀ | W2) ->
--- concat(x_next, h1, h3, gate) [1, D + 3H, 1, S], x_next = x2 + residual_scale·W2·gate (the
--- research trains from scratch with 1/√(2·layers); llama2.c math is 1). W2 is packed as stored
--- ([D][H]) and transposed inside, as the research does.
-function D_.ffnFused(cfg)
-  local D, H, S = cfg.dim, cfg.hidden, cfg.seq
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, D, 1, 2 * S + 3 * H })
-  local xn, x2 = sp_slice(f, x, 0, S, "x2norm"), sp_slice(f, x, S, S, "x2")
-  local h1 = dyn_matmul(f, xn, sp_slice(f, x, 2 * S, H, "w1"), "h1")
-  local h3 = dyn_matmul(f, xn, sp_slice(f, x, 2 * S + H, H, "w3"), "h3")
-  local silu = f:mul(h1, f:sigmoid(h1), { name = "silu" })
-  local gate = f:mul(silu, h3, { name = "gate" })
-  local w2 = f:reshape(sp_slice(f, x, 2 * S + 2 * H, H, "w2"), { 1, 1, D, H })
-  local gt = f:transpose(f:reshape(gate, { 1, 1, H, S }), SWAP)
-  local fm = f:matmul(gt, f:transpose(w2, SWAP), false, false)
-  local ffn = f:reshape(f:transpose(fm, SWAP), { 1, D, 1, S }, { name = "ffn_out" })
-  if cfg.residual_scale ~= 1 then ffn = f:mul(ffn, cfg.residual_scale) end
-  f:output(cat(f, { f:add(x2, ffn, { name = "x_next" }), h1, h3, gate }, "out"))
-  return p
-end
-
---- ffnBwdW2t (gen_ffn_bwd_w2t_dynamic): [1, D, 1, S + H] = (dffn | W2 as [D][H]) -> dsilu [1, H, 1, S].
-function D_.ffnBwdW2t(cfg) return dyn_mm_kernel(cfg.dim, cfg.hidden, cfg.seq) end
-
--- two dynamic matmuls from one packed input, summed: (a1 | a2 | W1 | W2) with IC rows
-local function dyn_mm2_kernel(IC, OC, S)
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, IC, 1, 2 * S + 2 * OC })
-  local y1 = dyn_matmul(f, sp_slice(f, x, 0, S, "a1"), sp_slice(f, x, 2 * S, OC, "w_a"))
-  local y2 = dyn_matmul(f, sp_slice(f, x, S, S, "a2"), sp_slice(f, x, 2 * S + OC, OC, "w_b"))
-  f:output(f:add(y1, y2, { name = "dx" }))
-  return p
-end
-
---- ffnBwdW13t (gen_ffn_bwd_w13t_dynamic): [1, H, 1, 2S + 2D] = (dh1 | dh3 | W1 | W3, stored
--- [H][D]) -> dx = W1ᵀ dh1 + W3ᵀ dh3 [1, D, 1, S].
-function D_.ffnBwdW13t(cfg) return dyn_mm2_kernel(cfg.hidden, cfg.dim, cfg.seq) end
-
---- wotBwd (gen_wot_dynamic): [1, D, 1, S + D] = (dy | Wo) -> da = Woᵀ dy [1, D, 1, S].
-function D_.wotBwd(cfg) return dyn_mm_kernel(cfg.dim, cfg.dim, cfg.seq) end
-
---- sdpaBwd1 (gen_sdpa_bwd1_noweight): concat(q, k, v, da) [1, 4D, 1, S] ->
--- concat(dv, probs, dp) [1, D + 2·H·S, 1, S] (weight-free; Woᵀ is wotBwd).
-function D_.sdpaBwd1(cfg)
-  local D = cfg.dim
-  local p, f = new_prog()
-  local x = f:input("x", "fp16", { 1, 4 * D, 1, cfg.seq })
-  f:output(sdpa_bwd1_body(f, cfg, ch_slice(f, x, 0, D, "qf"), ch_slice(f, x, D, D, "kf"),
-    ch_slice(f, x, 2 * D, D, "vf"), ch_slice(f, x, 3 * D, D, "da")))
-  return p
-end
-
---- sdpaBwd2: identical to the static one (weight-free).
-D_.sdpaBwd2 = S_.sdpaBwd2
-
---- qBwd (gen_q_bwd_dynamic): [1, D, 1, S + D] = (dq | Wq) -> Wqᵀ dq [1, D, 1, S].
-function D_.qBwd(cfg) return dyn_mm_kernel(cfg.dim, cfg.dim, cfg.seq) end
-
---- kvBwd (gen_kv_bwd_dynamic): [1, D, 1, 2S + 2D] = (dk | dv | Wk | Wv) -> Wkᵀ dk + Wvᵀ dv.
-function D_.kvBwd(cfg) return dyn_mm2_kernel(cfg.dim, cfg.dim, cfg.seq) end
-
-M.dynamic = D_
-M.DYNAMIC_KERNELS = { "sdpaFwd", "woFwd", "ffnFused", "ffnBwdW2t", "ffnBwdW13t", "wotBwd",
-  "sdpaBwd1", "sdpaBwd2", "qBwd", "kvBwd" }
-
---- stories.layer_kernels(cfg, w, {style = "static" | "dynamic"}) -> list of {name, program}
--- for one layer (static) or the shared set (dynamic, w unused).
-function M.layer_kernels(cfg, w, opts)
-  cfg = cfg_of(cfg)
-  local style = (opts and opts.style) or "static"
-  local list = {}
-  if style == "static" then
-    for _, n in ipairs(M.STATIC_LAYER_KERNELS) do list[#list + 1] = { name = n, program = S_[n](cfg, w) } end
-  elseif style == "dynamic" then
-    for _, n in ipairs(M.DYNAMIC_KERNELS) do list[#list + 1] = { name = n, program = D_[n](cfg) } end
-  else
-    error("stories.layer_kernels: style must be \"static\" or \"dynamic\"", 2)
-  end
+-- Weights of a dynamic kernel are inputs: add them to a list of inputs (nothing when static).
+function Gen:weight_inputs(list, keys)
+  if self.w then return list end
+  local shapes = {}
+  for _, s in ipairs(M.LAYER_PARAMS) do shapes[s.key] = s.shape(self.cfg) end
+  for _, s in ipairs(M.MODEL_PARAMS) do shapes[s.key] = s.shape(self.cfg) end
+  for _, k in ipairs(keys) do list[#list + 1] = { k, shapes[k] } end
   return list
 end
 
+-- Outputs {name, value}: cast back to fp32, in order; returns the program and its layout.
+function Gen:outputs(list)
+  local f, outs = self.f, {}
+  for i, e in ipairs(list) do
+    local v = e[2]
+    if self.dt == "fp16" then v = f:cast(v, "fp32", { name = e[1] })
+    else v = f:identity(v, { name = e[1] }) end
+    outs[i] = v
+    self.layout.output[i] = { e[1], v.shape }
+  end
+  f:output(table.unpack(outs))
+  return self.p, self.layout
+end
+
+-- The projection, passed to the blocks: y = W·x (or Wᵀ·x with t) for W named key, x [1, IC, 1, S].
+-- Static: a 1x1 conv with the baked weight (Wᵀ is the model's transposed copy, key .. "_t", as
+-- the research's build_blob_t). Dynamic: W is the input of that name, and a matmul on
+-- [1, 1, OC, IC] x [1, 1, IC, S] (no transposes of the activations; transpose_x for Wᵀ).
+function Gen:proj(x, key, t, v, name)
+  local f = self.f
+  if self.w then
+    local k = t and key .. "_t" or key
+    local W = self.w[k]
+    local sh = W:shape()
+    return f:linear_conv(x, f:const(W:reshape { sh[1], sh[2], 1, 1 }, self.dt, { name = k }), { name = name })
+  end
+  local W = v[key]
+  local OC = t and W.shape[2] or W.shape[1]
+  local IC, S = x.shape[2], x.shape[4]
+  local W4 = f:reshape(W, { 1, 1, W.shape[1], W.shape[2] })
+  local y = f:matmul(W4, f:reshape(x, { 1, 1, IC, S }), t and true or false, false)
+  return f:reshape(y, { 1, OC, 1, S }, { name = name })
+end
+
+-- An RMSNorm weight: baked, or the input of that name ([D] reshaped to [1, D, 1, 1]).
+function Gen:rms_weight(key, v)
+  if self.w then return self.f:const(self.w[key]:reshape { 1, self.cfg.dim, 1, 1 }, self.dt, { name = key }) end
+  return self.f:reshape(v[key], { 1, self.cfg.dim, 1, 1 })
+end
+
+-- [1, n·Dh, 1, S] -> [1, n, S, Dh] (reshape + transpose, as every research kernel does)
+function Gen:to_heads(t, n)
+  local c = self.cfg
+  return self.f:transpose(self.f:reshape(t, { 1, n, c.head_dim, c.seq }), SWAP)
+end
+
+-- [1, n, S, Dh] -> [1, n·Dh, 1, S]
+function Gen:from_heads(t, name)
+  local c = self.cfg
+  local n = t.shape[2]
+  return self.f:reshape(self.f:transpose(t, SWAP), { 1, n * c.head_dim, 1, c.seq }, { name = name })
+end
+
+-- GQA: kv heads [1, KVH, S, Dh] repeated to [1, H, S, Dh] (head h reads kv head h // group).
+function Gen:repeat_kv(t)
+  local c = self.cfg
+  local g = c.n_heads // c.n_kv_heads
+  if g == 1 then return t end
+  local f = self.f
+  local r = f:reshape(t, { 1, c.n_kv_heads, 1, c.seq * c.head_dim })
+  return f:reshape(f:tile(r, { 1, 1, g, 1 }), { 1, c.n_heads, c.seq, c.head_dim })
+end
+
+-- GQA backward: the gradient of repeat_kv sums each group of query heads.
+function Gen:sum_kv(t)
+  local c = self.cfg
+  local g = c.n_heads // c.n_kv_heads
+  if g == 1 then return t end
+  local f = self.f
+  local r = f:reshape(t, { 1, c.n_kv_heads, g, c.seq * c.head_dim })
+  return f:reshape(f:reduce_sum(r, { 2 }, true), { 1, c.n_kv_heads, c.seq, c.head_dim })
+end
+
+-- RoPE on [1, n, S, Dh]: t·cos + rot(t)·sin with rot(t)[2i] = -t[2i+1], rot(t)[2i+1] = t[2i]
+-- (mil_dynamic.h: reshape to pairs [1, n, S·Dh/2, 2], slice even/odd, negate, concat axis 3).
+function Gen:rope(t, inverse, name)
+  local f, c = self.f, self.cfg
+  self.rope_t = self.rope_t or rope_tables(c, self.dt)
+  local tabs = self.rope_t
+  local n, S, Dh = t.shape[2], c.seq, c.head_dim
+  local pairs_ = f:reshape(t, { 1, n, S * Dh // 2, 2 })
+  local ev = f:slice_by_size(pairs_, { 0, 0, 0, 0 }, { 1, n, S * Dh // 2, 1 })
+  local od = f:slice_by_size(pairs_, { 0, 0, 0, 1 }, { 1, n, S * Dh // 2, 1 })
+  local rot = f:reshape(f:concat({ f:mul(od, -1), ev }, 3, false), { 1, n, S, Dh })
+  local tc = f:mul(t, f:const(tabs.cos, self.dt, { name = "rope_cos" }))
+  local sn = inverse and f:const(tabs.nsin, self.dt, { name = "rope_nsin" })
+      or f:const(tabs.sin, self.dt, { name = "rope_sin" })
+  return f:add(tc, f:mul(rot, sn), { name = name })
+end
+
+-- scores -> probabilities [1, H, S, S]: q kᵀ/√Dh + causal mask, softmax over keys
+function Gen:attn_probs(q, k)
+  local f, c = self.f, self.cfg
+  local s = f:matmul(q, self:repeat_kv(k), false, true)
+  s = f:mul(s, 1 / math.sqrt(c.head_dim))
+  s = f:add(s, f:causal_mask(c.seq, self.dt))
+  return f:softmax(s, -1, { name = "probs_" })
+end
+
 -- ===================================================================
--- (c) the whole model's kernel set
+-- the blocks, written once
 -- ===================================================================
 
---- stories.model_kernels(cfg, {style = "static", weights = init_weights(...) | nil, seed = 0})
--- -> list of {name = "L3.fwdAttn" | "classifierFwd" | "sdpaFwd", kernel =, layer =,
---    build = function() -> mil.Program}.
--- static: for each of cfg.n_layers layers the 8 kernels of STATIC_LAYER_KERNELS (weights
--- baked, as train_large_ane compiles them, sdpaBwd2 included once per layer as it does), then
--- the 4 classifier kernels: 8·12 + 4 = 100 programs for Stories110M.
--- dynamic: the 10 shared kernels (every layer reuses them with its own weights).
--- Programs are built lazily (build()) so a harness can time and drop them one by one: the
--- static Stories110M set bakes about 400 MB of fp16 weights in total.
+-- Attention forward: x -> xn, q, k (after RoPE), v, attn, x2 = x + rs·Wo·attn.
+function Gen:attention_fwd(x, v)
+  local f, c = self.f, self.cfg
+  local xn = f:rmsnorm(x, self:rms_weight("rms_att", v), c.norm_eps, { name = "xn_" })
+  local qf = self:proj(xn, "wq", false, v, "qf")
+  local kf = self:proj(xn, "wk", false, v, "kf")
+  local vf = self:proj(xn, "wv", false, v, "vf")
+  local q, k, vh = self:to_heads(qf, c.n_heads), self:to_heads(kf, c.n_kv_heads), self:to_heads(vf, c.n_kv_heads)
+  if c.rope then
+    q, k = self:rope(q, false, "q_rope"), self:rope(k, false, "k_rope")
+    qf, kf = self:from_heads(q, "qr"), self:from_heads(k, "kr")
+  end
+  local probs = self:attn_probs(q, k)
+  local attn = self:from_heads(f:matmul(probs, self:repeat_kv(vh), false, false), "attn_")
+  local o = self:proj(attn, "wo", false, v, "o_out")
+  if c.residual_scale ~= 1 then o = f:mul(o, c.residual_scale) end
+  return { xn = xn, q = qf, k = kf, v = vf, attn = attn, x2 = f:add(x, o, { name = "x2_" }) }
+end
+
+-- SwiGLU forward: x2 -> x2n, h1, h3, gate = silu(h1)·h3, y = x2 + rs·W2·gate.
+function Gen:ffn_fwd(x2, v)
+  local f, c = self.f, self.cfg
+  local xn = f:rmsnorm(x2, self:rms_weight("rms_ffn", v), c.norm_eps, { name = "x2n_" })
+  local h1 = self:proj(xn, "w1", false, v, "h1_")
+  local h3 = self:proj(xn, "w3", false, v, "h3_")
+  local gate = f:mul(f:mul(h1, f:sigmoid(h1)), h3, { name = "gate_" }) -- the research composes silu
+  local o = self:proj(gate, "w2", false, v, "ffn_out")
+  if c.residual_scale ~= 1 then o = f:mul(o, c.residual_scale) end
+  return { x2n = xn, h1 = h1, h3 = h3, gate = gate, y = f:add(x2, o, { name = "y_" }) }
+end
+
+-- SwiGLU backward: dy (gradient of y), h1, h3 -> dh1, dh3, dxn = W1ᵀ dh1 + W3ᵀ dh3 (stories_mil.h
+-- gen_ffn_bwd: dsilu = W2ᵀ dy, dh3 = dsilu·silu(h1), dh1 = dsilu·h3·σ(h1)(1 + h1(1 − σ(h1)))).
+function Gen:ffn_bwd(dy, h1, h3, v)
+  local f, c = self.f, self.cfg
+  if c.residual_scale ~= 1 then dy = f:mul(dy, c.residual_scale) end
+  local dsilu = self:proj(dy, "w2", true, v, "dsilu")
+  local sig = f:sigmoid(h1)
+  local dsd = f:mul(sig, f:add(1, f:mul(h1, f:sub(1, sig))))
+  local dh1 = f:mul(f:mul(dsilu, h3), dsd, { name = "dh1_" })
+  local dh3 = f:mul(dsilu, f:mul(h1, sig), { name = "dh3_" })
+  local dx = f:add(self:proj(dh1, "w1", true, v), self:proj(dh3, "w3", true, v), { name = "dxn_" })
+  return { dh1 = dh1, dh3 = dh3, dxn = dx }
+end
+
+-- Attention backward part 1 (gen_sdpa_bwd1): q, k, v, dx2 -> da = rs·Woᵀ dx2, probs recomputed,
+-- dv = Σ_group probsᵀ·da, dp = da·vᵀ (probs and dp flattened to [1, H·S, 1, S]).
+function Gen:sdpa_bwd1(qf, kf, vf, dx2, v)
+  local f, c = self.f, self.cfg
+  if c.residual_scale ~= 1 then dx2 = f:mul(dx2, c.residual_scale) end
+  local daf = self:proj(dx2, "wo", true, v, "da")
+  local q, k = self:to_heads(qf, c.n_heads), self:to_heads(kf, c.n_kv_heads)
+  local vh, da = self:to_heads(vf, c.n_kv_heads), self:to_heads(daf, c.n_heads)
+  local probs = self:attn_probs(q, k)
+  local dv = self:sum_kv(f:matmul(probs, da, true, false))
+  local dp = f:matmul(da, self:repeat_kv(vh), false, true)
+  local SC = c.n_heads * c.seq
+  return { dv = self:from_heads(dv, "dv_"), probs = f:reshape(probs, { 1, SC, 1, c.seq }, { name = "pf" }),
+           dp = f:reshape(dp, { 1, SC, 1, c.seq }, { name = "dpf" }) }
+end
+
+-- Attention backward part 2 (gen_sdpa_bwd2, weight-free): probs, dp, q, k -> dq, dk before RoPE:
+-- ds = probs·(dp − Σ_keys probs·dp)/√Dh, dq = ds·k, dk = Σ_group dsᵀ·q, then the inverse rotation.
+function Gen:sdpa_bwd2(pf, dpf, qf, kf)
+  local f, c = self.f, self.cfg
+  local H, S = c.n_heads, c.seq
+  local probs = f:reshape(pf, { 1, H, S, S })
+  local dp = f:reshape(dpf, { 1, H, S, S })
+  local q, k = self:to_heads(qf, H), self:to_heads(kf, c.n_kv_heads)
+  local spdp = f:reduce_sum(f:mul(probs, dp), { -1 }, true)
+  local ds = f:mul(f:mul(probs, f:sub(dp, spdp)), 1 / math.sqrt(c.head_dim), { name = "ds" })
+  local dq = f:matmul(ds, self:repeat_kv(k), false, false)
+  local dk = self:sum_kv(f:matmul(ds, q, true, false))
+  if c.rope then dq, dk = self:rope(dq, true, "dq_pre"), self:rope(dk, true, "dk_pre") end
+  return { dq = self:from_heads(dq, "dq_"), dk = self:from_heads(dk, "dk_") }
+end
+
+-- RMSNorm backward (ane_rmsnorm_bwd.h): dy, x -> dx = (dy·w − x·(Σ_c dy·w·x)/D·r²)·r.
+function Gen:rmsnorm_bwd(dy, x, key, v)
+  local f, c = self.f, self.cfg
+  local D = x.shape[2]
+  local r = f:pow(f:add(f:mul(f:reduce_sum(f:mul(x, x), { 1 }, true), 1 / D), c.norm_eps), -0.5)
+  local dyw = f:mul(dy, self:rms_weight(key, v))
+  local dot = f:mul(f:reduce_sum(f:mul(dyw, x), { 1 }, true), 1 / D)
+  return f:mul(f:sub(dyw, f:mul(x, f:mul(dot, f:mul(r, r)))), r, { name = "dx_" })
+end
+
+-- ===================================================================
+-- the kernels
+-- ===================================================================
+
+local K = {}
+
+--- attnFwd: x -> xn, q, k, v, attn, x2 (q, k after RoPE). Weights wq wk wv wo rms_att.
+function K.attnFwd(g)
+  local c = g.cfg
+  local v = g:inputs(g:weight_inputs({ { "x", c.dim } }, { "rms_att", "wq", "wk", "wv", "wo" }))
+  local o = g:attention_fwd(v.x, v)
+  return g:outputs { { "xn", o.xn }, { "q", o.q }, { "k", o.k }, { "v", o.v }, { "attn", o.attn }, { "x2", o.x2 } }
+end
+
+--- ffnFwd: x2 -> x2n, h1, h3, gate, y. Weights rms_ffn w1 w3 w2.
+function K.ffnFwd(g)
+  local c = g.cfg
+  local v = g:inputs(g:weight_inputs({ { "x2", c.dim } }, { "rms_ffn", "w1", "w3", "w2" }))
+  local o = g:ffn_fwd(v.x2, v)
+  return g:outputs { { "x2n", o.x2n }, { "h1", o.h1 }, { "h3", o.h3 }, { "gate", o.gate }, { "y", o.y } }
+end
+
+--- ffnBwd: dy, h1, h3 -> dh1, dh3, dxn. Weights w1 w3 w2 (static: their transposes).
+function K.ffnBwd(g)
+  local c = g.cfg
+  local v = g:inputs(g:weight_inputs({ { "dy", c.dim }, { "h1", c.hidden }, { "h3", c.hidden } }, { "w1", "w3", "w2" }))
+  local o = g:ffn_bwd(v.dy, v.h1, v.h3, v)
+  return g:outputs { { "dh1", o.dh1 }, { "dh3", o.dh3 }, { "dxn", o.dxn } }
+end
+
+--- sdpaBwd1: q, k, v, dx2 -> dv, probs, dp. Weight wo (static: woᵀ).
+function K.sdpaBwd1(g)
+  local c = g.cfg
+  local v = g:inputs(g:weight_inputs({ { "q", c.dim }, { "k", c.kv_dim }, { "v", c.kv_dim }, { "dx2", c.dim } }, { "wo" }))
+  local o = g:sdpa_bwd1(v.q, v.k, v.v, v.dx2, v)
+  return g:outputs { { "dv", o.dv }, { "probs", o.probs }, { "dp", o.dp } }
+end
+
+--- sdpaBwd2 (weight-free): probs, dp, q, k -> dq, dk.
+function K.sdpaBwd2(g)
+  local c = g.cfg
+  local SC = c.n_heads * c.seq
+  local v = g:inputs { { "probs", SC }, { "dp", SC }, { "q", c.dim }, { "k", c.kv_dim } }
+  local o = g:sdpa_bwd2(v.probs, v.dp, v.q, v.k)
+  return g:outputs { { "dq", o.dq }, { "dk", o.dk } }
+end
+
+--- qkvBwd: dq, dk, dv -> dxn = Wqᵀ dq + Wkᵀ dk + Wvᵀ dv. Weights wq wk wv.
+function K.qkvBwd(g)
+  local c = g.cfg
+  local v = g:inputs(g:weight_inputs({ { "dq", c.dim }, { "dk", c.kv_dim }, { "dv", c.kv_dim } }, { "wq", "wk", "wv" }))
+  local f = g.f
+  local dx = f:add(f:add(g:proj(v.dq, "wq", true, v), g:proj(v.dk, "wk", true, v)), g:proj(v.dv, "wv", true, v))
+  return g:outputs { { "dxn", dx } }
+end
+
+--- rmsAttBwd / rmsFFNBwd (device extras): dy, x -> dx through that RMSNorm.
+function K.rmsAttBwd(g)
+  local v = g:inputs(g:weight_inputs({ { "dy", g.cfg.dim }, { "x", g.cfg.dim } }, { "rms_att" }))
+  return g:outputs { { "dx", g:rmsnorm_bwd(v.dy, v.x, "rms_att", v) } }
+end
+function K.rmsFFNBwd(g)
+  local v = g:inputs(g:weight_inputs({ { "dy", g.cfg.dim }, { "x", g.cfg.dim } }, { "rms_ffn" }))
+  return g:outputs { { "dx", g:rmsnorm_bwd(v.dy, v.x, "rms_ffn", v) } }
+end
+
+-- The classifier's weight: wcls, or embed when shared.
+local function cls_key(c) return c.shared_classifier and "embed" or "wcls" end
+
+--- finalRms (gen_final_rmsnorm): x -> xf = rmsnorm(x)·rms_final.
+function K.finalRms(g)
+  local v = g:inputs(g:weight_inputs({ { "x", g.cfg.dim } }, { "rms_final" }))
+  return g:outputs { { "xf", g.f:rmsnorm(v.x, g:rms_weight("rms_final", v), g.cfg.norm_eps) } }
+end
+
+--- classifierFwd (gen_classifier_fwd): xf -> logits = Wcls·xf [1, V, 1, S] (a 1x1 conv).
+function K.classifierFwd(g)
+  local key = cls_key(g.cfg)
+  local v = g:inputs(g:weight_inputs({ { "xf", g.cfg.dim } }, { key }))
+  return g:outputs { { "logits", g:proj(v.xf, key, false, v) } }
+end
+
+--- softmaxVocab (gen_softmax_vocab): logits -> softmax over the vocabulary (channels).
+function K.softmaxVocab(g)
+  local v = g:inputs { { "logits", g.cfg.vocab } }
+  return g:outputs { { "probs", g.f:softmax(v.logits, 1) } }
+end
+
+--- classifierBwd (gen_classifier_bwd): dlogits -> dxf = Wclsᵀ·dlogits. Static: a matmul with
+-- Wclsᵀ [1, D, V] baked (the research notes the ANE rejects a conv with 32000 input channels).
+function K.classifierBwd(g)
+  local c = g.cfg
+  local key = cls_key(c)
+  local v = g:inputs(g:weight_inputs({ { "dlogits", c.vocab } }, { key }))
+  local f = g.f
+  local dx
+  if g.w then
+    local et = f:const(g.w[key .. "_t"]:reshape { 1, c.dim, c.vocab }, g.dt, { name = key .. "_t" })
+    dx = f:reshape(f:matmul(et, f:reshape(v.dlogits, { 1, c.vocab, c.seq }), false, false), { 1, c.dim, 1, c.seq })
+  else
+    dx = g:proj(v.dlogits, key, true, v)
+  end
+  return g:outputs { { "dxf", dx } }
+end
+
+M.LAYER_KERNELS = { "attnFwd", "ffnFwd", "ffnBwd", "sdpaBwd1", "sdpaBwd2", "qkvBwd" }
+M.EXTRA_LAYER_KERNELS = { "rmsAttBwd", "rmsFFNBwd" }
+M.EXTRA_MODEL_KERNELS = { "finalRms", "classifierFwd", "softmaxVocab", "classifierBwd" }
+
+-- which weights each static kernel bakes (transposes end in _t)
+local BAKES = {
+  attnFwd = { "rms_att", "wq", "wk", "wv", "wo" }, ffnFwd = { "rms_ffn", "w1", "w3", "w2" },
+  ffnBwd = { "w1_t", "w3_t", "w2_t" }, sdpaBwd1 = { "wo_t" }, sdpaBwd2 = {},
+  qkvBwd = { "wq_t", "wk_t", "wv_t" }, rmsAttBwd = { "rms_att" }, rmsFFNBwd = { "rms_ffn" },
+  finalRms = { "rms_final" }, softmaxVocab = {},
+}
+
+--- stories.kernel(cfg, name, {precision = "fp16" | "fp32", weights = nil | table}) ->
+-- mil.Program, layout. weights: the layer's (or, for the classifier kernels, the model's)
+-- tensors to bake, with the transposes the backward kernels need under key .. "_t" (wq_t = wqᵀ,
+-- ...); nil makes the dynamic kernel (weights are inputs).
+function M.kernel(cfg, name, opts)
+  local gen = K[name]
+  if not gen then error("stories.kernel: unknown kernel '" .. tostring(name) .. "'", 2) end
+  local g = new_gen(cfg, opts, "stories." .. name)
+  if g.w then
+    local need = BAKES[name]
+    if not need then
+      local key = cls_key(g.cfg)
+      need = name == "classifierFwd" and { key } or { key .. "_t" }
+    end
+    check_weights(g.cfg, g.w, need, "stories." .. name)
+  end
+  return gen(g)
+end
+
+--- stories.layer_forward(cfg, w, {precision}) -> mil.Program: one whole layer in one program,
+-- the two blocks with const projections: input x [1, dim, 1, seq], output y.
+function M.layer_forward(cfg, w, opts)
+  opts = opts or {}
+  local g = new_gen(cfg, { precision = opts.precision, weights = w }, "stories.layer_forward")
+  check_weights(g.cfg, w, { "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3" }, "stories.layer_forward")
+  local v = g:inputs { { "x", g.cfg.dim } }
+  local a = g:attention_fwd(v.x, v)
+  local o = g:ffn_fwd(a.x2, v)
+  return (g:outputs { { "y", o.y } })
+end
+
+--- stories.transposed(w, keys) -> w with key .. "_t" = Wᵀ added for each matrix key (new fp32
+-- tensors; a model keeps its own and refreshes them in place).
+function M.transposed(w, keys)
+  for _, k in ipairs(keys or { "wq", "wk", "wv", "wo", "w1", "w2", "w3" }) do
+    local s = w[k]:shape()
+    local t = ane.zeros({ s[2], s[1] }, "fp32")
+    ane.nn.transpose(t, w[k])
+    w[k .. "_t"] = t
+  end
+  return w
+end
+
+--- stories.model_kernels(cfg, {style = "static" | "static_extras" | "dynamic", weights, seed,
+-- precision}) -> list of {name = "L3.attnFwd" | "classifierFwd" | "attnFwd", kernel =, layer =,
+-- build = function() -> program, layout}: what a model of that style compiles. dynamic: the six
+-- shared kernels; static: six per layer with baked weights (the transposes made here);
+-- static_extras adds the two RMSNorm backward kernels per layer and the four classifier kernels.
 function M.model_kernels(cfg, opts)
   cfg = cfg_of(cfg)
   opts = opts or {}
   local style = opts.style or "static"
+  local popts = { precision = opts.precision }
   local list = {}
   if style == "dynamic" then
-    for _, n in ipairs(M.DYNAMIC_KERNELS) do
-      list[#list + 1] = { name = n, kernel = n, build = function() return D_[n](cfg) end }
+    for _, n in ipairs(M.LAYER_KERNELS) do
+      list[#list + 1] = { name = n, kernel = n, build = function() return M.kernel(cfg, n, popts) end }
     end
     return list
-  elseif style ~= "static" then
-    error("stories.model_kernels: style must be \"static\" or \"dynamic\"", 2)
+  elseif style ~= "static" and style ~= "static_extras" then
+    error('stories.model_kernels: style must be "static", "static_extras" or "dynamic"', 2)
   end
   local weights = opts.weights or M.init_weights(cfg, { seed = opts.seed or 0 })
   if #weights.layers < cfg.n_layers then
     error(string.format("stories.model_kernels: %d layers of weights for %d layers", #weights.layers, cfg.n_layers), 2)
   end
+  local names = { table.unpack(M.LAYER_KERNELS) }
+  if style == "static_extras" then
+    for _, n in ipairs(M.EXTRA_LAYER_KERNELS) do names[#names + 1] = n end
+  end
   for l = 1, cfg.n_layers do
     local w = weights.layers[l]
-    for _, n in ipairs(M.STATIC_LAYER_KERNELS) do
-      list[#list + 1] = { name = "L" .. l .. "." .. n, kernel = n, layer = l,
-        build = function() return S_[n](cfg, w) end }
+    for _, n in ipairs(names) do
+      list[#list + 1] = { name = "L" .. l .. "." .. n, kernel = n, layer = l, build = function()
+        if not w.wq_t then M.transposed(w) end
+        return M.kernel(cfg, n, { precision = opts.precision, weights = w })
+      end }
     end
   end
-  for _, n in ipairs(M.STATIC_MODEL_KERNELS) do
-    list[#list + 1] = { name = n, kernel = n, build = function() return S_[n](cfg, weights) end }
+  if style == "static_extras" then
+    for _, n in ipairs(M.EXTRA_MODEL_KERNELS) do
+      list[#list + 1] = { name = n, kernel = n, build = function()
+        local key = cls_key(cfg)
+        if not weights[key .. "_t"] then M.transposed(weights, { key }) end
+        return M.kernel(cfg, n, { precision = opts.precision, weights = weights })
+      end }
+    end
   end
   return list
-end
-
--- ===================================================================
--- the NumPy reference (scripts/bench_layer_ref.py)
--- ===================================================================
-
---- stories.save_layer_npy(dir, w, x): write x.npy and the layer's weights (wq ... rms_ffn, as
--- stored: fp16, W[out][in]) into an existing directory, the files bench_layer_ref.py --dir reads.
-function M.save_layer_npy(dir, w, x)
-  for _, k in ipairs { "wq", "wk", "wv", "wo", "w1", "w2", "w3", "rms_att", "rms_ffn" } do
-    if not w[k] then error("stories.save_layer_npy: weight '" .. k .. "' missing", 2) end
-    w[k]:save_npy(dir .. "/" .. k .. ".npy")
-  end
-  x:save_npy(dir .. "/x.npy")
-end
-
---- stories.ref_command(cfg, dir, {iters = 10, warmup = 2, out = path}) -> the shell command
--- running scripts/bench_layer_ref.py on the files of save_layer_npy for this config.
-function M.ref_command(cfg, dir, opts)
-  cfg = cfg_of(cfg)
-  opts = opts or {}
-  local root = opts.root or os.getenv("ANE_ROOT") or "."
-  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-  local cmd = string.format("/usr/bin/python3 %s --dir %s --dim %d --hidden %d --heads %d --seq %d --eps %.17g --theta %.17g --iters %d --warmup %d",
-    q(root .. "/scripts/bench_layer_ref.py"), q(dir), cfg.dim, cfg.hidden, cfg.n_heads, cfg.seq,
-    cfg.eps, cfg.rope_theta, opts.iters or 10, opts.warmup or 2)
-  if not cfg.rope then cmd = cmd .. " --no-rope" end
-  if opts.out then cmd = cmd .. " --out " .. q(opts.out) end
-  if cfg.residual_scale ~= 1 then error("stories.ref_command: the NumPy reference has residual_scale 1", 2) end
-  return cmd
-end
-
---- stories.checksum(t) -> sum, sum of |.|: the two figures bench_layer_ref.py prints, for a
--- kernel output (accumulated in double).
-function M.checksum(t)
-  local n = t:numel()
-  local flat = t:reshape { n }
-  local s, a = 0.0, 0.0
-  for i = 1, n do
-    local v = flat[i]
-    s, a = s + v, a + math.abs(v)
-  end
-  return s, a
-end
-
--- ===================================================================
--- plain-Lua reference (double precision; small configs only)
--- ===================================================================
-
-local function tomat(t) -- ane.Tensor [r, c] -> rows of doubles
-  return t:to_table()
-end
-
--- y[o][s] = Σ_i W[o][i]·x[i][s]
-local function matmul(W, x, S)
-  local y = {}
-  for o = 1, #W do
-    local row, yo = W[o], {}
-    for s = 1, S do
-      local acc = 0.0
-      for i = 1, #row do acc = acc + row[i] * x[i][s] end
-      yo[s] = acc
-    end
-    y[o] = yo
-  end
-  return y
-end
-
--- a + k·b, rows of doubles (the residual connection)
-local function residual(a, b, k, S)
-  local y = {}
-  for c = 1, #a do
-    y[c] = {}
-    for s = 1, S do y[c][s] = a[c][s] + k * b[c][s] end
-  end
-  return y
-end
-
-local function rmsnorm_ref(x, wv, eps, S)
-  local C = #x
-  local y = {}
-  for c = 1, C do y[c] = {} end
-  for s = 1, S do
-    local ss = 0.0
-    for c = 1, C do ss = ss + x[c][s] * x[c][s] end
-    local r = 1 / math.sqrt(ss / C + eps)
-    for c = 1, C do y[c][s] = x[c][s] * r * wv[c] end
-  end
-  return y
-end
-
---- stories.reference_layer(cfg, w, x) -> rows y[c][s] (doubles): the same layer as
--- layer_forward computed directly from llama2.c's definition in double precision. x is an
--- ane.Tensor [1, dim, 1, seq] (or rows x[c][s]). Cost ~ seq²·dim + seq·dim·hidden: keep it small.
-function M.reference_layer(cfg, w, x)
-  cfg = cfg_of(cfg)
-  local D, S, Hn, Dh = cfg.dim, cfg.seq, cfg.n_heads, cfg.head_dim
-  if type(x) == "userdata" then x = x:reshape({ D, S }):to_table() end
-  local W = {}
-  for _, k in ipairs { "wq", "wk", "wv", "wo", "w1", "w2", "w3" } do W[k] = tomat(w[k]) end
-  local ra, rf = w.rms_att:to_table(), w.rms_ffn:to_table()
-  local xn = rmsnorm_ref(x, ra, cfg.eps, S)
-  local q, k, v = matmul(W.wq, xn, S), matmul(W.wk, xn, S), matmul(W.wv, xn, S)
-  if cfg.rope then -- llama2.c: rotate pairs (j, j+1) of each head by pos·10000^(-(j mod Dh)/Dh)
-    for _, t in ipairs { q, k } do
-      for s = 1, S do
-        local pos = s - 1
-        for j = 0, D - 1, 2 do
-          local hd = j % Dh
-          local a = pos / cfg.rope_theta ^ (hd / Dh)
-          local c, sn = math.cos(a), math.sin(a)
-          local v0, v1 = t[j + 1][s], t[j + 2][s]
-          t[j + 1][s], t[j + 2][s] = v0 * c - v1 * sn, v0 * sn + v1 * c
-        end
-      end
-    end
-  end
-  local att = {}
-  for c = 1, D do att[c] = {} end
-  local scale = 1 / math.sqrt(Dh)
-  for h = 0, Hn - 1 do
-    local base = h * Dh
-    for t = 1, S do
-      local sc, mx = {}, -math.huge
-      for u = 1, t do -- causal: keys u <= t
-        local acc = 0.0
-        for d = 1, Dh do acc = acc + q[base + d][t] * k[base + d][u] end
-        sc[u] = acc * scale
-        if sc[u] > mx then mx = sc[u] end
-      end
-      local sum = 0.0
-      for u = 1, t do sc[u] = math.exp(sc[u] - mx); sum = sum + sc[u] end
-      for d = 1, Dh do
-        local acc = 0.0
-        for u = 1, t do acc = acc + sc[u] / sum * v[base + d][u] end
-        att[base + d][t] = acc
-      end
-    end
-  end
-  local x2 = residual(x, matmul(W.wo, att, S), cfg.residual_scale, S)
-  local x2n = rmsnorm_ref(x2, rf, cfg.eps, S)
-  local h1, h3 = matmul(W.w1, x2n, S), matmul(W.w3, x2n, S)
-  for j = 1, #h1 do
-    for s = 1, S do
-      local a = h1[j][s]
-      h1[j][s] = a / (1 + math.exp(-a)) * h3[j][s]
-    end
-  end
-  return residual(x2, matmul(W.w2, h1, S), cfg.residual_scale, S)
 end
 
 return M

@@ -6,6 +6,7 @@
  * symbols, no constructors: one explicit call, so static linking never drops it. */
 #include "backend.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,37 @@ static int check_one(const kernel_io *io, const tensor *t, const char *what, ane
                        shape_str(t->rank, t->shape, got, sizeof got),
                        shape_str(io->rank, io->shape, want, sizeof want));
     return 0;
+}
+
+void kernel_warn(kernel *k, const char *fmt, ...) {
+    size_t n = strlen(k->warnings), cap = sizeof k->warnings;
+    if (n + 5 >= cap) return; /* already full (ends in "...") */
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n + strlen(line) + 2 + 4 > cap) {
+        snprintf(k->warnings + n, cap - n, "...\n");
+        return;
+    }
+    snprintf(k->warnings + n, cap - n, "%s\n", line);
+}
+
+void kernel_warn_rows(kernel *k) {
+    for (int side = 0; side < 2; side++) {
+        const kernel_io *io = side ? k->out : k->in;
+        for (int i = 0; i < (side ? k->nout : k->nin); i++) {
+            if (io[i].rank < 1) continue;
+            size_t row = (size_t)io[i].shape[io[i].rank - 1] * dtype_size(io[i].dt);
+            if (row % 64 == 0) continue;
+            kernel_warn(k,
+                        "%s '%s': innermost row of %zu bytes is not a multiple of 64; the ANE pads "
+                        "rows to 64 bytes (ane-field-notes.md 2.8), so keep the last axis a multiple "
+                        "of %zu elements",
+                        side ? "output" : "input", io[i].name, row, 64 / dtype_size(io[i].dt));
+        }
+    }
 }
 
 int kernel_check_io(const kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {

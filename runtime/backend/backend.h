@@ -43,6 +43,9 @@ typedef struct kernel {
     kernel_io *in, *out;
     int loaded;
     void *impl;             /* backend-private state */
+    /* Compile warnings, one per line (bounded: later ones are dropped with a final "..."). The
+     * Lua binding hands them to lua_warning and lists them in k.warnings. */
+    char warnings[1024];
 } kernel;
 
 struct backend {
@@ -82,6 +85,13 @@ int backend_compiles_used(void);
 /* Count one compile; when the budget is spent, fails with ERR_BUDGET and the message both
  * backends share ("compile: ANE compile budget spent: ..."), counting nothing. */
 int backend_take_compile(ane_error *e);
+
+/* Append one line to k->warnings. */
+void kernel_warn(kernel *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Warn for every input and output whose innermost row is not a multiple of 64 bytes: the ANE
+ * stores the last axis contiguous in 64-byte rows (ane-field-notes.md 2.8), so such a tensor is
+ * padded on the device and its surface layout is unverified. The ane backend and strict mode call it. */
+void kernel_warn_rows(kernel *k);
 
 /* Generic helpers over the vtable (check kernel state, shapes and dtypes of eval arguments). */
 int kernel_check_io(const kernel *k, tensor *const *in, tensor *const *out, ane_error *e);

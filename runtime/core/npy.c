@@ -1,7 +1,12 @@
-/* npy.c - NumPy .npy files: format 1.0, 2.0 and 3.0 headers, little-endian, C order.
+/* npy.c - NumPy .npy files: format 1.0, 2.0 and 3.0 headers, read in either byte order and
+ * either memory order (NumPy writes fortran_order: True for any Fortran-contiguous array and
+ * '>' dtypes for big-endian data); written little-endian, C order.
  *
+ * A loaded tensor is always C order in the host's (little-endian) byte order: Fortran-order data
+ * is transposed while it is copied into the tensor, big-endian data is byte-swapped in place.
  * Every size read from a file is checked against the file's real size before anything is
- * allocated, so a malformed or hostile file costs at most its own length. */
+ * allocated, so a malformed or hostile file costs at most its own length (twice for a
+ * Fortran-order file read from disk: the file's bytes, then the tensor). */
 #include "npy.h"
 
 #include <errno.h>
@@ -22,6 +27,8 @@ typedef struct npy_desc {
     int rank;
     int64_t shape[TENSOR_MAX_RANK];
     size_t data_off; /* bytes before the array data */
+    int swap;        /* big-endian multi-byte elements: swap each after reading */
+    int fortran;     /* the data is in Fortran (column-major) order */
 } npy_desc;
 
 /* ---- header parsing ---- */
@@ -73,7 +80,7 @@ static int word(cursor *c, const char *w) {
     return 0;
 }
 
-static int parse_dtype(cursor *c, const char *descr, dtype *dt) {
+static int parse_dtype(cursor *c, const char *descr, npy_desc *d) {
     static const struct { const char *code; dtype dt; } codes[] = {
         {"f2", DT_FP16}, {"f4", DT_FP32}, {"i4", DT_INT32}, {"i1", DT_INT8}, {"u1", DT_UINT8}, {"b1", DT_BOOL},
     };
@@ -82,14 +89,15 @@ static int parse_dtype(cursor *c, const char *descr, dtype *dt) {
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         if (strcmp(code, codes[i].code) != 0) continue;
         int one_byte = dtype_size(codes[i].dt) == 1;
-        if (order == '>' && !one_byte)
-            return err_set(c->e, ERR_FORMAT, "%s: big-endian data ('%s') is not supported", c->name, descr);
-        if (order == '<' || order == '=' || (one_byte && (order == '|' || order == '>'))) {
-            *dt = codes[i].dt;
+        /* NumPy writes '|' for one-byte types and '<' or '>' for the others ('=' is native) */
+        if (order == '<' || order == '=' || order == '>' || (one_byte && order == '|')) {
+            d->dt = codes[i].dt;
+            d->swap = order == '>' && !one_byte;
             return 0;
         }
     }
-    return err_set(c->e, ERR_FORMAT, "%s: unsupported dtype '%s' (supported: <f2 <f4 <i4 |i1 |u1 |b1)", c->name, descr);
+    return err_set(c->e, ERR_FORMAT, "%s: unsupported dtype '%s' (supported: <f2 >f2 <f4 >f4 <i4 >i4 |i1 |u1 |b1)",
+                   c->name, descr);
 }
 
 static int parse_shape(cursor *c, npy_desc *d) {
@@ -151,8 +159,8 @@ static int parse_dict(const char *hdr, size_t n, const char *name, npy_desc *d, 
     if (seen != 7)
         return err_set(e, ERR_FORMAT, "%s: malformed .npy header: missing key '%s'", name,
                        !(seen & 1) ? "descr" : !(seen & 2) ? "fortran_order" : "shape");
-    if ((rc = parse_dtype(&c, descr, &d->dt))) return rc;
-    if (fortran) return err_set(e, ERR_FORMAT, "%s: Fortran-order arrays are not supported (fortran_order: True)", name);
+    if ((rc = parse_dtype(&c, descr, d))) return rc;
+    d->fortran = fortran;
     for (int i = 0; i < d->rank; i++)
         if (d->shape[i] < 1) return err_set(e, ERR_FORMAT, "%s: zero-size arrays are not supported", name);
     ane_error se;
@@ -199,6 +207,64 @@ static int check_data_size(const npy_desc *d, uint64_t file_size, const char *na
     return 0;
 }
 
+/* ---- Fortran order and byte order ---- */
+
+/* Copy n elements of size es from src (Fortran order: the first index varies fastest) into dst
+ * in C order (the last index varies fastest). An odometer over the C index keeps the source
+ * offset: stepping dimension j moves the source by fstride[j] elements. */
+static void fortran_to_c(void *dst, const void *src, const npy_desc *d) {
+    size_t es = dtype_size(d->dt);
+    int64_t fstride[TENSOR_MAX_RANK], idx[TENSOR_MAX_RANK] = {0};
+    int64_t n = shape_numel(d->rank, d->shape), acc = 1;
+    for (int j = 0; j < d->rank; j++) {
+        fstride[j] = acc;
+        acc *= d->shape[j];
+    }
+    const unsigned char *s = src;
+    unsigned char *o = dst;
+    int64_t off = 0;
+    int last = d->rank - 1;
+    for (int64_t i = 0; i < n; i++) {
+        switch (es) {
+        case 1: o[i] = s[off]; break;
+        case 2: memcpy(o + 2 * i, s + 2 * off, 2); break;
+        default: memcpy(o + 4 * i, s + 4 * off, 4); break;
+        }
+        for (int j = last; j >= 0; j--) { /* next C index */
+            off += fstride[j];
+            if (++idx[j] < d->shape[j]) break;
+            off -= fstride[j] * d->shape[j];
+            idx[j] = 0;
+        }
+    }
+}
+
+static void swap_bytes(void *data, const npy_desc *d) {
+    size_t es = dtype_size(d->dt);
+    int64_t n = shape_numel(d->rank, d->shape);
+    unsigned char *p = data;
+    if (es == 2)
+        for (int64_t i = 0; i < n; i++, p += 2) {
+            unsigned char t = p[0];
+            p[0] = p[1];
+            p[1] = t;
+        }
+    else if (es == 4)
+        for (int64_t i = 0; i < n; i++, p += 4) {
+            uint32_t v;
+            memcpy(&v, p, 4);
+            v = __builtin_bswap32(v);
+            memcpy(p, &v, 4);
+        }
+}
+
+/* The file's data bytes (in file order) into t's storage in C order, host byte order. */
+static void place_data(tensor *t, const void *file_data, const npy_desc *d) {
+    if (d->fortran && d->rank > 1) fortran_to_c(tensor_data(t), file_data, d);
+    else memcpy(tensor_data(t), file_data, tensor_nbytes(t));
+    if (d->swap) swap_bytes(tensor_data(t), d);
+}
+
 int npy_load_mem(const void *buf, size_t n, const char *name, tensor *t, ane_error *e) {
     memset(t, 0, sizeof *t);
     if (!name) name = "<memory>";
@@ -214,7 +280,7 @@ int npy_load_mem(const void *buf, size_t n, const char *name, tensor *t, ane_err
     d.data_off = hs + hl;
     if ((rc = check_data_size(&d, n, name, e))) return rc;
     if ((rc = tensor_init(t, d.dt, d.rank, d.shape, e))) return err_prefix(e, "%s", name);
-    memcpy(tensor_data(t), b + d.data_off, tensor_nbytes(t));
+    place_data(t, b + d.data_off, &d);
     return 0;
 }
 
@@ -225,6 +291,7 @@ int npy_load(const char *path, tensor *t, ane_error *e) {
     struct stat st;
     int rc;
     char *hdr = NULL;
+    void *scratch = NULL;
     if (fstat(fileno(f), &st) != 0) { rc = err_set(e, ERR_IO, "%s: %s", path, strerror(errno)); goto done; }
     if (!S_ISREG(st.st_mode)) { rc = err_set(e, ERR_IO, "%s: not a regular file", path); goto done; }
     uint64_t size = (uint64_t)st.st_size;
@@ -244,11 +311,23 @@ int npy_load(const char *path, tensor *t, ane_error *e) {
     d.data_off = hs + hl;
     if ((rc = check_data_size(&d, size, path, e))) goto done;
     if ((rc = tensor_init(t, d.dt, d.rank, d.shape, e))) { err_prefix(e, "%s", path); goto done; }
-    if (fread(tensor_data(t), 1, tensor_nbytes(t), f) != tensor_nbytes(t)) {
+    if (d.fortran && d.rank > 1) { /* read the file's order aside, then transpose into t */
+        scratch = malloc(tensor_nbytes(t)); /* no larger than the file (checked above) */
+        if (!scratch) {
+            rc = err_set(e, ERR_NOMEM, "%s: out of memory for the Fortran-order data", path);
+            tensor_release(t);
+            goto done;
+        }
+    }
+    if (fread(scratch ? scratch : tensor_data(t), 1, tensor_nbytes(t), f) != tensor_nbytes(t)) {
         rc = err_set(e, ERR_IO, "%s: read error in the data", path);
         tensor_release(t);
+        goto done;
     }
+    if (scratch) fortran_to_c(tensor_data(t), scratch, &d);
+    if (d.swap) swap_bytes(tensor_data(t), &d);
 done:
+    free(scratch);
     free(hdr);
     fclose(f);
     return rc;

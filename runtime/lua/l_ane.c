@@ -16,8 +16,12 @@ static void (*const openers[])(lua_State *) = {
     lane_open_backend,
     lane_open_ane_backend, /* after lane_open_backend: it adds methods to ane.Kernel */
     lane_open_queue,
+    lane_open_optim,   /* l_optim.c: ane.nn.adamw, sumsq, token data helpers */
+    lane_open_process, /* l_process.c: ane.exec, ane.blas_info */
     lane_open_formats,
     lane_open_sample,
+    lane_open_nn,
+    lane_open_objc,
 };
 
 int luaopen_ane_core(lua_State *L) {

@@ -8,6 +8,8 @@
  *   k:ane_configure{qos=, path="standard"|"realtime", perf_mask=}
  *   k:reload_weights(name, bytes_or_tensor)   the weight-reload experiment (6.6)
  *   k:perf_stats()              -> {eval_ns=, hw_ns=|nil, evals=}
+ *   k:objc()                    -> {model=, request=|nil, inputs={IOSurfaceRef...}, outputs={...}}
+ *       the framework objects as ane.objc values (request and surfaces after the first eval)
  * and module functions:
  *   ane.ane_framework()         -> {path=, available=, why=, compiles=, info=}
  * Indices are 1-based. */
@@ -213,10 +215,36 @@ static int l_ane_framework(lua_State *L) {
     return 1;
 }
 
+static int k_objc(lua_State *L) {
+    kernel *k = check_ane(L, 1);
+    ane_kernel_objects o;
+    ane_error e;
+    err_clear(&e);
+    if (ane_kernel_objects_get(k, &o, &e)) return lane_error(L, &e);
+    lua_createtable(L, 0, 4);
+    lane_pushobjc(L, o.model);
+    lua_setfield(L, -2, "model");
+    lane_pushobjc(L, o.request);
+    lua_setfield(L, -2, "request");
+    lua_createtable(L, o.ninputs, 0);
+    for (int i = 0; i < o.ninputs; i++) {
+        lua_pushlightuserdata(L, o.surfaces[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "inputs");
+    lua_createtable(L, o.nsurfaces - o.ninputs, 0);
+    for (int i = o.ninputs; i < o.nsurfaces; i++) {
+        lua_pushlightuserdata(L, o.surfaces[i]);
+        lua_rawseti(L, -2, i - o.ninputs + 1);
+    }
+    lua_setfield(L, -2, "outputs");
+    return 1;
+}
+
 static const luaL_Reg kernel_methods[] = {
     {"new_input", k_new_input},   {"new_output", k_new_output},   {"ane_info", k_ane_info},
     {"perf_stats", k_perf_stats}, {"ane_configure", k_ane_configure},
-    {"reload_weights", k_reload_weights}, {NULL, NULL},
+    {"reload_weights", k_reload_weights}, {"objc", k_objc}, {NULL, NULL},
 };
 
 void lane_open_ane_backend(lua_State *L) {

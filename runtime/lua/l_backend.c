@@ -1,6 +1,7 @@
 /* l_backend.c - ane.compile, the ane.Kernel userdata, ane.backend/ane.backends, compile budget.
  *
  *   local k <close> = ane.compile(mil_text_or_program, {precision = "fp32", strict = true})
+ *   ane.compile(text, {lenient = true})  -- text parsed with the lenient forms (mil.h)
  *   k:load()
  *   local y = k:eval{x}                 -- inputs by position, or {x = x} by name
  *   k:eval({x}, {y})                    -- write into caller tensors (no allocation)
@@ -79,7 +80,19 @@ static lane_kernel *newkud(lua_State *L) {
     return u;
 }
 
-/* Fill the user value {inputs=, outputs=, backend=} of the kernel at top. */
+/* Every compile warning goes through Lua's warning system once, when the kernel first reaches
+ * Lua (shown with `ane -W` or warn("@on"); an embedding host sees them in its lua_setwarnf). */
+static void emit_warnings(lua_State *L, const kernel *k) {
+    for (const char *s = k->warnings, *nl; (nl = strchr(s, '\n')); s = nl + 1) {
+        lua_pushfstring(L, "ane: %s kernel: %s", k->be ? k->be->name : "?",
+                        lua_pushlstring(L, s, (size_t)(nl - s)));
+        lua_warning(L, lua_tostring(L, -1), 0);
+        lua_pop(L, 2);
+    }
+}
+
+/* Fill the user value {inputs=, outputs=, backend=, warnings=} of the kernel at top, and emit
+ * its warnings. */
 static void set_descr(lua_State *L, const kernel *k) {
     lua_createtable(L, 0, 3);
     push_io(L, k->in, k->nin);
@@ -88,7 +101,14 @@ static void set_descr(lua_State *L, const kernel *k) {
     lua_setfield(L, -2, "outputs");
     lua_pushstring(L, k->be ? k->be->name : "?");
     lua_setfield(L, -2, "backend");
+    lua_newtable(L); /* warnings: one string per line of k->warnings */
+    for (const char *s = k->warnings, *nl; (nl = strchr(s, '\n')); s = nl + 1) {
+        lua_pushlstring(L, s, (size_t)(nl - s));
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    }
+    lua_setfield(L, -2, "warnings");
     lua_setiuservalue(L, -2, 1);
+    emit_warnings(L, k);
 }
 
 void lane_pushkernel(lua_State *L, kernel *k) {
@@ -337,8 +357,9 @@ static void kernel_class(lua_State *L) {
 
 /* ---- programs ---- */
 
-/* Parse (if text), check and resolve the program at idx; returns a new reference. */
-static mil_program *checkprogram(lua_State *L, int idx, const char *model_path) {
+/* Parse (if text; lenient: mil_parse_opts), check and resolve the program at idx; returns a new
+ * reference. */
+static mil_program *checkprogram(lua_State *L, int idx, const char *model_path, int lenient) {
     idx = lua_absindex(L, idx);
     ane_error e;
     err_clear(&e);
@@ -346,7 +367,8 @@ static mil_program *checkprogram(lua_State *L, int idx, const char *model_path) 
     if (lua_type(L, idx) == LUA_TSTRING) {
         size_t len;
         const char *text = lua_tolstring(L, idx, &len);
-        if (mil_parse(text, len, NULL, NULL, &p, &e) != 0) lane_error(L, &e);
+        mil_parse_opts po = {lenient};
+        if (mil_parse(text, len, NULL, &po, &p, &e) != 0) lane_error(L, &e);
     } else if ((p = lane_toprogram(L, idx)) != NULL) { /* ane.Program, or a builder's _prog */
         mil_program_retain(p);
     } else if (lua_type(L, idx) == LUA_TTABLE || lua_type(L, idx) == LUA_TUSERDATA) {
@@ -357,7 +379,7 @@ static mil_program *checkprogram(lua_State *L, int idx, const char *model_path) 
         lua_pushvalue(L, idx);
         lua_call(L, 1, 1);
         if (lua_rawequal(L, -1, idx)) luaL_argerror(L, idx, ":program() returned itself");
-        p = checkprogram(L, -1, model_path);
+        p = checkprogram(L, -1, model_path, lenient);
         lua_pop(L, 1);
         return p;
     } else {
@@ -384,11 +406,11 @@ static const char *model_path_at(lua_State *L, int idx) {
 
 mil_program *lane_checkprogram(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
-    return checkprogram(L, idx, model_path_at(L, idx + 1));
+    return checkprogram(L, idx, model_path_at(L, idx + 1), lane_optlenient(L, idx + 1));
 }
 
 static const char *const compile_keys[] = {"function", "precision", "strict", "backend", "model_path",
-                                           "chip", "threads", "qos", NULL};
+                                           "chip", "threads", "qos", "lenient", NULL};
 
 static const char *optstring(lua_State *L, int idx, const char *key) {
     int t = lua_getfield(L, idx, key);
@@ -419,6 +441,7 @@ void lane_checkcompileopts(lua_State *L, int idx, compile_opts *o, const backend
         lua_pop(L, 1);
         o->chip = optstring(L, idx, "chip");
         (void)optstring(L, idx, "model_path");
+        (void)lane_optlenient(L, idx); /* checked here; lane_checkprogram applies it */
         t = lua_getfield(L, idx, "threads");
         if (t != LUA_TNIL) {
             int isint;

@@ -80,11 +80,7 @@ static int raise_err(lua_State *L, const ane_error *e) {
 static int optlenient(lua_State *L, int idx) {
     static const char *const known[] = {"lenient", NULL};
     lane_checkopts(L, idx, known);
-    if (lua_isnoneornil(L, idx)) return 0;
-    lua_getfield(L, idx, "lenient");
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
+    return lane_optlenient(L, idx);
 }
 
 static int m_parse(lua_State *L) {
@@ -227,13 +223,13 @@ static int p_text(lua_State *L) {
     mil_program *p = checkprog(L, 1);
     static const char *const known[] = {"dialect", NULL};
     lane_checkopts(L, 2, known);
-    mil_print_opts o = {strcmp(p->version, "1.0") == 0};
+    mil_print_opts o = {MIL_DIALECT_SOURCE, 0};
     if (!lua_isnoneornil(L, 2)) {
         lua_getfield(L, 2, "dialect");
         if (!lua_isnil(L, -1)) {
             const char *d = lua_tostring(L, -1);
-            if (d && strcmp(d, "1.0") == 0) o.dialect_1_0 = 1;
-            else if (d && strcmp(d, "1.3") == 0) o.dialect_1_0 = 0;
+            if (d && strcmp(d, "1.0") == 0) o.dialect = MIL_DIALECT_1_0;
+            else if (d && strcmp(d, "1.3") == 0) o.dialect = MIL_DIALECT_1_3;
             else luaL_argerror(L, 2, "dialect must be \"1.0\" or \"1.3\"");
         }
         lua_pop(L, 1);

@@ -91,9 +91,6 @@ static int compile_common(lua_State *L, int block) {
     compile_opts o;
     const backend *be = NULL;
     lane_checkcompileopts(L, 3, &o, &be);
-    char why[256] = "";
-    if (be->available && !be->available(why, sizeof why))
-        return luaL_error(L, "compile: backend '%s' is not available here: %s", be->name, why);
     lf *fu = push_future(L);
     int fidx = lua_gettop(L);
     mil_program *p = lane_checkprogram(L, 2); /* raises with the program's message; new ref */

@@ -46,6 +46,15 @@ void lane_checkopts(lua_State *L, int idx, const char *const *known) {
     }
 }
 
+int lane_optlenient(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TTABLE) return 0;
+    int t = lua_getfield(L, idx, "lenient");
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN) luaL_argerror(L, idx, "option 'lenient' must be a boolean");
+    return v;
+}
+
 /* Step the collector when C-side storage has grown by more than 64 MiB since the last step. */
 void lane_gcstep(lua_State *L) {
     static _Thread_local size_t last;

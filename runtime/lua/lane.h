@@ -24,6 +24,9 @@ void lane_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, con
 
 /* Options tables: reject unknown keys (error names the key and the argument position). */
 void lane_checkopts(lua_State *L, int idx, const char *const *known);
+/* The `lenient` option of the options table at idx (none/nil table or field: 0); raises unless it
+ * is a boolean. The same meaning wherever MIL text is parsed (mil.h MIL_LENIENT_SWITCH). */
+int lane_optlenient(lua_State *L, int idx);
 
 /* Tell the collector about C memory it cannot see (storage bytes); call after big allocations. */
 void lane_gcstep(lua_State *L);
@@ -59,7 +62,8 @@ kernel *lane_tokernel(lua_State *L, int idx);
  * text) as a checked, weight-resolved mil_program. Returns a NEW reference (the caller
  * releases it); raises with the program's own message on parse/check errors. BLOBFILE weights
  * resolve from the `model_path` field of the options table at idx + 1, when there is one (the
- * layout of ane.compile(prog, opts) and q:compile(prog, opts)). */
+ * layout of ane.compile(prog, opts) and q:compile(prog, opts)); MIL text is parsed with that
+ * table's `lenient` option (lane_optlenient). */
 mil_program *lane_checkprogram(lua_State *L, int idx);
 /* ane.compile's options table at idx (nil = defaults) into o and the backend it selects
  * (default backend when not named). String fields of o point into Lua strings reachable from
@@ -72,9 +76,18 @@ void lane_open_mil(lua_State *L);      /* l_mil.c */
 void lane_open_backend(lua_State *L);  /* l_backend.c: compile, kernels, backends */
 void lane_open_queue(lua_State *L);    /* l_queue.c: queues, futures, chains */
 void lane_open_ane_backend(lua_State *L); /* l_ane_backend.c: ANE-only kernel calls (after backend) */
+void lane_open_optim(lua_State *L);    /* l_optim.c: optimizer and token-data helpers in ane.nn */
+void lane_open_process(lua_State *L);  /* l_process.c: exec, blas_info */
 void lane_open_formats(lua_State *L);  /* l_formats.c: checkpoints, tokenizers, atomic_write */
 
 void lane_open_sample(lua_State *L);   /* l_sample.c: ane.nn.sampler, argmax, causal_mask */
+void lane_open_nn(lua_State *L);       /* l_nn.c: ane.nn, the CPU kernels of a training step */
+void lane_open_objc(lua_State *L);     /* l_objc.c: ane.objc, the Objective-C bridge */
+
+/* ---- ane.objc (l_objc.c) ---- */
+/* Push an Objective-C object (id) as an ane.objc.id, retained; nil for NULL. Raises when the
+ * runtime cannot be loaded. */
+void lane_pushobjc(lua_State *L, void *obj);
 
 int luaopen_ane_core(lua_State *L);
 

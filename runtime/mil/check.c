@@ -300,6 +300,14 @@ int ck_ints(ck *c, int i, int64_t *out, int max, int *n)
     return rc ? const_err(c, i, rc, "an integer list") : 0;
 }
 
+int ck_ints2(ck *c, int i, int64_t *out, int max, int *n)
+{
+    ck_src s;
+    TRY_CK(ck_source(c, i, &s));
+    int rc = mil_const_ints_rank(s.f, s.v, 2, out, max, n);
+    return rc ? const_err(c, i, rc, "an integer list") : 0;
+}
+
 int ck_int(ck *c, int i, int64_t *out)
 {
     ck_src s;

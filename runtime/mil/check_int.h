@@ -78,6 +78,8 @@ static inline int ck_const(const ck *c, int i) { return mil_value_is_const(c->f,
 
 /* Constant readers with positioned errors; an absent input reads as its signature default. */
 int ck_ints(ck *c, int i, int64_t *out, int max, int *n);
+/* ck_ints for a rank-2 constant too (paddings [2, 2]), elements in row-major order. */
+int ck_ints2(ck *c, int i, int64_t *out, int max, int *n);
 int ck_int(ck *c, int i, int64_t *out);
 int ck_bool(ck *c, int i, int *out);
 int ck_bools(ck *c, int i, int *out, int max, int *n);

@@ -5,6 +5,7 @@
  * rules, then checks the op's own constraints and writes the result types. The enums at the top
  * of the rules name the positions of the inputs in the op's signature. Absent inputs read as
  * their signature defaults. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1228,6 +1229,190 @@ static int r_dequantize(ck *c)
 }
 
 /* ======================================================================
+ * ops from coremltools' definitions (shape rules as CT's type_inference)
+ * ====================================================================== */
+
+static int r_pad(ck *c)
+{
+    enum { X, PADS, MODE, CV };
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, X);
+    int64_t pad[2 * MIL_MAX_RANK], out[MIL_MAX_RANK];
+    int n;
+    TRY(ck_ints(c, PADS, pad, 2 * MIL_MAX_RANK, &n));
+    if (n % 2 || n / 2 > x->rank)
+        return ck_err(c, PADS, ERR_SHAPE, "pad has %d values: expected an even count up to %d (2 per padded axis)", n,
+                      2 * x->rank);
+    const char *mode;
+    TRY(ck_str(c, MODE, &mode));
+    int refl = !strcmp(mode, "reflect"), repl = !strcmp(mode, "replicate");
+    if (!refl && !repl && strcmp(mode, "constant"))
+        return ck_err(c, MODE, ERR_INVAL, "mode \"%s\" is not constant, reflect or replicate", mode);
+    memcpy(out, x->shape, sizeof(int64_t) * (size_t)x->rank);
+    for (int k = 0; k < n / 2; k++) {
+        int a = x->rank - n / 2 + k;
+        for (int j = 0; j < 2; j++) {
+            int64_t v = pad[2 * k + j];
+            if (v < 0) return ck_err(c, PADS, ERR_INVAL, "pad[%d] = %lld (must be >= 0)", 2 * k + j, (long long)v);
+            if (refl && v > x->shape[a] - 1)
+                return ck_err(c, PADS, ERR_INVAL, "reflect pad[%d] = %lld exceeds axis %d's size - 1 (%lld)", 2 * k + j,
+                              (long long)v, a, (long long)(x->shape[a] - 1));
+            if (repl && v > x->shape[a])
+                return ck_err(c, PADS, ERR_INVAL, "replicate pad[%d] = %lld exceeds axis %d's size (%lld)", 2 * k + j,
+                              (long long)v, a, (long long)x->shape[a]);
+            if (v > ((int64_t)1 << 40)) return ck_err(c, PADS, ERR_SHAPE, "result shape is too large");
+        }
+        out[a] = x->shape[a] + pad[2 * k] + pad[2 * k + 1];
+    }
+    ck_set_res(c, 0, x->dtype, x->rank, out);
+    return 0;
+}
+
+/* depth_to_space, space_to_depth, pixel_shuffle, pixel_unshuffle: a block factor f > 0 */
+static int r_blocks(ck *c)
+{
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, 0);
+    int64_t f, out[4];
+    TRY(ck_int(c, 1, &f));
+    if (f < 1 || f > 4096) return ck_err(c, 1, ERR_INVAL, "%s = %lld (must be 1 to 4096)", c->spec[1].name, (long long)f);
+    int to_space = c->kind == MIL_OP_depth_to_space || c->kind == MIL_OP_pixel_shuffle;
+    memcpy(out, x->shape, sizeof out);
+    if (to_space) {
+        if (x->shape[1] % (f * f))
+            return ck_err(c, 0, ERR_SHAPE, "channels (%lld) are not a multiple of %s^2 = %lld",
+                          (long long)x->shape[1], c->spec[1].name, (long long)(f * f));
+        out[1] = x->shape[1] / (f * f), out[2] = x->shape[2] * f, out[3] = x->shape[3] * f;
+    } else {
+        if (x->shape[2] % f || x->shape[3] % f)
+            return ck_err(c, 0, ERR_SHAPE, "height and width (%lld, %lld) are not multiples of %s = %lld",
+                          (long long)x->shape[2], (long long)x->shape[3], c->spec[1].name, (long long)f);
+        out[1] = x->shape[1] * f * f, out[2] = x->shape[2] / f, out[3] = x->shape[3] / f;
+    }
+    ck_set_res(c, 0, x->dtype, 4, out);
+    return 0;
+}
+
+/* space_to_batch (paddings) and batch_to_space (crops) over the two spatial axes */
+static int r_space_batch(ck *c)
+{
+    enum { X, BS, PC };
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, X), *pt = ck_t(c, PC);
+    int64_t b[2], p[4], out[4];
+    int n, np;
+    TRY(ck_ints(c, BS, b, 2, &n));
+    if (n != 2) return ck_err(c, BS, ERR_SHAPE, "block_shape must have 2 values, got %d", n);
+    if (pt->shape[0] != 2 || pt->shape[1] != 2)
+        return ck_err(c, PC, ERR_SHAPE, "%s must have shape [2, 2]", c->spec[PC].name);
+    TRY(ck_ints2(c, PC, p, 4, &np));
+    for (int i = 0; i < 2; i++)
+        if (b[i] < 1 || b[i] > 4096)
+            return ck_err(c, BS, ERR_INVAL, "block_shape[%d] = %lld (must be 1 to 4096)", i, (long long)b[i]);
+    for (int i = 0; i < 4; i++)
+        if (p[i] < 0) return ck_err(c, PC, ERR_INVAL, "%s must be >= 0", c->spec[PC].name);
+    out[1] = x->shape[1];
+    if (c->kind == MIL_OP_space_to_batch) {
+        out[0] = x->shape[0] * b[0] * b[1];
+        for (int i = 0; i < 2; i++) {
+            int64_t padded = x->shape[2 + i] + p[2 * i] + p[2 * i + 1];
+            if (padded % b[i])
+                return ck_err(c, PC, ERR_SHAPE, "padded spatial axis %d (%lld) is not a multiple of block_shape[%d] = %lld",
+                              2 + i, (long long)padded, i, (long long)b[i]);
+            out[2 + i] = padded / b[i];
+        }
+    } else {
+        if (x->shape[0] % (b[0] * b[1]))
+            return ck_err(c, X, ERR_SHAPE, "batch (%lld) is not a multiple of block_shape's product (%lld)",
+                          (long long)x->shape[0], (long long)(b[0] * b[1]));
+        out[0] = x->shape[0] / (b[0] * b[1]);
+        for (int i = 0; i < 2; i++) {
+            out[2 + i] = x->shape[2 + i] * b[i] - p[2 * i] - p[2 * i + 1];
+            if (out[2 + i] < 1) return ck_err(c, PC, ERR_SHAPE, "crops remove all of spatial axis %d", 2 + i);
+        }
+    }
+    ck_set_res(c, 0, x->dtype, 4, out);
+    return 0;
+}
+
+static int r_crop(ck *c)
+{
+    enum { X, CH, CW };
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, X);
+    TRY(need_rank(c, X, 3, -1));
+    int64_t out[MIL_MAX_RANK];
+    memcpy(out, x->shape, sizeof(int64_t) * (size_t)x->rank);
+    for (int i = 0; i < 2; i++) {
+        int64_t v[2];
+        int n;
+        TRY(ck_ints(c, CH + i, v, 2, &n));
+        if (n != 2) return ck_err(c, CH + i, ERR_SHAPE, "%s must have 2 values, got %d", c->spec[CH + i].name, n);
+        int a = x->rank - 2 + i;
+        if (v[0] < 0 || v[1] < 0 || v[0] + v[1] >= x->shape[a])
+            return ck_err(c, CH + i, ERR_INVAL, "%s [%lld, %lld] must be >= 0 and leave part of axis %d (%lld)",
+                          c->spec[CH + i].name, (long long)v[0], (long long)v[1], a, (long long)x->shape[a]);
+        out[a] = x->shape[a] - v[0] - v[1];
+    }
+    ck_set_res(c, 0, x->dtype, x->rank, out);
+    return 0;
+}
+
+static int r_reverse(ck *c)
+{
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, 0);
+    int64_t axes[MIL_MAX_RANK];
+    int n;
+    TRY(read_axes(c, 1, x->rank, axes, &n));
+    copy_res(c, 0, x);
+    return 0;
+}
+
+static int r_flatten2d(ck *c)
+{
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, 0);
+    int64_t ax;
+    TRY(ck_int(c, 1, &ax));
+    if (ax < -x->rank || ax > x->rank)
+        return ck_err(c, 1, ERR_INVAL, "axis %lld is out of range for rank %d", (long long)ax, x->rank);
+    if (ax < 0) ax += x->rank;
+    int64_t out[2] = {1, 1};
+    for (int i = 0; i < x->rank; i++) out[i >= ax] *= x->shape[i];
+    ck_set_res(c, 0, x->dtype, 2, out);
+    return 0;
+}
+
+static int r_fill_like(ck *c)
+{
+    TRY(ck_bind_op(c));
+    const mil_type *r = ck_t(c, 0);
+    ck_set_res(c, 0, ck_has(c, 1) ? ck_t(c, 1)->dtype : MIL_FP32, r->rank, r->shape);
+    return 0;
+}
+
+static int r_range_1d(ck *c)
+{
+    enum { END, START, STEP };
+    TRY(ck_bind_op(c));
+    double v[3];
+    for (int i = 0; i < 3; i++)
+        if (!ck_known(c, i))
+            return ck_err(c, i, ERR_UNSUPPORTED,
+                          "%s must be a constant here: the result's length must be known (shapes are static)",
+                          c->spec[i].name);
+    for (int i = 0; i < 3; i++) TRY(ck_float(c, i, &v[i]));
+    if (v[STEP] == 0) return ck_err(c, STEP, ERR_INVAL, "step must not be 0");
+    double len = ceil((v[END] - v[START]) / v[STEP]);
+    if (!(len >= 1)) return ck_err(c, -1, ERR_SHAPE, "range_1d is empty (start %g, end %g, step %g)", v[START], v[END], v[STEP]);
+    if (len > (double)(1 << 24)) return ck_err(c, -1, ERR_SHAPE, "range_1d is too long (%g values)", len);
+    int64_t n = (int64_t)len;
+    ck_set_res(c, 0, ck_t(c, START)->dtype, 1, &n);
+    return 0;
+}
+
+/* ======================================================================
  * the table
  * ====================================================================== */
 
@@ -1308,6 +1493,17 @@ ck_rule ck_rule_for(mil_opkind k)
     case MIL_OP_scaled_dot_product_attention: return r_sdpa;
     case MIL_OP_quantize: return r_quantize;
     case MIL_OP_dequantize: return r_dequantize;
+
+    case MIL_OP_pad: return r_pad;
+    case MIL_OP_depth_to_space: case MIL_OP_space_to_depth: case MIL_OP_pixel_shuffle:
+    case MIL_OP_pixel_unshuffle:
+        return r_blocks;
+    case MIL_OP_space_to_batch: case MIL_OP_batch_to_space: return r_space_batch;
+    case MIL_OP_crop: return r_crop;
+    case MIL_OP_reverse: return r_reverse;
+    case MIL_OP_flatten2d: return r_flatten2d;
+    case MIL_OP_fill_like: return r_fill_like;
+    case MIL_OP_range_1d: return r_range_1d;
     default: return NULL;
     }
 }

@@ -88,15 +88,20 @@ static int get_lit(const mil_function *f, int v, int list, const mil_literal **o
     if (!mil_value_lit(f, v)) return ERR_STATE;
     const mil_literal *l = f->values[v].lit;
     if (l->type.kind != MIL_T_TENSOR) return ERR_TYPE;
-    if (l->type.rank > (list ? 1 : 0)) return ERR_SHAPE;
+    if (l->type.rank > list) return ERR_SHAPE; /* list: the largest rank accepted */
     *out = l;
     return 0;
 }
 
 int mil_const_ints(const mil_function *f, int v, int64_t *out, int max, int *n)
 {
+    return mil_const_ints_rank(f, v, 1, out, max, n);
+}
+
+int mil_const_ints_rank(const mil_function *f, int v, int max_rank, int64_t *out, int max, int *n)
+{
     const mil_literal *l;
-    int rc = get_lit(f, v, 1, &l);
+    int rc = get_lit(f, v, max_rank, &l);
     if (rc) return rc;
     if (!is_int_dtype(l->type.dtype)) return ERR_TYPE;
     if (l->count > max) return ERR_SHAPE;

@@ -30,6 +30,8 @@ int mil_lit_float(const mil_literal *l, int64_t i, double *out);
 /* Whole constant operands. Scalars accept rank 0 only (a [1] list is a list). Lists accept rank 0
  * or 1 (a rank-0 value reads as a one-element list) and store at most max elements in out. */
 int mil_const_ints(const mil_function *f, int v, int64_t *out, int max, int *n);
+/* The same for a literal of rank up to max_rank (elements in row-major order). */
+int mil_const_ints_rank(const mil_function *f, int v, int max_rank, int64_t *out, int max, int *n);
 int mil_const_int(const mil_function *f, int v, int64_t *out);
 int mil_const_bools(const mil_function *f, int v, int *out, int max, int *n);
 int mil_const_bool(const mil_function *f, int v, int *out);

@@ -18,8 +18,13 @@
 
 /* ---- parse ---- */
 typedef struct mil_parse_opts {
-    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (comments, bare bools, ?) */
+    int lenient;          /* accept the extension forms of mil-reference.md 4.2 (bare bools, ? dims, (a, b) results) */
 } mil_parse_opts;
+
+/* The one switch that sets mil_parse_opts.lenient, as every lenient-only error names it: the
+ * `ane mil check|fmt|run` flag and the option of ane.compile, q:compile, ane.mil_parse and
+ * ane.mil_parse_file. */
+#define MIL_LENIENT_SWITCH "--lenient (or {lenient = true})"
 
 /* Parse MIL text. source_name is used in positions (NULL -> "<string>"). The text is copied. */
 int mil_parse(const char *text, size_t len, const char *source_name, const mil_parse_opts *o,
@@ -78,8 +83,17 @@ int blob_read_ex(const uint8_t *data, size_t size, uint64_t meta_offset, const c
 const char *blob_dtype_name(int code);
 
 /* ---- print ---- */
+typedef enum {
+    MIL_DIALECT_SOURCE = 0, /* the program's own: program(1.0) prints the 1.0 dialect, others 1.3 */
+    MIL_DIALECT_1_3,        /* program(1.3) (or the program's newer version), bare scalars */
+    MIL_DIALECT_1_0         /* program(1.0) + tensor<T, []> scalars (M1/M2 era) */
+} mil_dialect;
+
 typedef struct mil_print_opts {
-    int dialect_1_0;      /* program(1.0) + tensor<T, []> scalars (M1/M2 era); default program(1.3) */
+    mil_dialect dialect;
+    /* Add coremlc's [buildInfo] when the program has none: every in-memory program the research
+     * sent to the ANE compiler carried one (docs/mac.md), so the ANE backend never sends a bare one. */
+    int build_info;
 } mil_print_opts;
 
 /* Canonical text (mil-reference.md 4.3). *out is malloc'd and NUL-terminated. */

@@ -39,7 +39,11 @@
     X(band_part, 15) X(select, 15) X(gather, 15) X(gather_along_axis, 15) X(scatter, 15)           \
     X(scatter_along_axis, 15) X(slice_update, 18)                                                  \
     /* 8.9 attention, 8.10 quantisation */                                                         \
-    X(scaled_dot_product_attention, 18) X(quantize, 17) X(dequantize, 17)
+    X(scaled_dot_product_attention, 18) X(quantize, 17) X(dequantize, 17)                          \
+    /* from coremltools' op definitions (docs/mil.md, coverage table) */                           \
+    X(pad, 15) X(depth_to_space, 15) X(space_to_depth, 15) X(pixel_shuffle, 15)                    \
+    X(pixel_unshuffle, 16) X(space_to_batch, 15) X(batch_to_space, 15) X(crop, 15)                 \
+    X(reverse, 15) X(flatten2d, 15) X(fill_like, 16) X(range_1d, 15)
 
 typedef enum {
     MIL_OP_UNKNOWN = 0,

@@ -198,7 +198,7 @@ static int parse_shape(parser *P, mil_type *t) {
         } else if (d->kind == TK_QUEST || d->kind == TK_IDENT) {
             if (!P->lenient)
                 return perr_at(P, d->line, d->col,
-                               "unknown dimension is accepted only in lenient mode");
+                               "unknown dimension is accepted only with " MIL_LENIENT_SWITCH);
             lex_next(&P->lx);
             t->shape[t->rank++] = -1;
         } else {
@@ -678,7 +678,7 @@ static int parse_operand(parser *P, mil_function *f, int *vidx) {
         }
         if (strcmp(name, "true") == 0 || strcmp(name, "false") == 0) {
             if (!P->lenient)
-                return perr_at(P, line, col, "bare '%s' is accepted only in lenient mode; write bool(%s)",
+                return perr_at(P, line, col, "bare '%s' is accepted only with " MIL_LENIENT_SWITCH "; write bool(%s)",
                                name, name);
             lex_next(&P->lx);
             mil_literal *l = mil_arena_alloc(P->p->arena, sizeof *l);
@@ -806,7 +806,7 @@ static int parse_statement(parser *P, int fi) {
     int paren = st->kind == TK_LPAREN;
     if (paren && !P->lenient)
         return perr_at(P, sline, scol,
-                       "parenthesised results are accepted only in lenient mode (Apple's parser "
+                       "parenthesised results are accepted only with " MIL_LENIENT_SWITCH " (Apple's parser "
                        "rejects them); write them without parentheses: "
                        "tensor<...> a, tensor<...> b = split(...)");
     if (paren) lex_next(&P->lx);

@@ -1,7 +1,8 @@
 /* printer.c - canonical MIL text (mil-reference.md 4.3).
  *
- * V1 (default): program(1.3) (or the program's own version unless that is 1.0), bare scalar types
- * and constructors. V2 (dialect_1_0): program(1.0) and every scalar spelled tensor<T, []>.
+ * V1: program(1.3) (or the program's own version unless that is 1.0), bare scalar types and
+ * constructors. V2: program(1.0) and every scalar spelled tensor<T, []>. By default a program
+ * prints in its own dialect (a parsed program(1.0) stays 1.0); mil_print_opts can force either.
  * Functions at 4 spaces, statements at 8, inputs and attributes sorted by name (byte order),
  * every op carries a name attribute (its label, else its first result's name), floats as C99 hex
  * (`%a`: lowercase, minimal digits, signed exponent), lists nested to the shape for rank >= 2.
@@ -284,18 +285,29 @@ int mil_print(const mil_program *p, const mil_print_opts *o, char **out, size_t 
     *out = NULL;
     if (len) *len = 0;
     if (!p) return err_set(e, ERR_INVAL, "no program");
-    int v2 = o && o->dialect_1_0;
+    mil_dialect d = o ? o->dialect : MIL_DIALECT_SOURCE;
+    int v2 = d == MIL_DIALECT_1_0 || (d == MIL_DIALECT_SOURCE && strcmp(p->version, "1.0") == 0);
     mil_buf b = {0};
     const char *version = v2 ? "1.0" : strcmp(p->version, "1.0") == 0 ? "1.3" : p->version;
     print_comments(&b, &p->comments, "");
     mil__buf_printf(&b, "program(%s)\n", version);
-    if (p->nattrs) {
+    int has_build_info = 0;
+    for (int i = 0; i < p->nattrs; i++) has_build_info |= strcmp(p->attrs[i].name, "buildInfo") == 0;
+    int add_build_info = o && o->build_info && !has_build_info;
+    if (p->nattrs || add_build_info) {
         mil__buf_puts(&b, "[");
         for (int i = 0; i < p->nattrs; i++) {
             if (i) mil__buf_puts(&b, ", ");
             mil__buf_printf(&b, "%s = ", p->attrs[i].name);
             mil__print_literal(&b, p->attrs[i].lit, v2);
         }
+        /* what coremlc writes (the same pairs as the Lua builder's default): the 1.0 dialect's
+         * programs carry only the compiler version */
+        if (add_build_info)
+            mil__buf_printf(&b, "%sbuildInfo = %s", p->nattrs ? ", " : "",
+                            v2 ? "dict<tensor<string, []>, tensor<string, []>>({{\"coremlc-version\", \"3505.4.1\"}})"
+                               : "dict<string, string>({{\"coremlc-component-MIL\", \"3510.2.1\"}, "
+                                 "{\"coremlc-version\", \"3505.4.1\"}})");
         mil__buf_puts(&b, "]\n");
     }
     mil__buf_puts(&b, "{\n");

@@ -259,6 +259,54 @@ static const mil_sig_input s_dequantize[] = {
 };
 
 /* ======================================================================
+ * ops from coremltools' definitions (iOS15/16 tensor_operation, tensor_transformation,
+ * image_resizing): names, order, dtypes and defaults as CT declares them
+ * ====================================================================== */
+
+#define X_F4 {.name = "x", .flags = R, .dtypes = D_F, .dom = 'T', .rank = 4}
+#define INT_C(n) {.name = n, .flags = R | C, .dtypes = D_I32, .rank = RK0}
+
+static const mil_sig_input s_pad[] = {
+    X_F,
+    {.name = "pad", .flags = R, .dtypes = D_I32, .rank = 1},
+    {.name = "mode", .flags = C, .dtypes = D_STR, .rank = RK0, DEF_S("constant")},
+    {.name = "constant_val", .flags = C, .dtypes = D_F, .dom = 'T', .rank = RK0, DEF_F(0)},
+};
+static const mil_sig_input s_depth_to_space[] = {X_F4, INT_C("block_size")};
+static const mil_sig_input s_pixel_shuffle[] = {X_F4, INT_C("upscale_factor")};
+static const mil_sig_input s_pixel_unshuffle[] = {
+    X_F4, {.name = "downscale_factor", .flags = R | C, .dtypes = DB(MIL_UINT32), .rank = RK0},
+};
+static const mil_sig_input s_space_to_batch[] = {
+    X_F4, {.name = "block_shape", .flags = R | C, .dtypes = D_I32, .rank = 1},
+    {.name = "paddings", .flags = R | C, .dtypes = D_I32, .rank = 2},
+};
+static const mil_sig_input s_batch_to_space[] = {
+    X_F4, {.name = "block_shape", .flags = R | C, .dtypes = D_I32, .rank = 1},
+    {.name = "crops", .flags = R | C, .dtypes = D_I32, .rank = 2},
+};
+static const mil_sig_input s_crop[] = {
+    X_F, {.name = "crop_height", .flags = R | C, .dtypes = D_I32, .rank = 1},
+    {.name = "crop_width", .flags = R | C, .dtypes = D_I32, .rank = 1},
+};
+static const mil_sig_input s_reverse[] = {
+    {.name = "x", .flags = R, .dtypes = D_DATA15},
+    {.name = "axes", .flags = C, .dtypes = D_I32, .rank = 1, .def = MIL_DEF_ALL_AXES},
+};
+static const mil_sig_input s_flatten2d[] = {
+    {.name = "x", .flags = R, .dtypes = D_DATA15}, {.name = "axis", .flags = C, .dtypes = D_I32, .rank = RK0, DEF_I(1)},
+};
+static const mil_sig_input s_fill_like[] = {
+    {.name = "ref_tensor", .flags = R, .dtypes = D_DATA15},
+    {.name = "value", .flags = C, .dtypes = D_FI | D_BOOL, .rank = RK0, .def = MIL_DEF_FP32, .df = 0},
+};
+static const mil_sig_input s_range_1d[] = {
+    {.name = "end", .flags = R, .dtypes = D_FI, .dom = 'T', .rank = RK0},
+    {.name = "start", .flags = R, .dtypes = D_FI, .dom = 'T', .rank = RK0},
+    {.name = "step", .flags = R, .dtypes = D_FI, .dom = 'T', .rank = RK0},
+};
+
+/* ======================================================================
  * the table
  * ====================================================================== */
 
@@ -324,6 +372,12 @@ static const sig_entry table[MIL_OP_COUNT] = {
 
     K(scaled_dot_product_attention) = E(s_sdpa), K(quantize) = E(s_quantize),
     K(dequantize) = E(s_dequantize),
+
+    K(pad) = E(s_pad), K(depth_to_space) = E(s_depth_to_space),
+    K(space_to_depth) = E(s_depth_to_space), K(pixel_shuffle) = E(s_pixel_shuffle),
+    K(pixel_unshuffle) = E(s_pixel_unshuffle), K(space_to_batch) = E(s_space_to_batch),
+    K(batch_to_space) = E(s_batch_to_space), K(crop) = E(s_crop), K(reverse) = E(s_reverse),
+    K(flatten2d) = E(s_flatten2d), K(fill_like) = E(s_fill_like), K(range_1d) = E(s_range_1d),
 };
 
 int mil_op_sig(mil_opkind k, int opset, mil_sig *out)

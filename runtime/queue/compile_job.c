@@ -4,6 +4,7 @@
  * compile options (strings duplicated) and the backend pointer (backends are static tables). */
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 #include "queue.h"
 
@@ -66,6 +67,12 @@ int queue_compile(queue *q, const backend *be, mil_program *p, const compile_opt
     if (!p->checked)
         return err_set(e, ERR_STATE, "queue_compile: the program must be checked before it is "
                                      "handed to a worker");
+    /* Availability is settled here, on the submitting thread, never first on a worker: for the
+     * ane backend that loads the framework, and CoreFoundation has a history of halting when it
+     * is first initialised off the main thread. */
+    char why[256] = "";
+    if (be->available && !be->available(why, sizeof why))
+        return err_set(e, ERR_UNSUPPORTED, "compile: backend '%s' is not available here: %s", be->name, why);
     compile_job *j = calloc(1, sizeof *j);
     if (!j) return err_set(e, ERR_NOMEM, "queue: out of memory");
     j->be = be;

@@ -6,6 +6,7 @@
  * the kernel lives and is gone after free, and every stand-in object and surface is released. */
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,42 @@ static int dir_exists(const char *d) {
     return stat(d, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Two threads evaluating one kernel on heap tensors (so every eval goes through the kernel's
+ * staging surfaces): each must get its own result, every time. */
+typedef struct evaler {
+    const backend *be;
+    kernel *k;
+    double x;
+    int wrong, failed;
+} evaler;
+
+static void *eval_loop(void *arg) {
+    evaler *v = arg;
+    ane_error e;
+    tensor x, y;
+    int64_t shape[4] = {1, 8, 1, 32};
+    if (tensor_init(&x, DT_FP16, 4, shape, &e) || tensor_init(&y, DT_FP16, 4, shape, &e)) {
+        v->failed++;
+        return NULL;
+    }
+    for (int i = 0; i < 8 * 32; i++) tensor_set(&x, i, v->x);
+    tensor *in[1] = {&x}, *out[1] = {&y};
+    for (int it = 0; it < 400; it++) {
+        if (v->be->eval(v->k, in, out, &e) != 0) {
+            v->failed++;
+            break;
+        }
+        for (int i = 0; i < 8 * 32; i++)
+            if (fabs(tensor_get(&y, i) - v->x * (1 + 0.5 * (i / 32 + 1))) > 1e-2 * (1 + fabs(v->x * 5))) {
+                v->wrong++;
+                break;
+            }
+    }
+    tensor_release(&x);
+    tensor_release(&y);
+    return NULL;
+}
+
 int main(void) {
     ane_error e;
     const backend *ane = backend_get("ane"), *cpu = backend_get("cpu");
@@ -159,6 +196,14 @@ int main(void) {
     err_clear(&e);
     CHECK(ane->eval(ka, ib, oa, &e) != 0 && e.code == ERR_SHAPE);
     tensor_release(&bad);
+
+    /* One kernel, two threads: evaluations are serialised, results never mixed. */
+    evaler v[2] = {{ane, ka, 1.0, 0, 0}, {ane, ka, -2.0, 0, 0}};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) CHECK(pthread_create(&th[t], NULL, eval_loop, &v[t]) == 0);
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    CHECK(v[0].failed == 0 && v[1].failed == 0);
+    CHECK(v[0].wrong == 0 && v[1].wrong == 0);
 
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", facts.dir);

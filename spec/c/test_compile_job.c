@@ -179,10 +179,45 @@ static void test_cancel_and_close_release_everything(void) {
     mil_program_release(p);
 }
 
+/* A backend's availability is asked on the submitting thread, never first on a worker (the ane
+ * backend loads its framework there; CoreFoundation wants the main thread), and an unavailable
+ * backend is refused at submit with its reason. */
+static pthread_t avail_asked_on;
+static atomic_int avail_calls, avail_answer = 1;
+static int fake_available(char *why, size_t n) {
+    avail_asked_on = pthread_self();
+    atomic_fetch_add(&avail_calls, 1);
+    if (!atomic_load(&avail_answer)) snprintf(why, n, "no such device");
+    return atomic_load(&avail_answer);
+}
+static const backend fake_avail = {
+    .name = "fakeav", .available = fake_available, .compile = fake_compile_set_be, .load = fake_load,
+    .free = fake_free,
+};
+
+static void test_available_on_submitter(void) {
+    queue *q = mkqueue(1, 4);
+    mil_program *p = checked_program();
+    future *f = NULL;
+    ane_error e;
+    CHECK(queue_compile(q, &fake_avail, p, NULL, 0, 1, &f, &e) == 0);
+    CHECK(atomic_load(&avail_calls) == 1 && pthread_equal(avail_asked_on, pthread_self()));
+    CHECK(future_wait(f, -1, &e) == 0);
+    fake_free(future_take(f));
+    future_release(f);
+    atomic_store(&avail_answer, 0);
+    f = NULL;
+    CHECK(queue_compile(q, &fake_avail, p, NULL, 0, 1, &f, &e) == ERR_UNSUPPORTED && f == NULL);
+    CHECK(strstr(e.msg, "backend 'fakeav' is not available here: no such device") != NULL);
+    mil_program_release(p);
+    queue_free(q);
+}
+
 int main(void) {
     test_compile_on_worker();
     test_errors();
     test_cancel_and_close_release_everything();
+    test_available_on_submitter();
     CHECK(future_live_count() == 0);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);

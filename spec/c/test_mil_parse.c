@@ -332,11 +332,50 @@ static void test_blob_alias(void) {
     mil_program_release(p);
 }
 
+/* A program prints in its own dialect unless told otherwise; build_info adds coremlc's pairs only
+ * when the program has none. (The ANE backend prints with {SOURCE, build_info = 1}.) */
+static void test_print_dialect(void) {
+    ane_error e;
+    const char *v10 = "program(1.0)\n{\n    func main<ios16>(tensor<fp16, [1, 4]> x) {\n"
+                      "        tensor<fp16, [1, 4]> y = relu(x = x)[name = tensor<string, []>(\"y\")];\n"
+                      "    } -> (y);\n}\n";
+    mil_program *p = parse(v10, &e);
+    CHECK(p, "%s", e.msg);
+    if (!p) return;
+    char *text;
+    size_t n;
+    CHECK(mil_print(p, NULL, &text, &n, &e) == 0, "%s", e.msg);
+    CHECK(strncmp(text, "program(1.0)\n", 13) == 0 && strstr(text, "tensor<string, []>(\"y\")") &&
+              !strstr(text, "buildInfo"), "1.0 source printed as:\n%s", text);
+    free(text);
+    mil_print_opts force13 = {MIL_DIALECT_1_3, 0};
+    CHECK(mil_print(p, &force13, &text, &n, &e) == 0, "%s", e.msg);
+    CHECK(strncmp(text, "program(1.3)\n", 13) == 0 && strstr(text, "string(\"y\")"), "forced 1.3:\n%s", text);
+    free(text);
+    mil_print_opts bi = {MIL_DIALECT_SOURCE, 1};
+    CHECK(mil_print(p, &bi, &text, &n, &e) == 0, "%s", e.msg);
+    CHECK(strstr(text, "[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{\"coremlc-version\", \"3505.4.1\"}})]\n"),
+          "1.0 buildInfo:\n%s", text);
+    mil_program *q = parse(text, &e);
+    CHECK(q && q->nattrs == 1 && strcmp(q->attrs[0].name, "buildInfo") == 0, "added buildInfo does not parse back: %s", e.msg);
+    /* printing that again with build_info adds nothing */
+    char *again;
+    if (q) {
+        CHECK(mil_print(q, &bi, &again, &n, &e) == 0, "%s", e.msg);
+        CHECK(strcmp(again, text) == 0, "buildInfo added twice:\n%s", again);
+        free(again);
+        mil_program_release(q);
+    }
+    free(text);
+    mil_program_release(p);
+}
+
 int main(void) {
     test_fp16_rounding();
     test_lexer();
     test_equality();
     test_build();
+    test_print_dialect();
     test_limits();
     test_error_format();
     test_blob_bounds();

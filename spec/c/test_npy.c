@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fp16.h"
 #include "core/npy.h"
 
 static int fails;
@@ -48,14 +49,14 @@ static void test_malformed(void) {
     const char *ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
     expect_fail(ok, 20, ERR_FORMAT, "m.npy: truncated .npy data: expected 24 bytes, found 20");
     expect_fail(ok, 28, ERR_FORMAT, "m.npy: 4 unexpected bytes after the .npy data");
-    expect_fail("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8, ERR_FORMAT,
-                "m.npy: big-endian data ('>f4') is not supported");
-    expect_fail("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 8, ERR_FORMAT,
-                "m.npy: Fortran-order arrays are not supported (fortran_order: True)");
+    expect_fail("{'descr': '>f4', 'fortran_order': True, 'shape': (2, 3), }", 20, ERR_FORMAT,
+                "m.npy: truncated .npy data: expected 24 bytes, found 20");
     expect_fail("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16, ERR_FORMAT,
-                "m.npy: unsupported dtype '<f8' (supported: <f2 <f4 <i4 |i1 |u1 |b1)");
+                "m.npy: unsupported dtype '<f8' (supported: <f2 >f2 <f4 >f4 <i4 >i4 |i1 |u1 |b1)");
     expect_fail("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }", 16, ERR_FORMAT,
-                "m.npy: unsupported dtype '<U3' (supported: <f2 <f4 <i4 |i1 |u1 |b1)");
+                "m.npy: unsupported dtype '<U3' (supported: <f2 >f2 <f4 >f4 <i4 >i4 |i1 |u1 |b1)");
+    expect_fail("{'descr': '|i4', 'fortran_order': False, 'shape': (2,), }", 8, ERR_FORMAT,
+                "m.npy: unsupported dtype '|i4' (supported: <f2 >f2 <f4 >f4 <i4 >i4 |i1 |u1 |b1)");
     expect_fail("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8, ERR_FORMAT,
                 "m.npy: structured dtypes are not supported");
     expect_fail("{'descr': '<f2', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1), }", 2, ERR_FORMAT,
@@ -124,6 +125,73 @@ static void test_accepts(void) {
         CHECK(memcmp(tensor_data(&t), img + n - ok[k].nd, ok[k].nd) == 0, "data of %s", ok[k].h);
         tensor_release(&t);
     }
+}
+
+/* Fortran order and big-endian data, from memory and from disk (two code paths): element
+ * (i0, ..., ik) of a shape is written at its Fortran position, in the file's byte order, with the
+ * value of its C position; the loaded tensor must count 0, 1, 2, ... in C order. */
+static void test_orders(void) {
+    static const struct { const char *descr; dtype dt; } dts[] = {
+        {"<f2", DT_FP16}, {">f2", DT_FP16}, {"<f4", DT_FP32}, {">f4", DT_FP32}, {"<i4", DT_INT32},
+        {">i4", DT_INT32}, {"|i1", DT_INT8}, {"|u1", DT_UINT8}, {">u1", DT_UINT8},
+    };
+    static const int64_t shapes[][5] = {{5}, {3, 4}, {2, 3, 4}, {2, 1, 3, 2}, {2, 3, 1, 2, 3}};
+    char path[] = "/tmp/ane-test-npy-orders-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    for (size_t k = 0; k < sizeof dts / sizeof dts[0]; k++)
+        for (int r = 1; r <= 5; r++)
+            for (int fortran = 0; fortran < 2; fortran++) {
+                const int64_t *sh = shapes[r - 1];
+                char hdr[200], dims[80] = "";
+                size_t dl = 0;
+                for (int j = 0; j < r; j++) dl += (size_t)snprintf(dims + dl, sizeof dims - dl, "%lld, ", (long long)sh[j]);
+                snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }", dts[k].descr,
+                         fortran ? "True" : "False", dims);
+                size_t es = dtype_size(dts[k].dt), numel = (size_t)shape_numel(r, sh);
+                size_t n = build(img, 1, hdr, numel * es);
+                unsigned char *data = img + n - numel * es;
+                int big = dts[k].descr[0] == '>';
+                for (size_t ci = 0; ci < numel; ci++) { /* C index ci -> multi-index -> Fortran offset */
+                    size_t rest = ci, fo = 0, fs = 1;
+                    int64_t idx[5];
+                    for (int j = r - 1; j >= 0; j--) { idx[j] = (int64_t)(rest % (size_t)sh[j]); rest /= (size_t)sh[j]; }
+                    for (int j = 0; j < r; j++) { fo += (size_t)idx[j] * fs; fs *= (size_t)sh[j]; }
+                    size_t at = fortran ? fo : ci;
+                    unsigned char le[4];
+                    uint32_t bits;
+                    if (dts[k].dt == DT_FP16) { uint16_t h = fp16_from_f32((float)ci); memcpy(le, &h, 2); }
+                    else if (dts[k].dt == DT_FP32) { float v = (float)ci; memcpy(le, &v, 4); }
+                    else { bits = (uint32_t)ci; memcpy(le, &bits, 4); }
+                    for (size_t b = 0; b < es; b++) data[at * es + b] = le[big ? es - 1 - b : b];
+                }
+                for (int disk = 0; disk < 2; disk++) {
+                    tensor t;
+                    ane_error e;
+                    int rc;
+                    if (disk) {
+                        FILE *f = fopen(path, "wb");
+                        CHECK(f && fwrite(img, 1, n, f) == n, "write %s", path);
+                        if (f) fclose(f);
+                        rc = npy_load(path, &t, &e);
+                    } else {
+                        rc = npy_load_mem(img, n, "o.npy", &t, &e);
+                    }
+                    CHECK(rc == 0, "%s (%s): %s", hdr, disk ? "disk" : "memory", rc ? e.msg : "");
+                    if (rc) continue;
+                    CHECK(t.dt == dts[k].dt && shape_equal(t.rank, t.shape, r, sh), "desc of %s", hdr);
+                    for (size_t ci = 0; ci < numel; ci++) {
+                        double v = tensor_get(&t, (int64_t)ci);
+                        if (v != (double)ci) {
+                            CHECK(0, "%s (%s): element %zu is %g", hdr, disk ? "disk" : "memory", ci, v);
+                            break;
+                        }
+                    }
+                    tensor_release(&t);
+                }
+            }
+    remove(path);
 }
 
 static void test_roundtrip(void) {
@@ -211,6 +279,7 @@ int main(void) {
     size_t live = storage_live_bytes();
     test_malformed();
     test_accepts();
+    test_orders();
     test_roundtrip();
     CHECK(storage_live_bytes() == live, "no storage leaked");
     if (fails) { fprintf(stderr, "%d failures\n", fails); return 1; }

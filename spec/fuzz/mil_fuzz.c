@@ -22,11 +22,11 @@ static long ncomments(const mil_program *p) {
     return n;
 }
 
-static void roundtrip(const mil_program *p, const mil_parse_opts *o, int dialect_1_0) {
+static void roundtrip(const mil_program *p, const mil_parse_opts *o, mil_dialect d) {
     ane_error e;
     char *text = NULL;
     size_t n = 0;
-    mil_print_opts po = {dialect_1_0};
+    mil_print_opts po = {d, 0};
     if (mil_print(p, &po, &text, &n, &e)) {
         fprintf(stderr, "print failed: %s\n", e.msg);
         abort();
@@ -37,8 +37,10 @@ static void roundtrip(const mil_program *p, const mil_parse_opts *o, int dialect
         abort();
     }
     char why[512];
-    /* V2 printing writes program(1.0); V1 printing keeps the version unless it was 1.0 */
-    int same_version = dialect_1_0 ? strcmp(p->version, "1.0") == 0 : strcmp(p->version, "1.0") != 0;
+    /* V2 printing writes program(1.0); V1 printing keeps the version unless it was 1.0; the
+     * source's own dialect always keeps it */
+    int v10 = strcmp(p->version, "1.0") == 0;
+    int same_version = d == MIL_DIALECT_SOURCE || (d == MIL_DIALECT_1_0 ? v10 : !v10);
     if (same_version && !mil_program_equal(p, q, why, sizeof why)) {
         fprintf(stderr, "round trip changed the program: %s\n--- text:\n%s\n", why, text);
         abort();
@@ -57,8 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ane_error e;
     mil_program *p = NULL;
     if (mil_parse((const char *)data, size, "fuzz.mil", &o, &p, &e) == 0) {
-        roundtrip(p, &o, 0);
-        roundtrip(p, &o, 1);
+        roundtrip(p, &o, MIL_DIALECT_SOURCE);
+        roundtrip(p, &o, MIL_DIALECT_1_3);
+        roundtrip(p, &o, MIL_DIALECT_1_0);
         mil_check_opts co = {0};
         (void)mil_check(p, &co, &e);
         mil_program_release(p);

@@ -67,6 +67,24 @@ local function blas_in_use(uname, ane)
   return "none loaded (the CPU backend is not linked in this build)"
 end
 
+-- The GEMM kernel set the BLAS picked at run time (OpenBLAS: openblas_get_corename(), which
+-- OPENBLAS_CORETYPE overrides), and a hint when the CPU has AVX-512 the kernels leave unused
+-- (OpenBLAS 0.3.21 takes Zen 4/5 for Haswell: AVX2 kernels at ~60% of the AVX-512 ones).
+local AVX512_CORES = { skylakex = true, cooperlake = true, sapphirerapids = true }
+local function gemm_kernel(ane, cpu)
+  local bi = ane and type(rawget(ane, "blas_info")) == "function" and ane.blas_info()
+  if not bi then return nil end
+  local g = { name = bi.name, corename = bi.corename, threads = bi.threads,
+    coretype_env = os.getenv("OPENBLAS_CORETYPE") }
+  local has512 = false
+  for _, f in ipairs(cpu.features) do if f == "AVX-512F" then has512 = true end end
+  if has512 and bi.corename and not AVX512_CORES[bi.corename:lower()] then
+    g.note = string.format("the CPU has AVX-512 but OpenBLAS runs its %s kernels; "
+      .. "OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 ones (faster sgemm)", bi.corename)
+  end
+  return g
+end
+
 local function gather()
   local ok, ane = pcall(require, "ane")
   local uname, osdesc = os_name()
@@ -88,6 +106,7 @@ local function gather()
   t.backends = host.backend_list()
   t.blas = blas_in_use(uname, ok and ane or nil)
   t.cpu = cpu_facts(uname)
+  t.gemm = gemm_kernel(ok and ane or nil, t.cpu)
   t.paths.module = package.searchpath("ane", package.path)
   t.paths.core = package.preload["ane.core"] and "linked into this program"
     or package.searchpath("ane.core", package.cpath)
@@ -115,6 +134,11 @@ local function print_text(t)
     or string.format("  (ANE_BACKEND=%q is not used)", env)
   line("default backend", (t.default_backend or "?") .. why)
   line("blas", t.blas)
+  if t.gemm then
+    line("gemm kernel", string.format("%s %s%s", t.gemm.name, t.gemm.corename or "",
+      t.gemm.coretype_env and ("  (OPENBLAS_CORETYPE=" .. t.gemm.coretype_env .. ")") or ""))
+    if t.gemm.note then line("", "note: " .. t.gemm.note) end
+  end
   line("cpu", string.format("%s, %s cores", t.cpu.model or "?", t.cpu.cores or "?"))
   line("cpu features", #t.cpu.features > 0 and table.concat(t.cpu.features, " ") or "none of F16C/AVX2/AVX-512/NEON")
   line("lua module", t.paths.module or "not found on package.path")

@@ -2,7 +2,9 @@
 --   ane mil check PROG.mil [--lenient] [--model-path DIR]
 --   ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
 --   ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
---                        [--backend NAME] [--repeat N]
+--                        [--backend NAME] [--repeat N] [--lenient]
+-- --lenient: parse the lenient-only forms of mil-reference.md 4.2 (the same switch as the
+-- {lenient = true} option of ane.compile, q:compile, ane.mil_parse and ane.mil_parse_file).
 -- Every failure prints one message on stderr (MIL errors as PROG.mil:LINE:COL: ...) and exits 1.
 local ane = require "ane"
 
@@ -10,7 +12,9 @@ local USAGE = [[
 usage: ane mil check PROG.mil [--lenient] [--model-path DIR]
        ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
        ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
-                            [--backend NAME] [--repeat N]
+                            [--backend NAME] [--repeat N] [--lenient]
+--lenient accepts the lenient-only forms (bare true/false, unknown dimensions, parenthesised
+results), as {lenient = true} does for ane.compile, q:compile and ane.mil_parse.
 ]]
 
 -- A failure that is reported as "ane mil: <msg>" and exit status 1.

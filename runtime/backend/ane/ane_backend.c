@@ -85,6 +85,9 @@ typedef struct ane_impl {
     uint64_t last_eval_ns, last_hw_ns;
     int have_hw_ns, direct_in, direct_out;
     long evals;
+    /* One load, eval or unload of this kernel at a time: eval rebinds the cached request and the
+     * staging surfaces, which two threads evaluating one kernel would corrupt. */
+    pthread_mutex_t mu;
 } ane_impl;
 
 static const backend ane_be;
@@ -296,6 +299,7 @@ static void kernel_destroy(kernel *k) {
             storage_release(im->stage_out[i]);
         }
         dir_release(im->dir);
+        pthread_mutex_destroy(&im->mu);
         free(im);
     }
     free(k->in);
@@ -344,6 +348,7 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
         return err_set(e, ERR_NOMEM, "compile: out of memory");
     }
     k->be = &ane_be;
+    pthread_mutex_init(&im->mu, NULL);
     k->impl = im;
     mil_program_retain(p);
     k->prog = p;
@@ -361,13 +366,17 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
         if ((rc = io_from_value(f, f->params[i], &k->in[i], "input", e))) goto fail_nopool;
     for (int i = 0; i < k->nout; i++)
         if ((rc = io_from_value(f, f->outs[i], &k->out[i], "output", e))) goto fail_nopool;
+    kernel_warn_rows(k);
 
     /* The budget is counted before the framework is asked (6.1). */
     if ((rc = backend_take_compile(e))) goto fail_nopool;
 
     char *mil = NULL;
     size_t mil_len = 0;
-    if ((rc = mil_print(p, NULL, &mil, &mil_len, e))) goto fail_nopool;
+    /* The source's own dialect (a program(1.0) stays 1.0 with its <ios16> functions) and always a
+     * [buildInfo], as every program the references sent carried one. */
+    const mil_print_opts po = {MIL_DIALECT_SOURCE, 1};
+    if ((rc = mil_print(p, &po, &mil, &mil_len, e))) goto fail_nopool;
 
     ob_id pool = ob_pool_push();
     char msg[900];
@@ -504,8 +513,11 @@ out:
 
 static int ane_load(kernel *k, ane_error *e) {
     if (!k || !k->impl) return err_set(e, ERR_STATE, "load: kernel is closed");
-    if (k->loaded) return 0;
-    return do_load(k, e);
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = k->loaded ? 0 : do_load(k, e);
+    pthread_mutex_unlock(&im->mu);
+    return rc;
 }
 
 static int do_unload(kernel *k, ane_error *e) {
@@ -528,8 +540,11 @@ static int do_unload(kernel *k, ane_error *e) {
 
 static int ane_unload(kernel *k, ane_error *e) {
     if (!k || !k->impl) return err_set(e, ERR_STATE, "unload: kernel is closed");
-    if (!k->loaded) return 0;
-    return do_unload(k, e);
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = k->loaded ? do_unload(k, e) : 0;
+    pthread_mutex_unlock(&im->mu);
+    return rc;
 }
 
 static void ane_free(kernel *k) {
@@ -545,12 +560,14 @@ static int stage(storage **slot, size_t nbytes, ane_error *e) {
     return *slot ? 0 : e->code;
 }
 
-/* The surface to hand the ANE for tensor t: its own, if it is one of ours covering exactly the
- * tensor, else a staging surface (copied into for inputs). */
+/* The surface to hand the ANE for tensor t: its own, if it is one of ours of exactly the tensor's
+ * size, else a staging surface of that size (copied into for inputs). Exact: every reference
+ * binds surfaces the size of the I/O tensor, and a larger one (a view at the start of a bigger
+ * surface) has never been seen to run. */
 static void *pick_surface(const tensor *t, storage **stage_slot, size_t nbytes, int is_input,
                           int *direct, ane_error *e) {
     void *s = ane_storage_surface(t->st);
-    if (s && t->offset == 0 && t->st->nbytes >= nbytes) {
+    if (s && t->offset == 0 && t->st->nbytes == nbytes) {
         (*direct)++;
         return s;
     }
@@ -623,10 +640,9 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
-    int rc = kernel_check_io(k, in, out, e);
+static int eval_locked(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    int rc = kernel_check_io(k, in, out, e); /* under the lock: an unload may have just run */
     if (rc) return rc;
-    if (k->be != &ane_be) return err_set(e, ERR_INVAL, "eval: not an ane kernel");
     ane_impl *im = k->impl;
     ob_id pool = ob_pool_push();
     void *surf[2 * MAX_IO];
@@ -684,13 +700,17 @@ static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
     }
     im->evals++;
     im->have_hw_ns = 0;
-    if (im->perf_stats && ob_responds(im->perf_stats, "hwExecutionTime")) {
+    /* hwExecutionTime is an unsigned long long property ("Q16@0:8"; maderix m5result.md,
+     * dev-erik reads it by KVC), 0 when the OS did not fill it. Called by its own encoding: a
+     * class that answers an object instead is read as an NSNumber, anything else is ignored. */
+    const char *enc = im->perf_stats ? ob_encoding(im->perf_stats, "hwExecutionTime") : NULL;
+    if (enc) {
         ob_sel s = ob_selector("hwExecutionTime");
-        ob_id v = ((F_id0)ob_lookup(im->perf_stats, s))(im->perf_stats, s);
-        if (v) {
-            im->have_hw_ns = 1;
-            im->last_hw_ns = ob_number_u64(v);
-        }
+        uint64_t ns = 0;
+        if (enc[0] == 'Q' || enc[0] == 'q') ns = ((F_u64)ob_lookup(im->perf_stats, s))(im->perf_stats, s);
+        else if (enc[0] == '@') ns = ob_number_u64(((F_id0)ob_lookup(im->perf_stats, s))(im->perf_stats, s));
+        im->have_hw_ns = ns != 0;
+        im->last_hw_ns = ns;
     }
     for (int i = 0; i < k->nout; i++) {
         if (ane_storage_surface(out[i]->st) == surf[k->nin + i] && out[i]->offset == 0) continue;
@@ -707,6 +727,17 @@ static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error 
     }
 out:
     ob_pool_pop(pool);
+    return rc;
+}
+
+/* Evaluations of one kernel from several threads run one after another (im->mu). */
+static int ane_eval(kernel *k, tensor *const *in, tensor *const *out, ane_error *e) {
+    if (!k) return err_set(e, ERR_STATE, "eval: kernel is closed");
+    if (k->be != &ane_be) return err_set(e, ERR_INVAL, "eval: not an ane kernel");
+    ane_impl *im = k->impl;
+    pthread_mutex_lock(&im->mu);
+    int rc = eval_locked(k, in, out, e);
+    pthread_mutex_unlock(&im->mu);
     return rc;
 }
 
@@ -770,6 +801,19 @@ static int check_kernel(const kernel *k, const char *what, ane_error *e) {
     if (k->be != &ane_be)
         return err_set(e, ERR_INVAL, "%s: kernel belongs to the %s backend, not ane", what,
                        k->be ? k->be->name : "?");
+    return 0;
+}
+
+int ane_kernel_objects_get(const kernel *k, ane_kernel_objects *o, ane_error *e) {
+    int rc = check_kernel(k, "objc", e);
+    if (rc) return rc;
+    const ane_impl *im = k->impl;
+    memset(o, 0, sizeof *o);
+    o->model = im->model;
+    o->request = im->request;
+    o->ninputs = im->request ? k->nin : 0;
+    o->nsurfaces = im->request ? im->req_n : 0;
+    for (int i = 0; i < o->nsurfaces && i < 128; i++) o->surfaces[i] = im->req_surf[i];
     return 0;
 }
 

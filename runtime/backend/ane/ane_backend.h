@@ -56,6 +56,17 @@ int ane_kernel_configure(kernel *k, const ane_kernel_opts *o, ane_error *e);
 int ane_kernel_reload_weights(kernel *k, const char *name, const uint8_t *data, size_t n,
                               ane_error *e);
 
+/* The framework objects behind k, borrowed: valid while k lives and until an eval with other
+ * tensors rebuilds the request. model is the _ANEInMemoryModel, request the _ANERequest the last
+ * eval used (NULL before the first eval), surfaces that request's IOSurfaceRefs, inputs first.
+ * For ane.objc (k:objc() in l_ane_backend.c); the backend itself never needs this. */
+typedef struct ane_kernel_objects {
+    void *model, *request;
+    void *surfaces[128];
+    int nsurfaces, ninputs;
+} ane_kernel_objects;
+int ane_kernel_objects_get(const kernel *k, ane_kernel_objects *o, ane_error *e);
+
 /* Compiles this process has sent to the framework (successful or not). */
 int ane_framework_compiles(void);
 

@@ -94,6 +94,7 @@ static int cpu_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
     k->nin = pl->f->nparams;
     k->nout = pl->f->nouts;
     k->impl = pl;
+    if (o->strict) kernel_warn_rows(k);
     const char *prof = getenv("ANE_CPU_PROFILE");
     if (prof && strcmp(prof, "1") == 0) pl->prof = calloc((size_t)(pl->nnodes ? pl->nnodes : 1), sizeof(double));
     *out = k;

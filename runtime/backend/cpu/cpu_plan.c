@@ -456,6 +456,11 @@ static int plan_op(cpu_planner *P, const mil_op *op) {
     case MIL_OP_scatter_along_axis:
         return cpu_plan_gather(P, op);
     case MIL_OP_scaled_dot_product_attention: return cpu_plan_attention(P, op);
+    case MIL_OP_pad: case MIL_OP_depth_to_space: case MIL_OP_space_to_depth:
+    case MIL_OP_pixel_shuffle: case MIL_OP_pixel_unshuffle: case MIL_OP_space_to_batch:
+    case MIL_OP_batch_to_space: case MIL_OP_crop: case MIL_OP_reverse: case MIL_OP_flatten2d:
+    case MIL_OP_fill_like: case MIL_OP_range_1d:
+        return cpu_plan_movement(P, op);
     case MIL_OP_UNKNOWN: case MIL_OP_COUNT:
         return cpu_op_error(P, op, ERR_UNSUPPORTED, "op is not supported by the cpu backend");
     default: return cpu_plan_elementwise(P, op);

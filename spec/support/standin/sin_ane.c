@@ -413,9 +413,11 @@ static id perf_make(Class self, SEL _cmd, uint64_t ns) {
     return sin_autorelease(sin_new(self, p, free));
 }
 /* Stays nil on real hardware (6.7); the stand-in fills it only when told to ("perf"). */
-static id perf_hw_time(id self, SEL _cmd) {
+/* As the real class declares it: @property (readonly) unsigned long long hwExecutionTime, 0 when
+ * the OS filled nothing (maderix training/m5result.md). */
+static unsigned long long perf_hw_time(id self, SEL _cmd) {
     perf_p *p = sin_payload(self);
-    return p->filled ? sin_number(p->ns) : nil;
+    return p->filled ? (unsigned long long)p->ns : 0;
 }
 
 /* ================= _ANERequest ================= */
@@ -617,6 +619,111 @@ static bool client_eval_rt(id self, SEL _cmd, id model, id opts, id request, id 
 }
 static bool client_rt_task(id self, SEL _cmd) { return false; } /* NO, as documented (5.2) */
 
+/* ================= paths and classes reached only through ane.objc =================
+ * The research record's other evaluation paths (5.2) and the chaining family (9.2), so the
+ * bridge's probe scripts run here. Evaluations go through do_eval like the standard path; the
+ * chaining classes build, validate and fail to prepare as the record reports for _ANEModel
+ * (Code=15). Nothing in the ane backend calls these. */
+static bool client_eval_direct(id self, SEL _cmd, id model, id opts, id request, unsigned qos, id *err) {
+    return do_eval("client.eval_direct", model, request, err);
+}
+static bool client_eval(id self, SEL _cmd, id model, id opts, id request, unsigned qos, id *err) {
+    return do_eval("client.eval", model, request, err);
+}
+
+/* model.program: a _ANEProgramForEvaluation pointing back at its model (not retaining it). */
+static Class cls_program;
+static id model_program(id self, SEL _cmd) { return sin_autorelease(sin_new(cls_program, self, NULL)); }
+static bool program_process(id self, SEL _cmd, id request, id model, unsigned qos, int qindex,
+                            id hex, id opts, bool *rv, id *err) {
+    bool ok = do_eval("program.process_request", model, request, err);
+    if (rv) *rv = false; /* the record: returns YES with returnValue NO */
+    return ok;
+}
+
+/* Objects holding up to three retained ids and a number. */
+typedef struct held { id a, b, c; long long n; void *ref; } held;
+static void held_fin(void *p) {
+    held *h = p;
+    sin_release(h->a);
+    sin_release(h->b);
+    sin_release(h->c);
+    free(h);
+}
+static id held_new(Class c, id a, id b, id x, long long n, void *ref) {
+    held *h = calloc(1, sizeof *h);
+    h->a = sin_retain(a);
+    h->b = sin_retain(b);
+    h->c = sin_retain(x);
+    h->n = n;
+    h->ref = ref;
+    return sin_autorelease(sin_new(c, h, held_fin));
+}
+static Class cls_buffer, cls_outsets, cls_chain;
+static id buffer_make(Class self, SEL _cmd, id surfobj, id symbol, long long source) {
+    if (!sin_isa(surfobj, "_ANEIOSurfaceObject")) return nil;
+    sin_record("chain.buffer source=%lld", source);
+    return held_new(self, surfobj, symbol, nil, source, NULL);
+}
+static id buffer_description(id self, SEL _cmd) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "<_ANEBuffer: %p ANEBufferProducerAgent=%lld>", (void *)self,
+             ((held *)sin_payload(self))->n);
+    return sin_string(buf);
+}
+static id outsets_make(Class self, SEL _cmd, void *stats, id buffers) {
+    if (!stats) return nil; /* as recorded: nil without a stats surface */
+    return held_new(self, buffers, nil, nil, 0, stats);
+}
+static id chain_make(Class self, SEL _cmd, id inputs, id outsets, id lb_in, id lb_out, id proc,
+                     id signals, id txn, id delay, id pool) {
+    return held_new(self, inputs, outsets, signals, 0, NULL);
+}
+static bool chain_validate(id self, SEL _cmd) {
+    held *h = sin_payload(self);
+    size_t n = sin_array_count(h->a);
+    for (size_t i = 0; i < n; i++)
+        if (!sin_isa(sin_array_at(h->a, i), "_ANEBuffer")) return false; /* needs symbolIndex */
+    return n > 0 && sin_array_count(h->b) > 0;
+}
+static bool client_prepare_chaining(id self, SEL _cmd, id model, id opts, id req, unsigned qos, id *err) {
+    sin_record("client.prepare_chaining");
+    set_err(err, 15, "ANEProgramChainingPrepare() Failed: Program chaining prepare error");
+    return false;
+}
+
+static Class begin(const char *name);
+static void register_objc_only(void) {
+    Class c;
+    if (cls_model) {
+        sin_add(cls_model, "program", SIN_IMP(model_program), "@16@0:8");
+    }
+    if ((c = cls_program = begin("_ANEProgramForEvaluation"))) {
+        sin_add(c, "processRequest:model:qos:qIndex:modelStringID:options:returnValue:error:",
+                SIN_IMP(program_process), "B72@0:8@16@24I32i36@40@48^B56^@64");
+        sin_class_done(c);
+    }
+    if ((c = cls_buffer = begin("_ANEBuffer"))) {
+        sin_add_class(c, "bufferWithIOSurfaceObject:symbolIndex:source:", SIN_IMP(buffer_make),
+                      "@40@0:8@16@24q32");
+        sin_add(c, "description", SIN_IMP(buffer_description), "@16@0:8");
+        sin_class_done(c);
+    }
+    if ((c = cls_outsets = begin("_ANEIOSurfaceOutputSets"))) {
+        sin_add_class(c, "objectWithstatsSurRef:outputBuffer:", SIN_IMP(outsets_make),
+                      "@32@0:8^{__IOSurface=}16@24");
+        sin_class_done(c);
+    }
+    if ((c = cls_chain = begin("_ANEChainingRequest"))) {
+        sin_add_class(c,
+                      "chainingRequestWithInputs:outputSets:lbInputSymbolId:lbOutputSymbolId:"
+                      "procedureIndex:signalEvents:transactionHandle:fwEnqueueDelay:memoryPoolId:",
+                      SIN_IMP(chain_make), "@88@0:8@16@24@32@40@48@56@64@72@80");
+        sin_add(c, "validate", SIN_IMP(chain_validate), "B16@0:8");
+        sin_class_done(c);
+    }
+}
+
 /* ================= _ANEDeviceInfo ================= */
 static id devinfo_subtype(Class self, SEL _cmd) { return sin_string("standin"); }
 
@@ -661,7 +768,7 @@ void sin_register_ane(void) {
     }
     if ((c = cls_perf = begin("_ANEPerformanceStats"))) {
         sin_add_class(c, "statsWithHardwareExecutionNS:", SIN_IMP(perf_make), "@24@0:8Q16");
-        sin_add(c, "hwExecutionTime", SIN_IMP(perf_hw_time), "@16@0:8");
+        sin_add(c, "hwExecutionTime", SIN_IMP(perf_hw_time), "Q16@0:8");
         sin_class_done(c);
     }
     if ((c = begin("_ANEClient"))) {
@@ -669,6 +776,12 @@ void sin_register_ane(void) {
         sin_add(c, "evaluateRealTimeWithModel:options:request:error:", SIN_IMP(client_eval_rt),
                 "B48@0:8@16@24@32^@40");
         sin_add(c, "beginRealTimeTask", SIN_IMP(client_rt_task), "B16@0:8");
+        sin_add(c, "doEvaluateDirectWithModel:options:request:qos:error:",
+                SIN_IMP(client_eval_direct), "B52@0:8@16@24@32I40^@44");
+        sin_add(c, "evaluateWithModel:options:request:qos:error:", SIN_IMP(client_eval),
+                "B52@0:8@16@24@32I40^@44");
+        sin_add(c, "prepareChainingWithModel:options:chainingReq:qos:error:",
+                SIN_IMP(client_prepare_chaining), "B52@0:8@16@24@32I40^@44");
         sin_class_done(c);
         shared_client = sin_new(c, NULL, NULL); /* a process-wide singleton, never released */
     }
@@ -676,4 +789,5 @@ void sin_register_ane(void) {
         sin_add_class(c, "aneSubType", SIN_IMP(devinfo_subtype), "@16@0:8");
         sin_class_done(c);
     }
+    register_objc_only();
 }

@@ -320,30 +320,59 @@ static const void *d_bytes(id self, SEL _cmd) { return ((data_p *)sin_payload(se
 static unsigned long d_length(id self, SEL _cmd) { return ((data_p *)sin_payload(self))->n; }
 
 /* ================= NSNumber ================= */
-id sin_number(uint64_t v) {
-    uint64_t *p = malloc(sizeof *p);
-    *p = v;
+/* The payload starts with the value as uint64 (what the backend reads); ane.objc's specs also
+ * box doubles and booleans, so the number keeps its kind (objCType) and a double copy. */
+typedef struct { uint64_t v; double d; char type; } num_p;
+static id number_of(uint64_t v, double d, char type) {
+    num_p *p = malloc(sizeof *p);
+    p->v = v;
+    p->d = d;
+    p->type = type;
     return sin_autorelease(sin_new(cls_number, p, free));
 }
+id sin_number(uint64_t v) { return number_of(v, (double)v, 'Q'); }
 bool sin_number_value(id num, uint64_t *v) {
     if (!sin_isa(num, "NSNumber")) return false;
     *v = *(uint64_t *)sin_payload(num);
     return true;
 }
+static num_p *num(id self) { return sin_payload(self); }
 static id n_ull(Class self, SEL _cmd, unsigned long long v) { return sin_number(v); }
-static id n_int(Class self, SEL _cmd, int v) { return sin_number((uint64_t)(int64_t)v); }
+static id n_int(Class self, SEL _cmd, int v) { return number_of((uint64_t)(int64_t)v, v, 'q'); }
 static id n_uint(Class self, SEL _cmd, unsigned v) { return sin_number(v); }
-static unsigned long long n_ull_value(id self, SEL _cmd) { return *(uint64_t *)sin_payload(self); }
-static unsigned n_uint_value(id self, SEL _cmd) { return (unsigned)*(uint64_t *)sin_payload(self); }
-static int n_int_value(id self, SEL _cmd) { return (int)*(uint64_t *)sin_payload(self); }
+static id n_ll(Class self, SEL _cmd, long long v) { return number_of((uint64_t)v, (double)v, 'q'); }
+static id n_double(Class self, SEL _cmd, double v) {
+    return number_of((uint64_t)(int64_t)v, v, 'd');
+}
+static id n_bool(Class self, SEL _cmd, bool v) { return number_of(v, v, 'B'); }
+static unsigned long long n_ull_value(id self, SEL _cmd) { return num(self)->v; }
+static long long n_ll_value(id self, SEL _cmd) { return (long long)num(self)->v; }
+static unsigned n_uint_value(id self, SEL _cmd) { return (unsigned)num(self)->v; }
+static int n_int_value(id self, SEL _cmd) { return (int)num(self)->v; }
+static double n_double_value(id self, SEL _cmd) {
+    return num(self)->type == 'd' ? num(self)->d
+           : num(self)->type == 'q' ? (double)(int64_t)num(self)->v : (double)num(self)->v;
+}
+static bool n_bool_value(id self, SEL _cmd) { return num(self)->v != 0; }
+static const char *n_objc_type(id self, SEL _cmd) {
+    switch (num(self)->type) {
+    case 'd': return "d";
+    case 'B': return "B";
+    case 'q': return "q";
+    default: return "Q";
+    }
+}
 static id n_description(id self, SEL _cmd) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)*(uint64_t *)sin_payload(self));
+    char buf[48];
+    num_p *p = num(self);
+    if (p->type == 'd') snprintf(buf, sizeof buf, "%.17g", p->d);
+    else if (p->type == 'q') snprintf(buf, sizeof buf, "%lld", (long long)p->v);
+    else snprintf(buf, sizeof buf, "%llu", (unsigned long long)p->v);
     return sin_string(buf);
 }
 static bool n_is_equal(id self, SEL _cmd, id other) {
     uint64_t v;
-    return sin_number_value(other, &v) && v == *(uint64_t *)sin_payload(self);
+    return sin_number_value(other, &v) && v == num(self)->v;
 }
 
 /* ================= NSArray ================= */
@@ -530,6 +559,13 @@ void sin_register_foundation(void) {
     sin_add(c, "unsignedLongLongValue", SIN_IMP(n_ull_value), "Q16@0:8");
     sin_add(c, "unsignedIntValue", SIN_IMP(n_uint_value), "I16@0:8");
     sin_add(c, "intValue", SIN_IMP(n_int_value), "i16@0:8");
+    sin_add_class(c, "numberWithLongLong:", SIN_IMP(n_ll), "@24@0:8q16");
+    sin_add_class(c, "numberWithDouble:", SIN_IMP(n_double), "@24@0:8d16");
+    sin_add_class(c, "numberWithBool:", SIN_IMP(n_bool), "@20@0:8B16");
+    sin_add(c, "longLongValue", SIN_IMP(n_ll_value), "q16@0:8");
+    sin_add(c, "doubleValue", SIN_IMP(n_double_value), "d16@0:8");
+    sin_add(c, "boolValue", SIN_IMP(n_bool_value), "B16@0:8");
+    sin_add(c, "objCType", SIN_IMP(n_objc_type), "r*16@0:8");
     sin_add(c, "description", SIN_IMP(n_description), "@16@0:8");
     sin_add(c, "isEqual:", SIN_IMP(n_is_equal), "B24@0:8@16");
     sin_class_done(c);
