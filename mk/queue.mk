@@ -14,7 +14,7 @@ ifeq ($(SANITIZE),thread)
 endif
 
 QUEUE_C_TESTS := test_queue test_compile_job test_chain test_cpu_plan test_bigmem
-QUEUE_SPECS := $(wildcard spec/queue_spec.lua spec/chain_spec.lua spec/double_buffer_spec.lua)
+QUEUE_SPECS := $(wildcard spec/queue_spec.lua spec/chain_spec.lua spec/double_buffer_spec.lua spec/robust_spec.lua)
 TSAN_LUA_ENV := ANE_ROOT=$(CURDIR) ANE_BUILD=$(CURDIR)/build-tsan \
   LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;' \
   LUA_CPATH='$(CURDIR)/build-tsan/lua/?.so;;' TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1

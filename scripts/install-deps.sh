@@ -5,7 +5,7 @@ set -euo pipefail
 
 if [ "$(uname -s)" = Darwin ]; then
   need=()
-  for f in lua luarocks pkg-config; do brew list "$f" >/dev/null 2>&1 || need+=("$f"); done
+  for f in lua luarocks pkg-config oniguruma utf8proc; do brew list "$f" >/dev/null 2>&1 || need+=("$f"); done
   if [ ${#need[@]} -gt 0 ]; then echo "install-deps: brew install ${need[*]}"; brew install "${need[@]}"; fi
   for r in luafilesystem lua-cjson busted; do
     luarocks --lua-version=5.4 show "$r" >/dev/null 2>&1 || { echo "install-deps: luarocks install $r"; luarocks --lua-version=5.4 install "$r"; }
@@ -18,6 +18,7 @@ pkgs=(
   build-essential pkg-config
   lua5.4 liblua5.4-dev lua-filesystem lua-cjson lua-busted
   libopenblas-dev libedit-dev
+  libonig-dev libutf8proc-dev # tokenizer.json: Oniguruma regexes (as the Rust tokenizers crate), NFC
   gobjc libffi-dev          # Objective-C runtime (ANE stand-in, ane.objc) and libffi (ane.objc sends)
   clang libclang-rt-14-dev  # libFuzzer and sanitizers for `make fuzz`, `make test SANITIZE=1`
   python3-numpy             # reference script for `make bench` only

@@ -99,7 +99,11 @@ describe("bad input is a clear error", function()
   k:load()
   local a = t({ 1, 2, 3, 4 }, { 1, 4 })
   local cases = {
-    { function() k:eval { a } end, "input 'b' must be an ane.Tensor, got nothing" },
+    { function() k:eval { a } end, "1 input given, the kernel takes 2: a (fp16 [1, 4]), b (fp16 [1, 4])" },
+    { function() k:eval { a, a, a } end, "3 inputs given, the kernel takes 2: a (fp16 [1, 4]), b (fp16 [1, 4])" },
+    { function() k:eval { a = a } end, "input 'b' is missing (the kernel takes a (fp16 [1, 4]), b (fp16 [1, 4]))" },
+    { function() k:eval(a) end, "one tensor given, the kernel takes 2 inputs: a (fp16 [1, 4]), b (fp16 [1, 4])" },
+    { function() k:eval({ a, a }, { ane.zeros({ 1, 4 }) }) end, "1 output given, the kernel takes 2: " },
     { function() k:eval { a, ane.zeros({ 1, 5 }) } end, "eval: input 'b' has shape [1, 5], expected [1, 4]" },
     { function() k:eval { a, ane.zeros({ 1, 4 }, "fp32") } end, "eval: input 'b' has dtype fp32, expected fp16" },
     { function() k:eval { a = a, c = a } end, "the kernel has no input named 'c'" },

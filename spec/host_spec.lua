@@ -95,25 +95,69 @@ describe("ane host", function()
     assert.matches("%-%-backend NAME", out)
   end)
 
-  it("--backend exports ANE_BACKEND (and is checked once the runtime lists backends)", function()
-    local ane = require "ane"
-    if rawget(ane, "backends") then
-      local _, ok, code, err = H.ane({ "--backend", "no_such_backend", "-e", "" })
-      assert.is_false(ok)
-      assert.equal(1, code)
-      assert.matches("^ane: unknown backend 'no_such_backend' %(known: ", err)
-      local out = H.ane({ "--backend", "cpu", "-e", "print(os.getenv('ANE_BACKEND'))" })
-      assert.equal("cpu\n", out)
-    else
-      local out, ok = H.ane({ "--backend", "cpu", "-e", "print(os.getenv('ANE_BACKEND'))" })
-      assert.is_true(ok)
-      assert.equal("cpu\n", out)
-      out = H.ane({ "--backend=ane", "-e", "print(os.getenv('ANE_BACKEND'))" })
-      assert.equal("ane\n", out)
-    end
+  it("--backend sets the runtime's default (never the environment) and refuses unknown names", function()
+    local _, ok, code, err = H.ane({ "--backend", "no_such_backend", "-e", "" })
+    assert.is_false(ok)
+    assert.equal(1, code)
+    assert.matches("^ane: %-%-backend: unknown backend 'no_such_backend' %(known: [%w, ]*cpu", err)
+    local out, ok2, _, err2 = H.run({ "env", "-u", "ANE_BACKEND", H.ane_bin, "--backend", "cpu", "-e",
+      "print(require('ane').backend(), os.getenv('ANE_BACKEND'))" })
+    assert.is_true(ok2, err2)
+    assert.equal("cpu\tnil\n", out)
+    out = H.ane({ "--backend=cpu", "-e", "print(require('ane').backend())" })
+    assert.equal("cpu\n", out)
     local _, _, code, err = H.ane({ "--backend" })
     assert.equal(1, code)
     assert.matches("^ane: '%-%-backend' needs argument", err)
+  end)
+
+  it("loads Lua source only (scripts, -e, stdin, require, load), unless --bytecode", function()
+    local d = H.tmpdir()
+    local luac = d .. "/chunk.luac"
+    H.write(luac, string.dump(load("print('ran bytecode')")))
+    local hint = "ane loads Lua source only; run `ane --bytecode`"
+    local out, ok, code, err = H.ane({ luac })
+    assert.same({ false, 1, "" }, { ok, code, out })
+    assert.truthy(err:find("ane: " .. luac .. ": attempt to load a binary chunk", 1, true), err)
+    assert.truthy(err:find(hint, 1, true), err)
+    _, ok, _, err = H.ane({ "-" }, H.read(luac))
+    assert.is_false(ok)
+    assert.truthy(err:find("ane: stdin: attempt to load a binary chunk", 1, true), err)
+    -- require through the host: a precompiled module on package.path
+    H.write(d .. "/precompiled.lua", H.read(luac))
+    local env = "LUA_PATH=" .. d .. "/?.lua;;"
+    out, ok, _, err = H.run({ "env", env, H.ane_bin, "-e", "require 'precompiled'" })
+    assert.is_false(ok)
+    assert.truthy(err:find("error loading module 'precompiled'", 1, true), err)
+    assert.truthy(err:find(hint, 1, true), err)
+    -- load/loadfile/dofile default to source; an explicit mode is honoured
+    out, ok, _, err = H.ane({ "-e", ("local s, f = string.dump(function() return 7 end), %q\n"):format(luac) ..
+      "print(load(s) == nil, load(s, 'x', 'b')(), loadfile(f) == nil, pcall(dofile, f) == false)" })
+    assert.is_true(ok, err)
+    assert.equal("true\t7\ttrue\ttrue\n", out)
+    -- --bytecode: all of them take precompiled chunks again
+    out, ok, _, err = H.ane({ "--bytecode", luac })
+    assert.is_true(ok, err)
+    assert.equal("ran bytecode\n", out)
+    out, ok, _, err = H.run({ "env", env, H.ane_bin, "--bytecode", "-e", "require 'precompiled'" })
+    assert.is_true(ok, err)
+    assert.equal("ran bytecode\n", out)
+    os.execute("rm -rf " .. H.shquote(d))
+  end)
+
+  it("refuses an ANE_BACKEND that names no backend, listing the known ones", function()
+    local _, ok, code, err = H.run({ "env", "ANE_BACKEND=nope", H.ane_bin, "-e", "print(1)" })
+    assert.same({ false, 1 }, { ok, code })
+    assert.matches("^ane: ANE_BACKEND: unknown backend 'nope' %(known: [%w, ]*cpu", err)
+    -- --backend is an explicit choice: it wins over the environment
+    local out
+    out, ok, _, err = H.run({ "env", "ANE_BACKEND=nope", H.ane_bin, "--backend", "cpu", "-e",
+      "print(require('ane').backend())" })
+    assert.is_true(ok, err)
+    assert.equal("cpu\n", out)
+    -- stock lua5.4: require "ane" raises the same
+    out = H.run({ "env", "ANE_BACKEND=nope", "lua5.4", "-e", "print(select(2, pcall(require, 'ane')))" })
+    assert.matches("^ANE_BACKEND: unknown backend 'nope' %(known: ", out)
   end)
 
   it("finds its Lua modules with no LUA_PATH set", function()

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/settings.h"
 #include "cpu/cpu.h"
 
 #ifdef ANE_WITH_ANE_BACKEND
@@ -69,12 +70,48 @@ static int usable(const backend *b) {
     return b && (!b->available || b->available(why, sizeof why));
 }
 
-const backend *backend_default(void) {
+/* The default chosen by name (ane.backend(name), --backend, ane_options.backend): read by compile
+ * workers while the Lua thread may set it, hence atomic. NULL: $ANE_BACKEND or automatic. */
+static _Atomic(const backend *) chosen;
+
+void backend_set_default(const backend *b) { atomic_store(&chosen, b); }
+
+int backend_names(char *buf, size_t n) {
     backend_register_builtin();
-    const char *env = getenv("ANE_BACKEND");
-    if (env && *env) {
-        const backend *b = backend_get(env);
-        if (b) return b; /* even if unavailable: compile then says why */
+    const backend *sorted[MAX_BACKENDS];
+    for (int i = 0; i < nregistry; i++) { /* by name, as ane.host lists them */
+        int j = i;
+        while (j > 0 && strcmp(sorted[j - 1]->name, registry[i]->name) > 0) {
+            sorted[j] = sorted[j - 1];
+            j--;
+        }
+        sorted[j] = registry[i];
+    }
+    size_t used = 0;
+    if (n) buf[0] = '\0';
+    for (int i = 0; i < nregistry && used < n; i++) {
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", sorted[i]->name);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+    return nregistry;
+}
+
+int backend_unknown(ane_error *e, const char *name, const char *where) {
+    char names[256];
+    backend_names(names, sizeof names);
+    return err_set(e, ERR_INVAL, "%s%sunknown backend '%s' (known: %s)", where ? where : "",
+                   where ? ": " : "", name, names);
+}
+
+int backend_default_ex(const backend **out, ane_error *e) {
+    backend_register_builtin();
+    *out = atomic_load(&chosen);
+    if (*out) return 0;
+    const char *env = settings_get()->backend;
+    if (env) {
+        *out = backend_get(env); /* even if unavailable: compile then says why */
+        return *out ? 0 : backend_unknown(e, env, "ANE_BACKEND");
     }
 #if defined(__APPLE__)
     const int prefer_ane = 1;
@@ -82,18 +119,21 @@ const backend *backend_default(void) {
     const int prefer_ane = 0; /* elsewhere "ane" is the test stand-in: used only when named */
 #endif
     const backend *ane = backend_get("ane");
-    if (prefer_ane && usable(ane)) return ane;
-    return backend_get("cpu");
+    *out = (prefer_ane && usable(ane)) ? ane : backend_get("cpu");
+    return *out ? 0 : err_set(e, ERR_STATE, "no backend is registered");
+}
+
+const backend *backend_default(void) {
+    const backend *b;
+    return backend_default_ex(&b, NULL) == 0 ? b : NULL;
 }
 
 void compile_opts_default(compile_opts *o) {
     memset(o, 0, sizeof *o);
-    o->precision = PREC_FP16;
+    const ane_settings *s = settings_get();
+    o->precision = s->precision_fp32 ? PREC_FP32 : PREC_FP16;
     o->qos = 21;
-    const char *p = getenv("ANE_PRECISION");
-    if (p && strcmp(p, "fp32") == 0) o->precision = PREC_FP32;
-    const char *s = getenv("ANE_STRICT");
-    if (s && *s && strcmp(s, "0") != 0) o->strict = 1;
+    o->strict = s->strict;
 }
 
 static int check_one(const kernel_io *io, const tensor *t, const char *what, ane_error *e) {

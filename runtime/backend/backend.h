@@ -25,7 +25,7 @@ typedef struct compile_opts {
     int threads;            /* CPU: worker threads, 0 = auto */
 } compile_opts;
 
-void compile_opts_default(compile_opts *o); /* reads ANE_PRECISION / ANE_STRICT */
+void compile_opts_default(compile_opts *o); /* ANE_PRECISION / ANE_STRICT, as read at start-up */
 
 typedef struct kernel_io {
     const char *name;
@@ -69,9 +69,20 @@ int backend_register(const backend *b);        /* at most 16; later names replac
 const backend *backend_get(const char *name);  /* NULL if unknown */
 int backend_count(void);
 const backend *backend_at(int i);
-/* The default: $ANE_BACKEND if set, else "ane" when available on macOS, else "cpu" (the Linux
- * "ane" is the test stand-in and is used only by name). */
+/* The default: the one set by backend_set_default if any, else $ANE_BACKEND (read once at
+ * start-up, runtime/core/settings.h), else "ane" when available on macOS, else "cpu" (the Linux
+ * "ane" is the test stand-in and is used only by name). An $ANE_BACKEND naming no backend is an
+ * error listing the known ones (backend_default_ex); backend_default returns NULL for it. */
+int backend_default_ex(const backend **out, ane_error *e);
 const backend *backend_default(void);
+/* Make b the default for every later compile in the process (NULL: back to $ANE_BACKEND or
+ * automatic). Safe beside compile workers; never touches the environment. */
+void backend_set_default(const backend *b);
+/* The registered names as "cpu, ane" into buf; returns how many there are. */
+int backend_names(char *buf, size_t n);
+/* The one "unknown backend" error: "WHERE: unknown backend 'NAME' (known: cpu, ane)" (where may
+ * be NULL); returns ERR_INVAL. */
+int backend_unknown(ane_error *e, const char *name, const char *where);
 void backend_register_builtin(void);          /* cpu (+ ane where built); idempotent */
 
 /* Per-process compile budget (ane-private-api.md 6.1, ane-field-notes.md 8): the ANE fails every

@@ -1,17 +1,13 @@
 /* llama2c.c - llama2.c checkpoints: header checks, the file layout, mmap loading, atomic saving. */
 #include "llama2c.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../core/atomic_file.h"
 #include "../core/fp16.h"
+#include "mapfile.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "llama2c.c reads little-endian data in place; add byte swapping for this host"
@@ -134,48 +130,17 @@ int llama2c_parse(const void *buf, size_t n, const char *name, llama2c_layout *l
 
 /* ---- loading ---- */
 
-typedef struct mapping { void *addr; size_t len; } mapping;
-
-static void map_free(storage *s) {
-    mapping *m = s->impl;
-    if (m) { munmap(m->addr, m->len); free(m); }
-    s->impl = NULL;
-}
-static const storage_ops map_ops = {"mmap", map_free, NULL, NULL};
-
 void llama2c_ckpt_release(llama2c_ckpt *ck) {
     for (int i = 0; i < L2C_NWEIGHTS; i++) tensor_release(&ck->w[i]);
 }
 
 int llama2c_load(const char *path, llama2c_ckpt *ck, ane_error *e) {
     memset(ck, 0, sizeof *ck);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int err = errno;
-        close(fd);
-        return err_set(e, ERR_IO, "%s: not a regular file%s%s", path, err ? ": " : "", err ? strerror(err) : "");
-    }
-    size_t n = (size_t)st.st_size;
-    if (n < HEADER_BYTES) {
-        close(fd);
-        llama2c_layout lay;
-        return llama2c_parse("", n, path, &lay, e);
-    }
-    void *addr = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    int err = errno;
-    close(fd); /* the mapping keeps the file */
-    if (addr == MAP_FAILED) return err_set(e, ERR_IO, "%s: mmap of %zu bytes failed: %s", path, n, strerror(err));
+    storage *s = mapfile_open(path, e);
+    if (!s) return e ? e->code : ERR_IO;
     llama2c_layout lay;
-    int rc = llama2c_parse(addr, n, path, &lay, e);
-    if (rc) { munmap(addr, n); return rc; }
-    mapping *m = malloc(sizeof *m);
-    if (!m) { munmap(addr, n); return err_set(e, ERR_NOMEM, "%s: out of memory", path); }
-    m->addr = addr;
-    m->len = n;
-    storage *s = storage_wrap(addr, n, &map_ops, m, e); /* frees m and unmaps on failure */
-    if (!s) return err_prefix(e, "%s: ", path);
+    int rc = llama2c_parse(s->data ? s->data : "", s->nbytes, path, &lay, e);
+    if (rc) { storage_release(s); return rc; }
     ck->cfg = lay.cfg;
     for (int w = 0; w < L2C_NWEIGHTS; w++) {
         int64_t shape[3];

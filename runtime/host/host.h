@@ -3,6 +3,8 @@
 #ifndef ANE_HOST_H
 #define ANE_HOST_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 /* Call the function on top of the stack (with narg arguments above it) under the traceback
@@ -21,6 +23,14 @@ void host_preload(lua_State *L);
 /* Message handler for lua_pcall: appends a traceback to the error message; a non-string error
  * object is shown through its __tostring, or named by type (embed.c). */
 int host_msghandler(lua_State *L);
+/* Source only unless allow_bytecode: sets the mode every load below uses and, for source only,
+ * wraps load/loadfile/dofile (their default mode) and the Lua-file searcher of `require`. */
+void host_set_load_mode(lua_State *L, int allow_bytecode);
+const char *host_load_mode(lua_State *L); /* "t" or "bt" */
+/* luaL_loadfilex / luaL_loadbufferx with that mode; a refused binary chunk's message says how to
+ * allow it. */
+int host_loadfile(lua_State *L, const char *path);
+int host_loadbuffer(lua_State *L, const char *code, size_t len, const char *name);
 /* The interactive loop (line editing and history on a terminal, plain lines otherwise); returns
  * when input ends (Ctrl-D). */
 void host_repl(lua_State *L);

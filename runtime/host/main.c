@@ -23,6 +23,7 @@
 #include <mach-o/dyld.h>
 #endif
 
+#include "../backend/backend.h"
 #include "../lua/lane.h"
 #include "ane.h"
 #include "host.h"
@@ -108,7 +109,7 @@ static void print_usage(FILE *out, const char *badoption) {
     }
     fprintf(out,
             "usage: %s [options] [script [args]]\n"
-            "       %s info | mil ... | selftest | <subcommand> [args]\n"
+            "       %s info | mil | selftest [args]   (each takes --help)\n"
             "Available options are:\n"
             "  -e stat         execute string 'stat'\n"
             "  -i              enter interactive mode after executing 'script'\n"
@@ -116,12 +117,17 @@ static void print_usage(FILE *out, const char *badoption) {
             "  -l g=mod        require library 'mod' into global 'g'\n"
             "  -v              show version information\n"
             "  -W              turn warnings on\n"
-            "  --backend NAME  default backend, e.g. cpu or ane (also $ANE_BACKEND)\n"
+            "  --backend NAME  default backend, e.g. cpu or ane (else $ANE_BACKEND, else automatic);\n"
+            "                  a name that is no backend is an error listing the known ones\n"
+            "  --bytecode      also load precompiled Lua chunks (default: source only, since a\n"
+            "                  damaged or crafted chunk can crash the process)\n"
             "  -h, --help      show this help\n"
             "  --              stop handling options\n"
             "  -               stop handling options and execute stdin\n"
+            "A subcommand word (info, mil, selftest) always means the subcommand, even when a file of\n"
+            "that name exists: run such a file as `%s ./mil`.\n"
             "With no script and no -e, `ane` starts the REPL on a terminal and runs stdin otherwise.\n",
-            progname, progname);
+            progname, progname, progname);
 }
 
 static void print_version(void) {
@@ -210,10 +216,12 @@ static void set_paths(lua_State *L, const char *argv0) {
 
 /* }================================================================== */
 
-/* `ane NAME args...` runs the Lua module ane.cli.NAME when NAME is not a file and that module
- * exists: it returns function(args) -> exit code (integer; nil/true = 0, false = 1). */
+/* `ane NAME args...` runs the Lua module ane.cli.NAME when NAME is a plain word (lower-case
+ * letters, digits, '_') and that module exists, even if a file NAME exists too: the subcommand
+ * wins, and `ane ./NAME` runs the file. The module returns function(args) -> exit code (integer;
+ * nil/true = 0, false = 1). */
 static int is_subcommand(lua_State *L, const char *name) {
-    if (file_exists(name) || !name[0]) return 0;
+    if (!name[0]) return 0;
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return 0;
     lua_getglobal(L, "package");
@@ -249,20 +257,32 @@ static int run_subcommand(lua_State *L, int argc, char **argv) {
     return code;
 }
 
-/* --backend NAME: main() already exported it as ANE_BACKEND; here we refuse names the runtime
- * does not know (once the runtime can list its backends: ane.host.check_backend). */
-static int check_backend(lua_State *L, const char *name) {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "ane.host");
-    int status = host_docall(L, 1, 1);
-    if (status == LUA_OK) {
-        lua_getfield(L, -1, "check_backend");
-        lua_remove(L, -2);
-        lua_pushstring(L, name);
-        status = lua_pcall(L, 1, 0, 0); /* a usage error: the message alone, no traceback */
+/* The default backend, before anything runs: --backend NAME (the last one given) must name an
+ * available backend; without it an $ANE_BACKEND that names no backend is refused the same way.
+ * The choice is the runtime's own setting (backend_set_default), never written to the
+ * environment: compile workers read settings while the Lua thread runs (runtime/core/settings.h). */
+static int choose_backend(const char *name) {
+    ane_error e;
+    err_clear(&e);
+    if (!name) {
+        const backend *d;
+        if (backend_default_ex(&d, &e) == 0) return 1;
+        fprintf(stderr, "%s: %s\n", progname, e.msg);
+        return 0;
     }
-    host_report(L, progname, status);
-    return status == LUA_OK;
+    const backend *b = backend_get(name);
+    if (!b) {
+        backend_unknown(&e, name, "--backend");
+        fprintf(stderr, "%s: %s\n", progname, e.msg);
+        return 0;
+    }
+    char why[256] = "";
+    if (b->available && !b->available(why, sizeof why)) {
+        fprintf(stderr, "%s: --backend %s: backend '%s' is not available here: %s\n", progname, name, name, why);
+        return 0;
+    }
+    backend_set_default(b);
+    return 1;
 }
 
 static int dolibrary(lua_State *L, const char *spec) {
@@ -280,7 +300,7 @@ static int dolibrary(lua_State *L, const char *spec) {
     return 1;
 }
 
-enum { HAS_E = 1, HAS_I = 2, HAS_V = 4, HAS_W = 8, HAS_H = 16, HAS_STDIN = 32, BAD = 64 };
+enum { HAS_E = 1, HAS_I = 2, HAS_V = 4, HAS_W = 8, HAS_H = 16, HAS_STDIN = 32, BAD = 64, HAS_B = 128 };
 
 /* Scan options; *script receives the index of the script (0 if none). On a bad option, *bad
  * receives its index. */
@@ -296,6 +316,7 @@ static int collectargs(int argc, char **argv, int *script, int *bad) {
         else if (strcmp(a, "-v") == 0) flags |= HAS_V;
         else if (strcmp(a, "-W") == 0) flags |= HAS_W;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) flags |= HAS_H;
+        else if (strcmp(a, "--bytecode") == 0) flags |= HAS_B;
         else if (strncmp(a, "--backend=", 10) == 0) continue;
         else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0 || strcmp(a, "--backend") == 0) {
             if (i + 1 >= argc) { *bad = i; return flags | BAD; }
@@ -311,19 +332,31 @@ static int collectargs(int argc, char **argv, int *script, int *bad) {
     return flags;
 }
 
-/* -e, -l, -W and --backend, in the order given. */
+/* The NAME of the last --backend option before the script, or NULL. */
+static const char *backend_option(char **argv, int n) {
+    const char *name = NULL;
+    for (int i = 1; i < n; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) i++;
+        else if (strcmp(a, "--backend") == 0) name = argv[++i];
+        else if (strncmp(a, "--backend=", 10) == 0) name = a + 10;
+    }
+    return name;
+}
+
+/* -e, -l and -W, in the order given (--backend was applied before: choose_backend). */
 static int runargs(lua_State *L, char **argv, int n) {
     for (int i = 1; i < n; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-e") == 0 || (a[1] == 'e' && a[2])) {
             const char *chunk = a[2] ? a + 2 : argv[++i];
-            if (!dochunk(L, luaL_loadbuffer(L, chunk, strlen(chunk), "=(command line)"))) return 0;
+            if (!dochunk(L, host_loadbuffer(L, chunk, strlen(chunk), "=(command line)"))) return 0;
         } else if (strcmp(a, "-l") == 0 || (a[1] == 'l' && a[2])) {
             if (!dolibrary(L, a[2] ? a + 2 : argv[++i])) return 0;
         } else if (strcmp(a, "-W") == 0) {
             lua_warning(L, "@on", 0);
-        } else if (strcmp(a, "--backend") == 0 || strncmp(a, "--backend=", 10) == 0) {
-            if (!check_backend(L, a[9] == '=' ? a + 10 : argv[++i])) return 0;
+        } else if (strcmp(a, "--backend") == 0) {
+            i++;
         }
     }
     return 1;
@@ -331,7 +364,7 @@ static int runargs(lua_State *L, char **argv, int n) {
 
 static int handle_script(lua_State *L, char **argv, int script, int argc, int from_stdin) {
     const char *fname = from_stdin ? NULL : argv[script];
-    int status = luaL_loadfile(L, fname);
+    int status = host_loadfile(L, fname);
     if (status == LUA_OK) {
         int n = argc - script - 1;
         luaL_checkstack(L, n + 3, "too many arguments to script");
@@ -353,7 +386,9 @@ static int pmain(lua_State *L) {
     if (flags & HAS_H) { print_usage(stdout, NULL); lua_pushinteger(L, 0); return 1; }
     luaL_openlibs(L);
     host_preload(L);
+    host_set_load_mode(L, flags & HAS_B);
     set_paths(L, argv[0]);
+    if (!choose_backend(backend_option(argv, script ? script : argc))) { lua_pushinteger(L, 1); return 1; }
     if (flags & HAS_V) print_version();
     createargtable(L, argv, argc, script);
     lua_gc(L, LUA_GCRESTART);
@@ -375,7 +410,7 @@ static int pmain(lua_State *L) {
         if (isatty(0)) {
             print_version();
             host_repl(L);
-        } else if (!dochunk(L, luaL_loadfile(L, NULL))) {
+        } else if (!dochunk(L, host_loadfile(L, NULL))) {
             lua_pushinteger(L, 1);
             return 1;
         }
@@ -385,14 +420,6 @@ static int pmain(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-    /* --backend is exported before the state exists so every part of the runtime (C defaults,
-     * subprocesses the script starts) sees the same choice. */
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0 || strcmp(argv[i], "-") == 0) break;
-        if ((strcmp(argv[i], "-e") == 0 || strcmp(argv[i], "-l") == 0) && i + 1 < argc) i++;
-        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) setenv("ANE_BACKEND", argv[++i], 1);
-        else if (strncmp(argv[i], "--backend=", 10) == 0) setenv("ANE_BACKEND", argv[i] + 10, 1);
-    }
     lua_thread = pthread_self();
     lua_State *L = luaL_newstate();
     if (!L) {

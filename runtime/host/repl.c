@@ -346,7 +346,7 @@ static int incomplete(lua_State *L, int status) {
 static int addreturn(lua_State *L) {
     const char *line = lua_tostring(L, -1);
     const char *ret = lua_pushfstring(L, "return %s;", line);
-    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+    int status = host_loadbuffer(L, ret, strlen(ret), "=stdin");
     lua_remove(L, -2); /* the modified line */
     if (status == LUA_OK) {
         history_add(line);
@@ -362,7 +362,7 @@ static int multiline(lua_State *L, int idx) {
     for (;;) {
         size_t len;
         const char *code = lua_tolstring(L, idx, &len);
-        int status = luaL_loadbuffer(L, code, len, "=stdin");
+        int status = host_loadbuffer(L, code, len, "=stdin");
         if (!incomplete(L, status)) {
             history_add(code);
             return status;

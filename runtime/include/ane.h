@@ -31,15 +31,27 @@ typedef void *(*ane_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 typedef struct ane_options {
     const char *backend;    /* default backend name; NULL = $ANE_BACKEND or automatic. Like
-                             * ane.backend(name), this sets $ANE_BACKEND: it is process-wide */
+                             * ane.backend(name) it is process-wide (the runtime's own setting:
+                             * the environment is read once and never written). A name that is
+                             * no backend is refused: see ane_open */
     const char *lua_path;   /* prepended to package.path (";"-separated templates); may be NULL */
     const char *lua_cpath;  /* prepended to package.cpath; may be NULL */
     ane_alloc_fn alloc;     /* allocator for the Lua state; NULL = realloc/free */
     void *alloc_ud;         /* passed to alloc */
+    int allow_bytecode;     /* 0 (default): load Lua source only, in ane_run_*, `require`, and
+                             * load/loadfile/dofile without a mode argument; precompiled chunks
+                             * are unchecked code that can crash the process. 1: both, as
+                             * stock Lua does (the `ane --bytecode` flag) */
 } ane_options;
 
-/* NULL opts = defaults. Returns NULL only when memory runs out (or setenv fails). The backend
- * name is also kept in the registry under "ane.default_backend". */
+/* NULL opts = defaults. Returns NULL only when memory runs out. Options it refuses (a backend
+ * name no backend has) leave a runtime whose ane_last_error says why ("ane_options.backend:
+ * unknown backend 'x' (known: cpu, ane)") and whose ane_run_file/ane_run_string/ane_pcall all
+ * fail with that message: check ane_last_error(rt)[0] after opening. The backend name is also
+ * kept in the registry under "ane.default_backend".
+ * Every function below refuses a NULL runtime or a NULL required argument by returning nonzero
+ * (and, with a runtime, an error message): ane_lua(NULL) is NULL, ane_last_error(NULL) is "",
+ * ane_close(NULL) does nothing, luaopen_ane(NULL) returns 0. */
 ane_runtime *ane_open(const ane_options *opts);
 lua_State *ane_lua(ane_runtime *rt);
 /* 0 on success; nonzero on error, with the message and traceback in ane_last_error. The chunk's

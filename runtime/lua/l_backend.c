@@ -189,13 +189,34 @@ static int k_unload(lua_State *L) {
 
 #define MAX_IO_FAST 16
 
+/* "x (fp16 [1, 4]), y (fp32 [2])": what the kernel takes on one side, for error messages. */
+static const char *io_list(lua_State *L, const kernel_io *io, int n) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; i < n; i++) {
+        char sh[96];
+        lua_pushfstring(L, "%s%s (%s %s)", i ? ", " : "", io[i].name, dtype_name(io[i].dt),
+                        shape_str(io[i].rank, io[i].shape, sh, sizeof sh));
+        luaL_addvalue(&b);
+    }
+    if (n == 0) luaL_addstring(&b, "nothing");
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
 /* Collect n tensors for side (inputs/outputs) from the table at idx, by position or by name.
- * Raises with the argument position on anything wrong. */
+ * Raises with the argument position on anything wrong: a count other than the kernel's, a name
+ * it does not have, a missing or closed tensor. */
 static void collect(lua_State *L, int idx, const kernel_io *io, int n, tensor **ts, const char *what,
                     int allow_missing) {
     int by_pos = lua_geti(L, idx, 1) != LUA_TNIL;
     lua_pop(L, 1);
-    if (!by_pos) {
+    if (by_pos) {
+        lua_Integer given = luaL_len(L, idx);
+        if (given != n)
+            luaL_argerror(L, idx, lua_pushfstring(L, "%I %s%s given, the kernel takes %d: %s", given, what,
+                                                  given == 1 ? "" : "s", n, io_list(L, io, n)));
+    } else {
         /* reject names the kernel does not have */
         int count = 0;
         lua_pushnil(L);
@@ -208,7 +229,8 @@ static void collect(lua_State *L, int idx, const kernel_io *io, int n, tensor **
             }
             if (!known) {
                 const char *key = luaL_tolstring(L, -1, NULL);
-                luaL_argerror(L, idx, lua_pushfstring(L, "the kernel has no %s named '%s'", what, key));
+                luaL_argerror(L, idx, lua_pushfstring(L, "the kernel has no %s named '%s' (it takes %s)", what, key,
+                                                      io_list(L, io, n)));
             }
             count++;
         }
@@ -225,8 +247,11 @@ static void collect(lua_State *L, int idx, const kernel_io *io, int n, tensor **
         if (!x) {
             if (luaL_testudata(L, -1, LANE_TENSOR))
                 luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' is a closed ane.Tensor", what, io[i].name));
+            if (t == LUA_TNIL)
+                luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' is missing (the kernel takes %s)", what,
+                                                      io[i].name, io_list(L, io, n)));
             luaL_argerror(L, idx, lua_pushfstring(L, "%s '%s' must be an ane.Tensor, got %s", what,
-                                                  io[i].name, t == LUA_TNIL ? "nothing" : luaL_typename(L, -1)));
+                                                  io[i].name, luaL_typename(L, -1)));
         }
         ts[i] = x;
         lua_pop(L, 1);
@@ -251,6 +276,9 @@ static int k_eval(lua_State *L) {
         collect(L, 2, k->in, k->nin, in, "input", 0);
     } else if (k->nin == 1 && lane_totensor(L, 2)) {
         in[0] = lane_totensor(L, 2);
+    } else if (lane_totensor(L, 2)) {
+        return luaL_argerror(L, 2, lua_pushfstring(L, "one tensor given, the kernel takes %d inputs: %s", k->nin,
+                                                   io_list(L, k->in, k->nin)));
     } else {
         return luaL_typeerror(L, 2, "table of ane.Tensor");
     }
@@ -258,6 +286,9 @@ static int k_eval(lua_State *L) {
     if (given) {
         if (lua_type(L, 3) == LUA_TTABLE) collect(L, 3, k->out, k->nout, out, "output", 0);
         else if (k->nout == 1 && lane_totensor(L, 3)) out[0] = lane_totensor(L, 3);
+        else if (lane_totensor(L, 3))
+            return luaL_argerror(L, 3, lua_pushfstring(L, "one tensor given, the kernel has %d outputs: %s", k->nout,
+                                                       io_list(L, k->out, k->nout)));
         else return luaL_typeerror(L, 3, "table of ane.Tensor");
     }
     int base = lua_gettop(L);
@@ -350,6 +381,7 @@ static void kernel_class(lua_State *L) {
     lua_pushcfunction(L, k_tostring);
     lua_setfield(L, -2, "__tostring");
     luaL_newlib(L, kernel_methods);         /* [mt, methods] */
+    lane_name_methods(L, LANE_KERNEL);
     lua_pushcclosure(L, k_index, 1);        /* [mt, index] */
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
@@ -357,9 +389,15 @@ static void kernel_class(lua_State *L) {
 
 /* ---- programs ---- */
 
+/* How many :program() calls may lead from the argument to a program. The chain is driven by Lua
+ * values (a method may return another such value), so it is bounded: without a limit it recursed
+ * in C until the process died. */
+#define PROGRAM_CHAIN_MAX 16
+
 /* Parse (if text; lenient: mil_parse_opts), check and resolve the program at idx; returns a new
- * reference. */
-static mil_program *checkprogram(lua_State *L, int idx, const char *model_path, int lenient) {
+ * reference. Errors name argument `arg` (the position the user wrote, however deep the
+ * :program() chain went). */
+static mil_program *checkprogram(lua_State *L, int idx, int arg, const char *model_path, int lenient, int depth) {
     idx = lua_absindex(L, idx);
     ane_error e;
     err_clear(&e);
@@ -373,17 +411,26 @@ static mil_program *checkprogram(lua_State *L, int idx, const char *model_path, 
         mil_program_retain(p);
     } else if (lua_type(L, idx) == LUA_TTABLE || lua_type(L, idx) == LUA_TUSERDATA) {
         /* a builder (or anything) with a :program() method: use what it returns */
+        if (depth >= PROGRAM_CHAIN_MAX)
+            luaL_argerror(L, arg, lua_pushfstring(L, ":program() returned a value with its own :program() "
+                                                     "more than %d times in a row", PROGRAM_CHAIN_MAX));
+        luaL_checkstack(L, 3, "program chain");
         lua_getfield(L, idx, "program");
         if (!lua_isfunction(L, -1))
-            luaL_argerror(L, idx, "expected MIL text, an ane.Program or a builder with :program()");
+            luaL_argerror(L, arg, depth ? ":program() returned a value that is not MIL text, an ane.Program "
+                                          "or a builder with :program()"
+                                        : "expected MIL text, an ane.Program or a builder with :program()");
         lua_pushvalue(L, idx);
         lua_call(L, 1, 1);
-        if (lua_rawequal(L, -1, idx)) luaL_argerror(L, idx, ":program() returned itself");
-        p = checkprogram(L, -1, model_path, lenient);
+        if (lua_rawequal(L, -1, idx)) luaL_argerror(L, arg, ":program() returned itself");
+        p = checkprogram(L, -1, arg, model_path, lenient, depth + 1);
         lua_pop(L, 1);
         return p;
+    } else if (depth) {
+        luaL_argerror(L, arg, lua_pushfstring(L, ":program() returned a %s, expected MIL text or a program",
+                                              luaL_typename(L, idx)));
     } else {
-        luaL_typeerror(L, idx, "MIL text or program");
+        luaL_typeerror(L, arg, "MIL text or program");
     }
     /* from here p is ours: release before raising */
     if (!p->checked && mil_check(p, NULL, &e) != 0) goto fail;
@@ -406,7 +453,7 @@ static const char *model_path_at(lua_State *L, int idx) {
 
 mil_program *lane_checkprogram(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
-    return checkprogram(L, idx, model_path_at(L, idx + 1), lane_optlenient(L, idx + 1));
+    return checkprogram(L, idx, idx, model_path_at(L, idx + 1), lane_optlenient(L, idx + 1), 0);
 }
 
 static const char *const compile_keys[] = {"function", "precision", "strict", "backend", "model_path",
@@ -461,11 +508,14 @@ void lane_checkcompileopts(lua_State *L, int idx, compile_opts *o, const backend
         const char *name = optstring(L, idx, "backend");
         if (name) {
             *be = backend_get(name);
-            if (!*be) luaL_argerror(L, idx, lua_pushfstring(L, "unknown backend '%s'", name));
+            ane_error e;
+            if (!*be) luaL_argerror(L, idx, (backend_unknown(&e, name, NULL), lua_pushstring(L, e.msg)));
         }
     }
-    if (!*be) *be = backend_default();
-    if (!*be) luaL_error(L, "no backend is registered");
+    if (!*be) {
+        ane_error e;
+        if (backend_default_ex(be, &e) != 0) lane_error(L, &e);
+    }
 }
 
 /* ane.compile(program, opts) -> ane.Kernel (not loaded) */
@@ -498,14 +548,17 @@ static int l_backend(lua_State *L) {
     if (!lua_isnoneornil(L, 1)) {
         const char *name = luaL_checkstring(L, 1);
         const backend *b = backend_get(name);
-        if (!b) return luaL_argerror(L, 1, lua_pushfstring(L, "unknown backend '%s'", name));
+        ane_error e;
+        if (!b) return luaL_argerror(L, 1, (backend_unknown(&e, name, NULL), lua_pushstring(L, e.msg)));
         char why[256] = "";
         if (b->available && !b->available(why, sizeof why))
             return luaL_error(L, "backend '%s' is not available here: %s", name, why);
-        if (setenv("ANE_BACKEND", name, 1) != 0) return luaL_error(L, "cannot set the default backend");
+        backend_set_default(b); /* the runtime's own state: never the environment (settings.h) */
     }
-    const backend *d = backend_default();
-    lua_pushstring(L, d ? d->name : "none");
+    const backend *d;
+    ane_error e;
+    if (backend_default_ex(&d, &e) != 0) return lane_error(L, &e);
+    lua_pushstring(L, d->name);
     return 1;
 }
 
@@ -651,6 +704,11 @@ static const luaL_Reg funcs[] = {
 
 void lane_open_backend(lua_State *L) {
     backend_register_builtin();
+    /* An $ANE_BACKEND that names no backend is refused here, at `require "ane"`, instead of
+     * quietly running on the cpu (a default chosen by name since then wins over it). */
+    const backend *d;
+    ane_error e;
+    if (backend_default_ex(&d, &e) != 0) lane_error(L, &e);
     kernel_class(L);
     luaL_setfuncs(L, funcs, 0);
 }

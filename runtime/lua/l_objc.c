@@ -404,6 +404,9 @@ static int to_struct(lua_State *L, int idx, const char *type, unsigned char *dst
         } else if (objc_struct_field(name, nlen, i)) {
             snprintf(fname, sizeof fname, "%s", objc_struct_field(name, nlen, i));
         }
+        if (*objc_enc_skip_quals(q) == '[')
+            return fail(c, argn, "struct %s has an array member: not supported",
+                        objc_enc_words(t, w, sizeof w), NULL);
         size_t fs, fa;
         objc_enc_size(q, &fs, &fa);
         off = (off + fa - 1) / fa * fa;
@@ -649,7 +652,8 @@ static void push_c(lua_State *L, const char *type, const void *src, int owned) {
             size_t fs, fa;
             objc_enc_size(q, &fs, &fa);
             off = (off + fa - 1) / fa * fa;
-            push_c(L, q, (const unsigned char *)src + off, 0);
+            if (*objc_enc_skip_quals(q) == '[') lua_pushboolean(L, 0); /* array member: not converted */
+            else push_c(L, q, (const unsigned char *)src + off, 0);
             if (fname[0]) lua_setfield(L, -2, fname);
             else lua_rawseti(L, -2, i + 1);
             off += fs;

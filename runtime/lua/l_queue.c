@@ -366,6 +366,18 @@ static int c_run(lua_State *L) {
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         const kernel *k0 = u->ks[0];
+        lua_Integer given = (lua_Integer)lua_rawlen(L, 2);
+        if (given > 0 && given != k0->nin) { /* by position: exactly the first kernel's inputs */
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (int j = 0; j < k0->nin; j++) {
+                if (j) luaL_addstring(&b, ", ");
+                luaL_addstring(&b, k0->in[j].name ? k0->in[j].name : "?");
+            }
+            luaL_pushresult(&b);
+            return luaL_argerror(L, 2, lua_pushfstring(L, "%I inputs given, the chain's first kernel takes %d: %s",
+                                                       given, k0->nin, lua_tostring(L, -1)));
+        }
         for (int j = 0; j < k0->nin; j++) {
             lua_rawgeti(L, 2, j + 1);
             if (lua_isnil(L, -1) && k0->in[j].name) {

@@ -895,6 +895,7 @@ void lane_open_tensor(lua_State *L) {
     luaL_setfuncs(L, module_funcs, 0);
     luaL_getmetatable(L, LANE_TENSOR);
     lua_getfield(L, -1, "methods");
+    lane_name_methods(L, LANE_TENSOR); /* on every open: package.loaded may have been reset */
     lua_setfield(L, -3, "Tensor");
     lua_pop(L, 1);
     lua_newtable(L);

@@ -15,12 +15,20 @@ int lane_fail(lua_State *L, const ane_error *e) {
     return 2;
 }
 
+void lane_name_methods(lua_State *L, const char *tname) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, tname);
+    lua_pop(L, 1);
+}
+
 void lane_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, const luaL_Reg *meta) {
     luaL_newmetatable(L, tname);          /* [mt] */
     if (meta) luaL_setfuncs(L, meta, 0);
     if (methods) {
         lua_newtable(L);                  /* [mt, methods] */
         luaL_setfuncs(L, methods, 0);
+        lane_name_methods(L, tname);
         lua_setfield(L, -2, "__index");   /* [mt] */
     }
     lua_pop(L, 1);

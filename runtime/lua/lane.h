@@ -20,6 +20,11 @@ int lane_fail(lua_State *L, const ane_error *e);
 
 /* Create metatable `tname` with methods (reached through __index) and metamethods; leaves nothing
  * on the stack. */
+/* Error messages name the function the user called: for a call with no name at the call site
+ * (pcall(k.eval, k, ...)), Lua looks the function up in package.loaded. So the methods table on
+ * top of the stack is registered as package.loaded[tname] ("ane.Kernel.eval"); lane_newclass
+ * does this for its methods. */
+void lane_name_methods(lua_State *L, const char *tname);
 void lane_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, const luaL_Reg *meta);
 
 /* Options tables: reject unknown keys (error names the key and the argument position). */

@@ -537,16 +537,25 @@ static int strict_dtype(mil_dtype d)
     return d == MIL_FP64 || d == MIL_INT64 || d == MIL_BF16 || d == MIL_UINT32;
 }
 
+/* A declared type. Zero-size dimensions are refused everywhere except in constants (an empty
+ * list such as axes = []): no backend evaluates an empty tensor, and a kernel with one would
+ * compile and load and then fail on every eval. */
 static int check_decl_type(const mil_program *p, const mil_check_opts *o, const mil_value *v,
-                           const char *what, ane_error *e)
+                           const char *what, int allow_empty, ane_error *e)
 {
     const mil_type *t = &v->type;
     if (t->kind == MIL_T_TENSOR || t->kind == MIL_T_STATE) {
-        for (int d = 0; d < t->rank; d++)
+        for (int d = 0; d < t->rank; d++) {
             if (t->shape[d] < 0)
                 return mil_error_at(e, p, ERR_SHAPE, v->line, v->col,
                                     "%s '%s' has an unknown dimension (shapes must be static)",
                                     what, v->name);
+            if (t->shape[d] == 0 && !allow_empty)
+                return mil_error_at(e, p, ERR_SHAPE, v->line, v->col,
+                                    "%s '%s' has a zero-size dimension (dimension %d): only constants "
+                                    "may be empty",
+                                    what, v->name, d + 1);
+        }
         if (o && o->strict && strict_dtype(t->dtype))
             return mil_error_at(e, p, ERR_TYPE, v->line, v->col,
                                 "%s '%s' has dtype %s (strict mode: not supported)", what, v->name,
@@ -591,7 +600,7 @@ static int check_function(const mil_program *p, const mil_function *f, const mil
                               "duplicate name '%s' (a function input has it already)", v->name);
             goto done;
         }
-        if ((rc = check_decl_type(p, o, v, "function input", e))) goto done;
+        if ((rc = check_decl_type(p, o, v, "function input", 0, e))) goto done;
     }
     for (int oi = 0; oi < f->nops; oi++) {
         const mil_op *op = &f->ops[oi];
@@ -645,7 +654,7 @@ static int check_function(const mil_program *p, const mil_function *f, const mil
                                   f->values[prev].line);
                 goto done;
             }
-            if ((rc = check_decl_type(p, o, v, "value", e))) goto done;
+            if ((rc = check_decl_type(p, o, v, "value", strcmp(opname, "const") == 0, e))) goto done;
             if (!ck_type_equal(&v->type, &res[r])) {
                 char d[300], inf[300];
                 rc = mil_error_at(e, p, ERR_TYPE, v->line, v->col,

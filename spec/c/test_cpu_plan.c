@@ -19,6 +19,7 @@
 #include "backend/cpu/cpu.h"
 #include "core/bigmem.h"
 #include "core/fp16.h"
+#include "core/settings.h"
 #include "core/storage.h"
 #include "mil/mil.h"
 
@@ -236,15 +237,19 @@ static void test_registry(void) {
     EXPECT(backend_get("cpu") == cpu, "cpu registered");
     EXPECT(backend_get("nope") == NULL, "unknown name");
     EXPECT(backend_count() >= 1 && backend_at(0) != NULL && backend_at(-1) == NULL, "enumeration");
-    setenv("ANE_PRECISION", "fp32", 1);
-    setenv("ANE_STRICT", "1", 1);
-    compile_opts o;
+    /* The environment is read once (runtime/core/settings.h): the defaults follow what it said
+     * then, and a later change is not seen (the runtime never races a setenv). */
+    compile_opts o, before;
+    compile_opts_default(&before);
+    const ane_settings *st = settings_get();
+    EXPECT(before.precision == (st->precision_fp32 ? PREC_FP32 : PREC_FP16) && before.strict == st->strict &&
+               before.qos == 21, "defaults from the settings");
+    setenv("ANE_PRECISION", st->precision_fp32 ? "fp16" : "fp32", 1);
+    setenv("ANE_STRICT", st->strict ? "0" : "1", 1);
     compile_opts_default(&o);
-    EXPECT(o.precision == PREC_FP32 && o.strict == 1, "environment defaults");
+    EXPECT(o.precision == before.precision && o.strict == before.strict, "the environment is read once");
     unsetenv("ANE_PRECISION");
     unsetenv("ANE_STRICT");
-    compile_opts_default(&o);
-    EXPECT(o.precision == PREC_FP16 && o.strict == 0 && o.qos == 21, "built-in defaults");
 }
 
 #if defined(__linux__)

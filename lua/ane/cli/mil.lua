@@ -123,6 +123,28 @@ end
 
 local function shape_str(shape) return "[" .. table.concat(shape, ", ") .. "]" end
 
+local SHOWN = 8 -- values printed per output
+
+--- One line per output for `run` without --out: name, dtype, shape, the first values, and
+-- min / max / mean over all elements (fp16 values as stored, widened to double).
+local function summary(name, t)
+  local flat = t:reshape({ -1 }):to_table()
+  local n = #flat
+  local shown, lo, hi, sum = {}, math.huge, -math.huge, 0
+  for i = 1, n do
+    local v = flat[i]
+    if type(v) == "boolean" then v = v and 1 or 0 end
+    if i <= SHOWN then shown[i] = string.format("%.6g", v) end
+    if v < lo then lo = v end
+    if v > hi then hi = v end
+    sum = sum + v
+  end
+  local vals = table.concat(shown, ", ") .. (n > SHOWN and ", ..." or "")
+  if n == 0 then return string.format("%s: %s %s []", name, t:dtype(), shape_str(t:shape())) end
+  return string.format("%s: %s %s [%s] min %.6g max %.6g mean %.6g", name, t:dtype(),
+    shape_str(t:shape()), vals, lo, hi, sum / n)
+end
+
 --- What `run` hands to the execution step: everything validated, inputs loaded.
 -- The execution step needs ane.compile (the backend issue); without it `run` stops here.
 local function execute(plan)
@@ -146,9 +168,13 @@ local function execute(plan)
     local median = n % 2 == 1 and times[(n + 1) // 2] or (times[n // 2] + times[n // 2 + 1]) / 2
     io.stderr:write(string.format("eval: median %.3f ms, min %.3f ms over %d\n", median, times[1], n))
   end
+  -- save_npy returns nil, msg on an I/O failure (and raises only on a misuse): both end here
   for _, o in ipairs(plan.outputs) do
-    local ok, err = pcall(outs[o.index].save_npy, outs[o.index], o.file)
-    if not ok then fail("cannot write %s: %s", o.file, tostring(err)) end
+    local ok, res, err = pcall(outs[o.index].save_npy, outs[o.index], o.file)
+    if not ok or not res then fail("--out %s: cannot write %s: %s", o.name, o.file, tostring(ok and err or res)) end
+  end
+  if #plan.outputs == 0 then
+    for k, d in ipairs(plan.declared_outputs) do io.stdout:write(summary(d.name, outs[k]), "\n") end
   end
   return 0
 end
@@ -217,7 +243,7 @@ local function cmd_run(args)
   p:resolve(model_path)
   return execute {
     program = p, inputs = inputs, outputs = plan_outs, backend = o.backend, repeat_n = repeat_n,
-    model_path = model_path,
+    model_path = model_path, declared_outputs = p:outputs("main"),
   }
 end
 

@@ -13,6 +13,7 @@
 #include "../../core/fp16.h"
 #include "../../core/storage.h"
 #include "../../core/bigmem.h"
+#include "../../core/settings.h"
 #include "cpu.h"
 
 int cpu_plan_build(mil_program *p, const compile_opts *o, cpu_plan **out, kernel_io **in_io,
@@ -95,8 +96,7 @@ static int cpu_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
     k->nout = pl->f->nouts;
     k->impl = pl;
     if (o->strict) kernel_warn_rows(k);
-    const char *prof = getenv("ANE_CPU_PROFILE");
-    if (prof && strcmp(prof, "1") == 0) pl->prof = calloc((size_t)(pl->nnodes ? pl->nnodes : 1), sizeof(double));
+    if (settings_get()->cpu_profile) pl->prof = calloc((size_t)(pl->nnodes ? pl->nnodes : 1), sizeof(double));
     *out = k;
     return 0;
 }

@@ -25,6 +25,7 @@
 #endif
 
 #include "../../core/bigmem.h"
+#include "../../core/settings.h"
 #include "cpu.h"
 
 /* rounded to whole 64-byte lines, as this function always returned */
@@ -238,8 +239,7 @@ __attribute__((constructor)) static void pool_register_fork(void) {
 
 static void pool_init(void) {
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *env = getenv("ANE_CPU_THREADS");
-    if (env && atoi(env) > 0) nc = atoi(env);
+    if (settings_get()->cpu_threads > 0) nc = settings_get()->cpu_threads;
     if (nc < 1) nc = 1;
     if (nc > 16) nc = 16;
     int started = 0;
