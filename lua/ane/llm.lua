@@ -204,7 +204,14 @@ function M.load(path, opts)
     if not ane.hf then error("llm.load: this build has no Hugging Face reader (ane.hf)", 2) end
     -- fp16 numerics: read the weights as fp16 (half the memory while they are rounded and copied)
     ckpt = ane.hf.load(path, { dtype = (opts.precision or "fp16") == "fp16" and "fp16" or "fp32" })
-    tokpath = opts.tokenizer or path
+    tokpath = opts.tokenizer
+    for _, name in ipairs { "tokenizer.json", "tokenizer.bin" } do
+      local f = not tokpath and io.open(path .. "/" .. name, "rb")
+      if f then
+        f:close()
+        tokpath = path
+      end
+    end
   else
     if not ane.llama2c then error("llm.load: this build has no llama2.c reader (ane.llama2c)", 2) end
     ckpt = ane.llama2c.load(path)
