@@ -1,9 +1,9 @@
 # ane.mk - the ANE backend (runtime/backend/ane), its Linux stand-in, and `make check-darwin`.
 #
 # The backend is the same source on every system: it dlopens the framework at run time.
-# On macOS that is Apple's private framework; elsewhere it is the stand-in built here
-# (spec/support/standin: test support, never installed), whose path is baked in as the default
-# and can be overridden with $ANE_FRAMEWORK_PATH.
+# On macOS that is Apple's private framework; elsewhere there is none by default (the backend
+# says "not macOS"). The stand-in built here (spec/support/standin: test support, never
+# installed) is loaded only when $ANE_FRAMEWORK_PATH names it, as scripts/run-tests.sh does.
 
 ANE_DIR := runtime/backend/ane
 ANE_SRC := $(wildcard $(ANE_DIR)/*.c)
@@ -27,9 +27,9 @@ $(OBJC_INC)/objc:
 	ln -sfn $(shell gcc -print-file-name=include)/objc $@
 $(STANDIN_OBJ): | $(OBJC_INC)/objc
 OBJC_LIB := $(shell gcc -print-file-name=libobjc.so)
-ANE_FW_DEFINE := -DANE_FRAMEWORK_DEFAULT='"$(CURDIR)/$(STANDIN_SO)"'
+# Test support only (l_standin.c, test_ane_backend.c): where the stand-in of this build is.
+STANDIN_DEFINE := -DANE_STANDIN_PATH='"$(CURDIR)/$(STANDIN_SO)"'
 
-$(BUILD)/obj/$(ANE_DIR)/%.o: CFLAGS += $(ANE_FW_DEFINE)
 $(BUILD)/obj/$(STANDIN_DIR)/%.o: CFLAGS += -Iruntime -I$(OBJC_INC)
 # Header dependencies of the stand-in (the Makefile's DEPS list covers only the library).
 .DEFAULT_GOAL := all
@@ -42,7 +42,7 @@ $(STANDIN_SO): $(STANDIN_OBJ) $(BUILD)/libane.a $(STANDIN_DIR)/standin.map
 
 $(STANDIN_LUA): $(STANDIN_DIR)/l_standin.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(ANE_FW_DEFINE) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $< -ldl
+	$(CC) $(CFLAGS) $(STANDIN_DEFINE) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $< -ldl
 
 EXTRA_TARGETS += $(STANDIN_SO) $(STANDIN_LUA)
 endif
@@ -62,4 +62,4 @@ check-darwin:
 EXTRA_TEST_DEPS += check-darwin
 
 # The C test loads the stand-in: export the executable's LSan hook (ane_backend.c) to libasan.
-$(BUILD)/test/test_ane_backend: CFLAGS += -rdynamic
+$(BUILD)/test/test_ane_backend: CFLAGS += -rdynamic $(STANDIN_DEFINE)

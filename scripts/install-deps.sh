@@ -17,6 +17,7 @@ fi
 pkgs=(
   build-essential pkg-config
   lua5.4 liblua5.4-dev lua-filesystem lua-cjson lua-busted
+  luarocks                  # `luarocks make` (ane-dev-1.rockspec) and its test, spec/luarocks_spec.sh
   libopenblas-dev libedit-dev
   libonig-dev libutf8proc-dev # tokenizer.json: Oniguruma regexes (as the Rust tokenizers crate), NFC
   gobjc libffi-dev          # Objective-C runtime (ANE stand-in, ane.objc) and libffi (ane.objc sends)

@@ -10,6 +10,8 @@ export ANE_ROOT="$root" ANE_BUILD="$root/$build"
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;"
 export LUA_CPATH="$root/$build/lua/?.so;;"
 export ANE_HISTORY_FILE="$(mktemp -u /tmp/ane-test-history.XXXXXX)"
+# Off macOS the ane backend has no framework by default: the tests load the stand-in on purpose.
+[ "$(uname -s)" != Darwin ] && export ANE_FRAMEWORK_PATH="$root/$build/standin/libANEStandin.so"
 [ "$sanitize" = 1 ] && export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 passed=0; failed=0
 
@@ -42,6 +44,16 @@ run_busted() { # label, interpreter command...
 
 BUSTED_LUA=$(command -v "$lua") run_busted "stock $lua" env $lua_run
 BUSTED_LUA="$root/$build/ane" run_busted "the ane host" env
+
+# Once, not under busted (it builds through the Makefile, and busted runs every spec twice).
+note "luarocks make into a temporary rocks tree, then stock $lua loads it (spec/luarocks_spec.sh)"
+if ! command -v luarocks >/dev/null; then
+  failed=$((failed + 1)); echo "FAIL luarocks is not installed (scripts/install-deps.sh installs it)"
+elif out=$(bash spec/luarocks_spec.sh "$build" "$lua" "$lua_run" "$sanitize" 2>&1); then
+  passed=$((passed + 1)); printf 'ok   %s\n' "$(echo "$out" | tail -1)"
+else
+  failed=$((failed + 1)); printf 'FAIL luarocks_spec.sh\n%s\n' "$out"
+fi
 
 if [ -x "$build/fuzz/mil_fuzz" ]; then
   note "fuzz: MIL parser+checker, ${FUZZ_SECONDS:-5} s"

@@ -7,9 +7,10 @@ local R = require "cpu_ref"
 
 local CASES = dofile(os.getenv("ANE_ROOT") .. "/spec/fixtures/ops/coreml_ops.lua")
 
-local function prog(dtype, shape, out_shape, call, opset)
-  return R.program({ { "a", dtype, shape } },
-    { R.ty(dtype, out_shape) .. " y = " .. call .. '[name = string("op")];' }, { "y" }, opset)
+local function prog(dtype, shape, out_shape, call, opset, shape2)
+  local params = { { "a", dtype, shape } }
+  if shape2 then params[2] = { "b", dtype, shape2 } end
+  return R.program(params, { R.ty(dtype, out_shape) .. " y = " .. call .. '[name = string("op")];' }, { "y" }, opset)
 end
 
 local function check_err(src, want)
@@ -19,15 +20,22 @@ local function check_err(src, want)
 end
 
 describe("coremltools ops on the cpu backend, against NumPy", function()
+  -- movement ops must match exactly; computing ops (tol) within one fp16 ulp of NumPy's double
+  -- result in fp16 mode, 1e-5 in fp32 mode
+  local function ins(c, dt)
+    local t = { { dt, c.shape, c.x } }
+    if c.shape2 then t[2] = { dt, c.shape2, c.x2 } end
+    return t
+  end
   for _, c in ipairs(CASES) do
     it(c.name .. " (fp16, default precision)", function()
-      local src = prog("fp16", c.shape, c.out_shape, c.call, c.opset)
-      assert.same(c.y, R.run(src, { { "fp16", c.shape, c.x } }))
+      local got = R.run(prog("fp16", c.shape, c.out_shape, c.call, c.opset, c.shape2), ins(c, "fp16"))
+      if c.tol then assert(R.close(got, c.y, c.tol)) else assert.same(c.y, got) end
     end)
     it(c.name .. " (fp32 program, precision fp32)", function()
       local call = c.call:gsub("fp16%(", "fp32(")
-      local src = prog("fp32", c.shape, c.out_shape, call, c.opset)
-      assert.same(c.y, R.run(src, { { "fp32", c.shape, c.x } }, { precision = "fp32" }))
+      local got = R.run(prog("fp32", c.shape, c.out_shape, call, c.opset, c.shape2), ins(c, "fp32"), { precision = "fp32" })
+      if c.tol then assert(R.close(got, c.y, 0, 1e-5, false)) else assert.same(c.y, got) end
     end)
   end
 
@@ -83,6 +91,20 @@ describe("coremltools ops: checker rules", function()
       "t.mil:4:104: space_to_batch: padded spatial axis 2 (3) is not a multiple of block_shape[0] = 2" },
     { "crop leaves nothing", prog("fp16", { 1, 3, 4 }, { 1, 1, 1 }, "crop(x = a, crop_height = " .. R.ints { 1, 2 } .. ", crop_width = " .. R.ints { 0, 0 } .. ")"),
       "t.mil:4:49: crop: crop_height [1, 2] must be >= 0 and leave part of axis 1 (3)" },
+    { "pool kernel sizes per spatial axis", prog("fp16", { 1, 2, 4, 4 }, { 1, 2, 3, 3 },
+      'max_pool(x = a, kernel_sizes = ' .. R.ints { 2 } .. ', pad_type = string("valid"))'),
+      "t.mil:4:56: max_pool: kernel_sizes has 1 values, expected 2 (one per spatial axis)" },
+    { "pool ceil_mode with same", prog("fp16", { 1, 2, 4, 4 }, { 1, 2, 4, 4 },
+      'avg_pool(x = a, kernel_sizes = ' .. R.ints { 2, 2 } .. ', pad_type = string("same"), ceil_mode = bool(true))'),
+      "t.mil:4:126: avg_pool: ceil_mode must be false with pad_type same" },
+    { "l2_pool is 1-D or 2-D", prog("fp16", { 1, 1, 2, 2, 2 }, { 1, 1, 1, 1, 1 },
+      'l2_pool(x = a, kernel_sizes = ' .. R.ints { 2, 2, 2 } .. ', pad_type = string("valid"))'),
+      "t.mil:4:51: l2_pool: x must have rank 3 or 4, got 5" },
+    { "resize_bilinear sampling mode", prog("fp16", { 1, 2, 2 }, { 1, 1, 1 }, 'resize_bilinear(x = a, sampling_mode = string("NEAREST"))'),
+      't.mil:4:60: resize_bilinear: sampling_mode "NEAREST" is not STRICT_ALIGN_CORNERS, ALIGN_CORNERS, UNALIGN_CORNERS, DEFAULT or OFFSET_CORNERS' },
+    { "einsum other equations", R.program({ { "a", "fp16", { 2, 3, 4 } }, { "b", "fp16", { 4, 3, 5 } } },
+      { 'tensor<fp16, [2, 3, 5]> y = einsum(values = (a, b), equation = string("chw,hwr->chr"))[name = string("e")];' }, { "y" }),
+      't.mil:4:61: einsum: equation "chw,hwr->chr" is not a form coremltools defines ("chw,whr->chr" or its renaming)' },
     { "reverse axis out of range", prog("fp16", { 2, 3 }, { 2, 3 }, "reverse(x = a, axes = " .. R.ints { 2 } .. ")"), nil },
     { "range_1d from run-time values", R.program({ { "a", "int32", {} } },
       { 'tensor<int32, [3]> y = range_1d(end = a, start = int32(0), step = int32(1))[name = string("r")];' }, { "y" }),
@@ -114,6 +136,9 @@ describe("coremltools ops: builder methods", function()
     local s = f:space_to_depth(d, 2)
     local pd = f:pad { x = s, pad = { 1, 1 }, mode = "reflect" }
     assert.same({ 1, 8, 2, 4 }, pd.shape)
+    assert.same({ 1, 8, 1, 2 }, f:max_pool { x = pd, kernel_sizes = { 2, 2 }, strides = { 2, 2 }, pad_type = "valid" }.shape)
+    assert.same({ 1, 8, 3, 5 }, f:resize_bilinear(pd, 3, 5).shape)
+    assert.same({ 1, 8, 2, 8 }, f:einsum({ pd, f:reshape(pd, { 1, 4, 2, 8 }) }, "nchw,nwhu->nchu").shape)
     local r = f:reverse(pd)
     local fl = f:flatten2d(r)
     assert.same({ 1, 64 }, fl.shape)

@@ -324,6 +324,12 @@ program(1.3)
     check("flatten2d", f:flatten2d(x), "tensor<fp16, [1, 32]>")
     check("fill_like", f:fill_like(x, 1.5), X) -- a number takes the data dtype, as fill's does
     check("range_1d", f:range_1d(10, 0, 3), "tensor<fp16, [4]>") -- plain numbers: fp16, as for any float op
+    check("avg_pool", f:avg_pool { x = sq, kernel_sizes = { 2, 2 }, strides = { 2, 2 }, pad_type = "valid" }, "tensor<fp16, [1, 2, 2, 3]>")
+    check("max_pool", f:max_pool { x = sq, kernel_sizes = { 3, 3 }, pad_type = "same" }, "tensor<fp16, [1, 2, 4, 6]>")
+    check("l2_pool", f:l2_pool { x = sq, kernel_sizes = { 2, 2 }, pad_type = "valid" }, "tensor<fp16, [1, 2, 3, 5]>")
+    check("resize_nearest_neighbor", f:resize_nearest_neighbor(sq, 8, 3), "tensor<fp16, [1, 2, 8, 3]>")
+    check("resize_bilinear", f:resize_bilinear(sq, 2, 12), "tensor<fp16, [1, 2, 2, 12]>")
+    check("einsum", f:einsum({ sq, f:reshape(sq, { 1, 6, 4, 2 }) }, "nchw,nwhu->nchu"), "tensor<fp16, [1, 2, 4, 2]>")
     -- every op of the table has been built
     for op in pairs(mil.signatures) do assert.is_true(seen[op], op) end
     f:output(x)

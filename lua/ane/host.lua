@@ -2,7 +2,8 @@
 -- Not part of the experiment API; kept in Lua so the C host stays small.
 local M = {}
 
---- The runtime's backends as a list of { name, available, why, description }, sorted by name,
+--- The runtime's backends as a list of { name, label, available, why, description }, sorted by
+-- name (label: the name as reports show it, "ane (stand-in at PATH)" on the test stand-in),
 -- or nil when this build cannot list them (no ane.backends yet).
 -- ane.backends() may return names, records, or a name -> record/boolean map; all are accepted.
 function M.backend_list()
@@ -20,7 +21,9 @@ function M.backend_list()
       if v.available ~= nil then rec.available = v.available and true or false end
       rec.why = v.why or v.reason
       rec.description = v.description
+      rec.label = v.label
     end
+    rec.label = rec.label or rec.name
     if rec.name then list[#list + 1] = rec end
   end
   table.sort(list, function(a, b) return a.name < b.name end)

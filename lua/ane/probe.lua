@@ -68,10 +68,11 @@ function P.start(name, argv, defaults, quick)
     error(("probe_%s: backend '%s' is not available here"):format(name, run.backend), 0)
   end
   run.facts.backend_description = found.description
+  run.backend_label = found.label or run.backend -- "ane (stand-in at PATH)" on the stand-in
   if run.backend == "ane" and ane.ane_framework then
     local fw = ane.ane_framework()
     run.facts.framework = fw.path
-    if not tostring(fw.path):find("^/System/") then
+    if fw.standin then
       run:note("the ane backend runs on this project's stand-in framework (not Neural Engine "
         .. "hardware): its timings are CPU timings")
     end
@@ -124,7 +125,8 @@ function P:finish()
       if not seen[k] then seen[k] = true; cols[#cols + 1] = k end
     end
   end
-  print(("probe %s on backend %s%s"):format(self.name, self.backend, self.quick and " (quick)" or ""))
+  local backend = self.backend_label or self.backend
+  print(("probe %s on backend %s%s"):format(self.name, backend, self.quick and " (quick)" or ""))
   local widths = { 24 }
   for i, c in ipairs(cols) do widths[i + 1] = math.max(#c, 10) end
   local head = { ("%-24s"):format("") }
@@ -144,7 +146,7 @@ function P:finish()
   for _, k in ipairs(fkeys) do print(("  %s: %s"):format(k, fmt(self.facts[k]))) end
   for _, n in ipairs(self.notes) do print("  note: " .. n) end
   local result = {
-    probe = self.name, backend = self.backend, quick = self.quick, config = self.cfg,
+    probe = self.name, backend = backend, quick = self.quick, config = self.cfg,
     rows = self.rows, facts = self.facts, notes = self.notes,
   }
   if self.json then

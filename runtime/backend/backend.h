@@ -63,6 +63,9 @@ struct backend {
     int (*alloc_io)(kernel *k, int is_output, int idx, tensor *t, ane_error *e);
     /* Optional: facts for `ane info` as "key=value\n" lines. */
     int (*info)(char *buf, size_t n);
+    /* Optional: the name as every report shows it, when the name alone would mislead (the ane
+     * backend on the project's stand-in: "ane (stand-in at PATH)"). 0: use name. */
+    int (*label)(char *buf, size_t n);
 };
 
 int backend_register(const backend *b);        /* at most 16; later names replace earlier ones */

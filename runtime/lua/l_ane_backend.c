@@ -11,7 +11,9 @@
  *   k:objc()                    -> {model=, request=|nil, inputs={IOSurfaceRef...}, outputs={...}}
  *       the framework objects as ane.objc values (request and surfaces after the first eval)
  * and module functions:
- *   ane.ane_framework()         -> {path=, available=, why=, compiles=, info=}
+ *   ane.ane_framework()         -> {path=, standin=, available=, why=, compiles=, info=}
+ *                                  (path nil when none is set: off macOS without
+ *                                  $ANE_FRAMEWORK_PATH; standin true on the project's stand-in)
  * Indices are 1-based. */
 #include <stdlib.h>
 #include <string.h>
@@ -200,8 +202,10 @@ static int l_ane_framework(lua_State *L) {
     int ok = b->available(why, sizeof why);
     b->info(info, sizeof info);
     lua_createtable(L, 0, 5);
-    lua_pushstring(L, ob_framework_path());
+    lua_pushstring(L, ob_framework_path()); /* nil when there is none */
     lua_setfield(L, -2, "path");
+    lua_pushboolean(L, ob_is_standin());
+    lua_setfield(L, -2, "standin");
     lua_pushboolean(L, ok);
     lua_setfield(L, -2, "available");
     if (!ok) {

@@ -562,7 +562,8 @@ static int l_backend(lua_State *L) {
     return 1;
 }
 
-/* ane.backends() -> { {name=, available=, why=, description=}, ... } */
+/* ane.backends() -> { {name=, label=, available=, why=, description=}, ... }; label is the name
+ * as reports must show it ("ane (stand-in at PATH)" on the stand-in, else the name). */
 static int l_backends(lua_State *L) {
     int n = backend_count();
     lua_createtable(L, n, 0);
@@ -581,6 +582,9 @@ static int l_backends(lua_State *L) {
         }
         lua_pushstring(L, b->description ? b->description : "");
         lua_setfield(L, -2, "description");
+        char label[1200];
+        lua_pushstring(L, b->label && b->label(label, sizeof label) ? label : b->name);
+        lua_setfield(L, -2, "label");
         lua_rawseti(L, -2, i + 1);
     }
     return 1;

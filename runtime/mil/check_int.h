@@ -96,6 +96,9 @@ void ck_set_res(ck *c, int k, mil_dtype dt, int rank, const int64_t *shape);
 int ck_broadcast(ck *c, int ia, int ib, const mil_type *a, const mil_type *b, int *rank,
                  int64_t *shape);
 
+/* 1 if eq is one of the einsum forms coremltools defines for that rank (check_ops.c). */
+int mil_einsum_form(const char *eq, int rank);
+
 const char *ck_shape_str(int rank, const int64_t *shape, char *buf, size_t n);
 const char *ck_type_str(const mil_type *t, char *buf, size_t n);
 int ck_type_equal(const mil_type *a, const mil_type *b);

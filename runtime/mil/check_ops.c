@@ -1412,6 +1412,150 @@ static int r_range_1d(ck *c)
     return 0;
 }
 
+/* pool_type as conv reads it: 0 valid, 1 custom, 2 same, 3 same_lower (ios16+) */
+static int read_pad_type(ck *c, int i, int *mode)
+{
+    const char *pt;
+    TRY(ck_str(c, i, &pt));
+    if (!strcmp(pt, "valid")) *mode = 0;
+    else if (!strcmp(pt, "custom")) *mode = 1;
+    else if (!strcmp(pt, "same")) *mode = 2;
+    else if (!strcmp(pt, "same_lower") && c->opset >= 16) *mode = 3;
+    else
+        return ck_err(c, i, ERR_INVAL, "pad_type \"%s\" is not valid, custom, same%s", pt,
+                      c->opset >= 16 ? " or same_lower" : "");
+    return 0;
+}
+
+/* avg_pool, max_pool, l2_pool: coremltools' Pooling.type_inference */
+static int r_pool(ck *c)
+{
+    enum { X, K, STR, PT, PAD, CEIL };
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, X);
+    TRY(need_rank(c, X, 3, c->kind == MIL_OP_l2_pool ? 4 : 5));
+    int nsp = x->rank - 2, mode = 0, ceil_mode = 0;
+    int64_t k[MIL_MAX_RANK], st[MIL_MAX_RANK], pad[2 * MIL_MAX_RANK], out[MIL_MAX_RANK];
+    TRY(read_spatial(c, K, nsp, k));
+    TRY(read_spatial(c, STR, nsp, st));
+    TRY(read_pad_type(c, PT, &mode));
+    TRY(read_pad(c, PAD, nsp, pad));
+    TRY(ck_bool(c, CEIL, &ceil_mode));
+    if (ceil_mode) {
+        if (nsp > 2) return ck_err(c, CEIL, ERR_INVAL, "ceil_mode is supported for 1-D and 2-D pools only");
+        if (mode >= 2) return ck_err(c, CEIL, ERR_INVAL, "ceil_mode must be false with pad_type same");
+        for (int i = 0; mode == 1 && i < nsp; i++)
+            if (pad[2 * i] != pad[2 * i + 1])
+                return ck_err(c, PAD, ERR_INVAL, "pad must be symmetric with ceil_mode");
+    }
+    out[0] = x->shape[0], out[1] = x->shape[1];
+    for (int i = 0; i < nsp; i++) {
+        int64_t d = x->shape[2 + i], o;
+        if (mode >= 2) {
+            o = (d + st[i] - 1) / st[i];
+        } else {
+            int64_t b = mode == 1 ? pad[2 * i] : 0, a = mode == 1 ? pad[2 * i + 1] : 0, span = d + b + a - k[i];
+            if (span < 0) o = 0;
+            else if (!ceil_mode) o = span / st[i] + 1;
+            else {
+                o = (span + st[i] - 1) / st[i] + 1;
+                if ((o - 1) * st[i] >= d + b && b + a > 0) o--;
+            }
+        }
+        if (o < 1)
+            return ck_err(c, K, ERR_SHAPE, "output size along spatial axis %d would be %lld (input %lld, kernel %lld)", i,
+                          (long long)o, (long long)d, (long long)k[i]);
+        out[2 + i] = o;
+    }
+    ck_set_res(c, 0, x->dtype, x->rank, out);
+    return 0;
+}
+
+static int r_resize(ck *c)
+{
+    enum { X, TH, TW, SM };
+    TRY(ck_bind_op(c));
+    const mil_type *x = ck_t(c, X);
+    TRY(need_rank(c, X, 3, -1));
+    int64_t out[MIL_MAX_RANK];
+    memcpy(out, x->shape, sizeof(int64_t) * (size_t)x->rank);
+    for (int i = 0; i < 2; i++) {
+        int64_t v;
+        TRY(ck_int(c, TH + i, &v));
+        if (v < 1 || v > 65536) return ck_err(c, TH + i, ERR_INVAL, "%s = %lld (must be 1 to 65536)", c->spec[TH + i].name, (long long)v);
+        out[x->rank - 2 + i] = v;
+    }
+    if (c->kind == MIL_OP_resize_bilinear) {
+        const char *m;
+        TRY(ck_str(c, SM, &m));
+        static const char *const modes[] = {"STRICT_ALIGN_CORNERS", "ALIGN_CORNERS", "UNALIGN_CORNERS", "DEFAULT",
+                                            "OFFSET_CORNERS"};
+        int ok = 0;
+        for (int i = 0; i < 5; i++) ok |= !strcmp(m, modes[i]);
+        if (!ok)
+            return ck_err(c, SM, ERR_INVAL, "sampling_mode \"%s\" is not STRICT_ALIGN_CORNERS, ALIGN_CORNERS, "
+                          "UNALIGN_CORNERS, DEFAULT or OFFSET_CORNERS", m);
+    }
+    ck_set_res(c, 0, x->dtype, x->rank, out);
+    return 0;
+}
+
+/* einsum's equation in the two forms coremltools defines: "nchw,nwhu->nchu" and "chw,whr->chr"
+ * (any letters with that structure). Letters are numbered by first appearance. 1 if it is one. */
+int mil_einsum_form(const char *eq, int rank)
+{
+    int ids[3][8], n[3] = {0, 0, 0}, part = 0, next = 0;
+    char seen[128];
+    int id_of[128];
+    memset(seen, 0, sizeof seen);
+    for (const char *p = eq; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == ' ') continue;
+        if (ch == ',' && part == 0) { part = 1; continue; }
+        if (ch == '-' && p[1] == '>' && part == 1) { part = 2; p++; continue; }
+        if (ch >= 128 || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) || n[part] >= 8) return 0;
+        if (!seen[ch]) seen[ch] = 1, id_of[ch] = next++;
+        ids[part][n[part]++] = id_of[ch];
+    }
+    if (part != 2 || n[0] != rank || n[1] != rank || n[2] != rank) return 0;
+    static const int f4[3][4] = {{0, 1, 2, 3}, {0, 3, 2, 4}, {0, 1, 2, 4}}, f3[3][3] = {{0, 1, 2}, {2, 1, 3}, {0, 1, 3}};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < rank; i++)
+            if (ids[k][i] != (rank == 4 ? f4[k][i] : f3[k][i])) return 0;
+    return 1;
+}
+
+static int r_einsum(ck *c)
+{
+    enum { VALS, EQ };
+    TRY(ck_bind_op(c));
+    const mil_binding *vb = c->in[VALS];
+    if (vb->n != 2) return ck_err(c, VALS, ERR_INVAL, "values must hold 2 tensors, got %d", vb->n);
+    const mil_type *a = &c->f->values[vb->values[0]].type, *b = &c->f->values[vb->values[1]].type;
+    if (a->rank != b->rank || (a->rank != 3 && a->rank != 4))
+        return ck_err(c, VALS, ERR_SHAPE, "values must both have rank 3 or both rank 4, got %d and %d", a->rank, b->rank);
+    const char *eq;
+    TRY(ck_str(c, EQ, &eq));
+    int r = a->rank;
+    if (!mil_einsum_form(eq, r))
+        return ck_err(c, EQ, ERR_UNSUPPORTED, "equation \"%s\" is not a form coremltools defines (%s)", eq,
+                      r == 4 ? "\"nchw,nwhu->nchu\" or its renaming" : "\"chw,whr->chr\" or its renaming");
+    if (a->shape[r - 1] != b->shape[r - 3])
+        return ck_err(c, VALS, ERR_SHAPE, "contracted sizes differ: %lld and %lld", (long long)a->shape[r - 1],
+                      (long long)b->shape[r - 3]);
+    int64_t out[4];
+    memcpy(out, a->shape, sizeof(int64_t) * (size_t)r);
+    for (int k = r == 4 ? 0 : 1; k < r; k += 2) { /* the broadcast axes: -2 and -4 */
+        int64_t x = a->shape[k], y = b->shape[k];
+        if (x != y && x != 1 && y != 1)
+            return ck_err(c, VALS, ERR_SHAPE, "axis %d does not broadcast: %lld and %lld", k - r, (long long)x, (long long)y);
+        out[k] = x > y ? x : y;
+    }
+    out[r - 1] = b->shape[r - 1];
+    ck_set_res(c, 0, a->dtype, r, out);
+    return 0;
+}
+
 /* ======================================================================
  * the table
  * ====================================================================== */
@@ -1504,6 +1648,9 @@ ck_rule ck_rule_for(mil_opkind k)
     case MIL_OP_flatten2d: return r_flatten2d;
     case MIL_OP_fill_like: return r_fill_like;
     case MIL_OP_range_1d: return r_range_1d;
+    case MIL_OP_avg_pool: case MIL_OP_max_pool: case MIL_OP_l2_pool: return r_pool;
+    case MIL_OP_resize_nearest_neighbor: case MIL_OP_resize_bilinear: return r_resize;
+    case MIL_OP_einsum: return r_einsum;
     default: return NULL;
     }
 }

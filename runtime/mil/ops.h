@@ -43,7 +43,9 @@
     /* from coremltools' op definitions (docs/mil.md, coverage table) */                           \
     X(pad, 15) X(depth_to_space, 15) X(space_to_depth, 15) X(pixel_shuffle, 15)                    \
     X(pixel_unshuffle, 16) X(space_to_batch, 15) X(batch_to_space, 15) X(crop, 15)                 \
-    X(reverse, 15) X(flatten2d, 15) X(fill_like, 16) X(range_1d, 15)
+    X(reverse, 15) X(flatten2d, 15) X(fill_like, 16) X(range_1d, 15)                               \
+    X(avg_pool, 15) X(max_pool, 15) X(l2_pool, 15) X(resize_nearest_neighbor, 15)                  \
+    X(resize_bilinear, 15) X(einsum, 15)
 
 typedef enum {
     MIL_OP_UNKNOWN = 0,

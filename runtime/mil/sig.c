@@ -306,6 +306,27 @@ static const mil_sig_input s_range_1d[] = {
     {.name = "step", .flags = R, .dtypes = D_FI, .dom = 'T', .rank = RK0},
 };
 
+#define POOL_IN                                                                                    \
+    {.name = "x", .flags = R, .dtypes = D_F, .dom = 'T'},                                          \
+        {.name = "kernel_sizes", .flags = R | C, .dtypes = D_I32, .rank = 1}, SPATIAL("strides"),  \
+        {.name = "pad_type", .flags = R | C, .dtypes = D_STR, .rank = RK0}, PAD,                   \
+        {.name = "ceil_mode", .flags = C, .dtypes = D_BOOL, .rank = RK0, DEF_B(0)}
+static const mil_sig_input s_avg_pool[] = {
+    POOL_IN, {.name = "exclude_padding_from_average", .flags = C, .dtypes = D_BOOL, .rank = RK0, DEF_B(0)},
+};
+static const mil_sig_input s_pool[] = {POOL_IN};
+static const mil_sig_input s_resize_nn[] = {X_F, INT_C("target_size_height"), INT_C("target_size_width")};
+static const mil_sig_input s_resize_bilinear[] = {
+    X_F,
+    {.name = "target_size_height", .flags = C, .dtypes = D_I32, .rank = RK0, DEF_I(1)},
+    {.name = "target_size_width", .flags = C, .dtypes = D_I32, .rank = RK0, DEF_I(1)},
+    {.name = "sampling_mode", .flags = C, .dtypes = D_STR, .rank = RK0, DEF_S("DEFAULT")},
+};
+static const mil_sig_input s_einsum[] = {
+    {.name = "values", .flags = R | TUP, .dtypes = D_F, .dom = 'T'},
+    {.name = "equation", .flags = R | C, .dtypes = D_STR, .rank = RK0},
+};
+
 /* ======================================================================
  * the table
  * ====================================================================== */
@@ -378,6 +399,9 @@ static const sig_entry table[MIL_OP_COUNT] = {
     K(pixel_unshuffle) = E(s_pixel_unshuffle), K(space_to_batch) = E(s_space_to_batch),
     K(batch_to_space) = E(s_batch_to_space), K(crop) = E(s_crop), K(reverse) = E(s_reverse),
     K(flatten2d) = E(s_flatten2d), K(fill_like) = E(s_fill_like), K(range_1d) = E(s_range_1d),
+    K(avg_pool) = E(s_avg_pool), K(max_pool) = E(s_pool), K(l2_pool) = E(s_pool),
+    K(resize_nearest_neighbor) = E(s_resize_nn), K(resize_bilinear) = E(s_resize_bilinear),
+    K(einsum) = E(s_einsum),
 };
 
 int mil_op_sig(mil_opkind k, int opset, mil_sig *out)

@@ -3,7 +3,10 @@
  * Compiles a program with a weight blob on "ane" and "cpu", evaluates both on the same input,
  * and checks: identical outputs (the stand-in executes with the CPU backend), zero-copy IOSurface
  * tensors (alloc_io) and copied heap tensors give the same result, the temp directory exists while
- * the kernel lives and is gone after free, and every stand-in object and surface is released. */
+ * the kernel lives and is gone after free, and every stand-in object and surface is released.
+ * First, in a child without $ANE_FRAMEWORK_PATH: off macOS nothing is loaded by default and the
+ * backend says why; then the stand-in is loaded on purpose ($ANE_FRAMEWORK_PATH, or this build's
+ * stand-in when the variable is unset) and its label says so. */
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/ane/ane_backend.h"
@@ -90,6 +94,29 @@ static int dir_exists(const char *d) {
     return stat(d, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Off macOS, without $ANE_FRAMEWORK_PATH: unavailable, "not macOS", no stand-in label. Runs in a
+ * child because the framework is opened once per process. */
+static void check_default_is_none(void) {
+#if !defined(__APPLE__)
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        unsetenv("ANE_FRAMEWORK_PATH");
+        const backend *b = backend_get("ane");
+        char why[512] = "", label[1200] = "", info[2048] = "";
+        int bad = !b || b->available(why, sizeof why) ||
+                  strcmp(why, "not macOS (Apple's private framework exists only there)") != 0 ||
+                  b->label(label, sizeof label) != 0 || ob_framework_path() != NULL;
+        b->info(info, sizeof info);
+        bad = bad || !strstr(info, "framework=none\n") || !strstr(info, "standin=0\n");
+        if (bad) fprintf(stderr, "default framework: why '%s', label '%s', info:\n%s", why, label, info);
+        _exit(bad);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+}
+
 /* Two threads evaluating one kernel on heap tensors (so every eval goes through the kernel's
  * staging surfaces): each must get its own result, every time. */
 typedef struct evaler {
@@ -128,8 +155,16 @@ static void *eval_loop(void *arg) {
 
 int main(void) {
     ane_error e;
+    check_default_is_none();
+#ifdef ANE_STANDIN_PATH
+    if (!getenv("ANE_FRAMEWORK_PATH")) setenv("ANE_FRAMEWORK_PATH", ANE_STANDIN_PATH, 1); /* no thread yet */
+#endif
     const backend *ane = backend_get("ane"), *cpu = backend_get("cpu");
     CHECK(ane && cpu);
+    char label[1200] = "", want_label[1200];
+    CHECK(ane->label && ane->label(label, sizeof label) == 1);
+    snprintf(want_label, sizeof want_label, "ane (stand-in at %s)", getenv("ANE_FRAMEWORK_PATH"));
+    CHECK(strcmp(label, want_label) == 0);
     char why[512] = "";
     if (!ane->available(why, sizeof why)) {
         fprintf(stderr, "ane unavailable: %s\n", why);

@@ -122,9 +122,11 @@ local function print_text(t)
   line("os", t.os)
   if t.backends then
     for i, b in ipairs(t.backends) do
-      local state = b.available and "available" or ("unavailable: " .. (b.why or "no reason given"))
-      if b.description and b.description ~= "" then state = state .. " - " .. b.description end
-      line(i == 1 and "backends" or "", string.format("%-5s %s", b.name, state))
+      -- an unavailable backend shows its reason, an available one what it is
+      local state = b.available and "available" or "unavailable"
+      local what = b.available and b.description or (b.why or "no reason given")
+      if what and what ~= "" then state = state .. " - " .. what end
+      line(i == 1 and "backends" or "", string.format("%-5s %s", b.label or b.name, state))
     end
   else
     line("backends", "this build cannot list them yet (no ane.backends)")

@@ -129,11 +129,14 @@ return function(args)
     tolerance = TOL, cases = {} }
   if ane.ane_framework then
     local fw = ane.ane_framework()
-    report.framework = { path = fw.path, available = fw.available, why = fw.why, facts = {} }
+    report.framework = { path = fw.path, standin = fw.standin, available = fw.available, why = fw.why,
+      facts = {} }
     for k, v in (fw.info or ""):gmatch("([%w_]+)=([^\n]*)") do report.framework.facts[k] = v end
   end
   local avail
   for _, b in ipairs(ane.backends()) do if b.name == backend then avail = b end end
+  -- "ane (stand-in at PATH)" when the stand-in runs it: no figure of it can pass for a Mac's
+  report.backend = avail and avail.label or backend
   local status = 0
   if not avail or not avail.available then
     report.unavailable = avail and avail.why or ("no backend named " .. backend)
@@ -148,6 +151,7 @@ return function(args)
       local x = ane.rand(c.shape, { lo = -2, hi = 2, seed = 42, dtype = c.dtype })
       local rc, yc = run_case(c, "cpu", dir, evals, x)
       local ra, ya = run_case(c, backend, dir, evals, x)
+      ra.backend = report.backend
       local entry = { name = c.name, cpu = rc, [backend] = ra }
       if yc and ya then
         entry.max_abs_diff, entry.mismatches = compare(ya, yc)

@@ -6,16 +6,19 @@
  * after 100 ms (6.2), then requests over IOSurfaces (4, 5.1) and evaluateWithQoS: (5.2). Every
  * entry point runs inside its own autorelease pool (10.5) and keeps only what it retained (10.4).
  * The teardown order is 5.3's: unload, release the request, release the model, release the
- * surfaces, remove the directory unless a live twin (same hex) still uses it. */
+ * surfaces, remove the directory unless a live twin (same hex) still uses it, in this process or
+ * in another: see "temp directories" below. */
 #include "ane_backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -143,8 +146,24 @@ static int need_available(const char *what, ane_error *e) {
                    what, avail_why);
 }
 
-/* ---- temp directories, refcounted by path: identical programs share one hex (2.3) ---- */
-typedef struct dir_ref { char path[1024]; int refs; } dir_ref;
+/* ---- temp directories: identical programs share one hex (2.3), across processes too ----
+ *
+ * The directory is the framework's choice, NSTemporaryDirectory()/hex (the compiler writes its
+ * output there: 2.3), and the hex is content-derived (notes 9.1): two processes compiling the same
+ * program share it, and removing it when one of them frees its kernel would pull it from under the
+ * other. So the users of a directory are counted twice:
+ *  - in this process, by path (dirs[]: one entry per directory, refs = live kernels);
+ *  - across processes, by the kernel: every process with a live kernel holds a shared flock(2) on
+ *    DIR.lock beside the directory (one descriptor per process and directory). A process dropping
+ *    its last kernel releases its shared lock and tries for an exclusive one without waiting: only
+ *    when no other process holds the lock does it remove the directory and then DIR.lock, before
+ *    closing. A process that opened DIR.lock meanwhile waits for that close, sees the name no
+ *    longer leads to the file it locked, and starts again on a new DIR.lock. Locks die with their
+ *    process, so a crashed user never keeps the directory alive; it only leaves it behind, as
+ *    before, for the next user to reuse and remove.
+ * Every file is replaced atomically (write_file: temporary name + rename), so a twin compiling at
+ * the same moment, in this process or another, never reads a half-written model.mil. */
+typedef struct dir_ref { char path[1024]; int refs; int fd; pid_t pid; } dir_ref;
 static dir_ref dirs[256];
 static pthread_mutex_t dir_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -154,38 +173,6 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-static void dir_acquire(const char *path) {
-    pthread_mutex_lock(&dir_mu);
-    int free_slot = -1;
-    for (int i = 0; i < 256; i++) {
-        if (dirs[i].refs && strcmp(dirs[i].path, path) == 0) {
-            dirs[i].refs++;
-            pthread_mutex_unlock(&dir_mu);
-            return;
-        }
-        if (!dirs[i].refs && free_slot < 0) free_slot = i;
-    }
-    if (free_slot >= 0) {
-        snprintf(dirs[free_slot].path, sizeof dirs[free_slot].path, "%s", path);
-        dirs[free_slot].refs = 1;
-    }
-    pthread_mutex_unlock(&dir_mu);
-}
-
-/* Drop one reference; the last one removes the directory. */
-static void dir_release(const char *path) {
-    if (!path[0]) return;
-    pthread_mutex_lock(&dir_mu);
-    int last = 1;
-    for (int i = 0; i < 256; i++)
-        if (dirs[i].refs && strcmp(dirs[i].path, path) == 0) {
-            last = --dirs[i].refs == 0;
-            break;
-        }
-    if (last) rm_rf(path);
-    pthread_mutex_unlock(&dir_mu);
-}
 
 static int mkdir_p(const char *path, ane_error *e) {
     char buf[1200];
@@ -202,13 +189,117 @@ static int mkdir_p(const char *path, ane_error *e) {
     return 0;
 }
 
+/* Replace path atomically (a temporary name beside it, then rename): a twin reading the file
+ * sees the old bytes or the new ones, never a truncated file. */
 static int write_file(const char *path, const void *data, size_t n, ane_error *e) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return err_set(e, ERR_IO, "ane: cannot write %s: %s", path, strerror(errno));
+    static atomic_uint seq;
+    char tmp[1500];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", path, (long)getpid(), atomic_fetch_add(&seq, 1));
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return err_set(e, ERR_IO, "ane: cannot write %s: %s", tmp, strerror(errno));
     size_t w = n ? fwrite(data, 1, n, f) : 0;
     int bad = fclose(f) != 0 || w != n;
-    if (bad) return err_set(e, ERR_IO, "ane: short write to %s", path);
+    if (bad) {
+        remove(tmp);
+        return err_set(e, ERR_IO, "ane: short write to %s", tmp);
+    }
+    if (rename(tmp, path) != 0) {
+        int err = errno;
+        remove(tmp);
+        return err_set(e, ERR_IO, "ane: cannot rename %s to %s: %s", tmp, path, strerror(err));
+    }
     return 0;
+}
+
+/* A shared lock on path.lock that the name still leads to (see above); -1 and e on failure. */
+static int lock_shared(const char *path, ane_error *e) {
+    char lock[1100], parent[1100];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (mkdir_p(parent, e)) return -1;
+    }
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            err_set(e, ERR_IO, "ane: cannot open %s: %s", lock, strerror(errno));
+            return -1;
+        }
+        int rc;
+        while ((rc = flock(fd, LOCK_SH)) != 0 && errno == EINTR) {
+        }
+        if (rc != 0) {
+            err_set(e, ERR_IO, "ane: cannot lock %s: %s", lock, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(lock, &named) == 0 && held.st_dev == named.st_dev &&
+            held.st_ino == named.st_ino)
+            return fd;
+        close(fd); /* its last user removed it while we waited: lock the new one */
+    }
+    err_set(e, ERR_IO, "ane: %s keeps being replaced", lock);
+    return -1;
+}
+
+/* Count a kernel as a user of the directory path (creating nothing but path.lock). */
+static int dir_acquire(const char *path, ane_error *e) {
+    pthread_mutex_lock(&dir_mu);
+    pid_t me = getpid();
+    int free_slot = -1;
+    for (int i = 0; i < 256; i++) {
+        if (dirs[i].refs && dirs[i].pid != me) { /* inherited through fork: the parent's users */
+            close(dirs[i].fd);
+            dirs[i].refs = 0;
+        }
+        if (dirs[i].refs && strcmp(dirs[i].path, path) == 0) {
+            dirs[i].refs++;
+            pthread_mutex_unlock(&dir_mu);
+            return 0;
+        }
+        if (!dirs[i].refs && free_slot < 0) free_slot = i;
+    }
+    int rc = 0;
+    if (free_slot < 0) {
+        rc = err_set(e, ERR_UNSUPPORTED, "compile: more than 256 distinct live ane kernels");
+    } else {
+        int fd = lock_shared(path, e);
+        if (fd < 0) {
+            rc = e->code;
+        } else {
+            snprintf(dirs[free_slot].path, sizeof dirs[free_slot].path, "%s", path);
+            dirs[free_slot].refs = 1;
+            dirs[free_slot].fd = fd;
+            dirs[free_slot].pid = me;
+        }
+    }
+    pthread_mutex_unlock(&dir_mu);
+    return rc;
+}
+
+/* Drop one user; the last one in the last process removes the directory (and path.lock). */
+static void dir_release(const char *path) {
+    if (!path[0]) return;
+    pthread_mutex_lock(&dir_mu);
+    pid_t me = getpid();
+    for (int i = 0; i < 256; i++) {
+        if (!dirs[i].refs || dirs[i].pid != me || strcmp(dirs[i].path, path) != 0) continue;
+        if (--dirs[i].refs == 0) {
+            flock(dirs[i].fd, LOCK_UN);
+            if (flock(dirs[i].fd, LOCK_EX | LOCK_NB) == 0) { /* no other process uses it */
+                char lock[1100];
+                snprintf(lock, sizeof lock, "%s.lock", path);
+                rm_rf(path);
+                unlink(lock);
+            }
+            close(dirs[i].fd);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&dir_mu);
 }
 
 /* "@model_path/weights/w.bin" -> "weights/w.bin"; NULL for keys the framework cannot map or
@@ -437,7 +528,10 @@ static int ane_compile(mil_program *p, const compile_opts *o, kernel **out, ane_
     }
     size_t tl = strlen(tmp);
     snprintf(im->dir, sizeof im->dir, "%s%s%s", tmp, tmp[tl - 1] == '/' ? "" : "/", im->hex);
-    dir_acquire(im->dir);
+    if ((rc = dir_acquire(im->dir, e))) {
+        im->dir[0] = '\0'; /* not ours to release */
+        goto fail;
+    }
     if ((rc = populate_dir(im->dir, mil, mil_len, p, e))) goto fail;
 
     s = ob_selector(SEL_COMPILE);
@@ -767,10 +861,17 @@ static void platform_facts(char *chip, size_t cn, char *os, size_t on) {
 #else
     struct utsname u;
     if (uname(&u) == 0) {
-        snprintf(chip, cn, "%s (stand-in)", u.machine);
+        snprintf(chip, cn, "%s%s", u.machine, ob_is_standin() ? " (stand-in)" : "");
         snprintf(os, on, "%s %s", u.sysname, u.release);
     }
 #endif
+}
+
+/* "ane (stand-in at PATH)" whenever the loaded image is the stand-in, available or not. */
+static int ane_label(char *buf, size_t n) {
+    if (!ob_is_standin()) return 0;
+    snprintf(buf, n, "ane (stand-in at %s)", ob_framework_path());
+    return 1;
 }
 
 static int ane_info(char *buf, size_t n) {
@@ -785,11 +886,13 @@ static int ane_info(char *buf, size_t n) {
         if (f) ob_describe(((F_id0)f)(dc, s), sub, sizeof sub);
         ob_pool_pop(pool);
     }
+    const char *fw = ob_framework_path();
     snprintf(buf, n,
-             "platform=%s\nframework=%s\navailable=%d\n%s%s%schip=%s\nos=%s\nane_subtype=%s\n"
-             "compiles=%d\ncompile_budget=%d\n",
-             ANE_PLATFORM, ob_framework_path(), ok, ok ? "" : "reason=", ok ? "" : why,
-             ok ? "" : "\n", chip, os, sub, backend_compiles_used(), backend_compile_budget());
+             "platform=%s\nframework=%s\nstandin=%d\navailable=%d\n%s%s%schip=%s\nos=%s\n"
+             "ane_subtype=%s\ncompiles=%d\ncompile_budget=%d\n",
+             ob_is_standin() ? "standin" : ANE_PLATFORM, fw ? fw : "none", ob_is_standin(), ok,
+             ok ? "" : "reason=", ok ? "" : why, ok ? "" : "\n", chip, os, sub,
+             backend_compiles_used(), backend_compile_budget());
     return 0;
 }
 
@@ -899,6 +1002,7 @@ static const backend ane_be = {
     .free = ane_free,
     .alloc_io = ane_alloc_io,
     .info = ane_info,
+    .label = ane_label,
 };
 
 const backend *ane_backend(void) { return &ane_be; }

@@ -57,6 +57,10 @@ static void *find_sym(const char *name) {
     } while (0)
 
 static void do_open(void) {
+    if (!ob_framework_path()) {
+        snprintf(open_why, sizeof open_why, "%s", ANE_NO_FRAMEWORK_WHY);
+        return;
+    }
     snprintf(env.framework_path, sizeof env.framework_path, "%s", ob_framework_path());
     /* Foundation and IOSurface first so that the framework's own dependencies resolve the same
      * images; on Linux the list is only the stand-in. */
@@ -77,6 +81,8 @@ static void do_open(void) {
         return;
     }
     env.handles[env.nhandles++] = h;
+    /* The stand-in's test hooks (standin.map) mark it: reports must say when it is in use. */
+    env.standin = dlsym(h, "standin_reset") != NULL;
 
     RESOLVE(objc_getClass, "objc_getClass");
     RESOLVE(sel_registerName, "sel_registerName");
@@ -111,6 +117,11 @@ static void do_open(void) {
             return;
         }
     open_ok = 1;
+}
+
+int ob_is_standin(void) {
+    pthread_once(&open_once, do_open);
+    return env.standin;
 }
 
 const ob_env *ob_open(char *why, size_t n) {

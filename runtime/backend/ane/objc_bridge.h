@@ -63,11 +63,15 @@ typedef struct ob_env {
     void *handles[4];
     int nhandles;
     char framework_path[1024];
+    int standin;            /* the framework image is this project's stand-in (exports standin_*) */
 } ob_env;
 
 /* The framework path this build uses: $ANE_FRAMEWORK_PATH if set, else the build default
- * (Apple's framework on macOS, the stand-in under build/ on Linux). */
+ * (Apple's framework on macOS; none elsewhere: NULL). */
 const char *ob_framework_path(void);
+/* 1 if the framework image that was loaded is the project's stand-in (spec/support/standin),
+ * whatever its path; 0 for Apple's framework or when nothing could be loaded. Loads first. */
+int ob_is_standin(void);
 
 /* Load the framework (and, on macOS, Foundation and IOSurface), resolve the runtime functions and
  * IOSurface symbols. Once per process; later calls return the first result. On failure returns

@@ -164,6 +164,7 @@ int cpu_plan_gather(cpu_planner *P, const mil_op *op);
 int cpu_plan_quant(cpu_planner *P, const mil_op *op);
 int cpu_plan_attention(cpu_planner *P, const mil_op *op);
 int cpu_plan_movement(cpu_planner *P, const mil_op *op); /* pad, depth_to_space, ... (cpu_movement.c) */
+int cpu_plan_pool(cpu_planner *P, const mil_op *op);     /* pools, resizes, einsum (cpu_pool.c) */
 
 /* Strict mode (cpu_strict.c): refuse what the ANE refuses, at compile time. */
 int cpu_strict_check_op(cpu_planner *P, const mil_op *op);

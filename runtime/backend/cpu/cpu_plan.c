@@ -461,6 +461,9 @@ static int plan_op(cpu_planner *P, const mil_op *op) {
     case MIL_OP_batch_to_space: case MIL_OP_crop: case MIL_OP_reverse: case MIL_OP_flatten2d:
     case MIL_OP_fill_like: case MIL_OP_range_1d:
         return cpu_plan_movement(P, op);
+    case MIL_OP_avg_pool: case MIL_OP_max_pool: case MIL_OP_l2_pool: case MIL_OP_resize_nearest_neighbor:
+    case MIL_OP_resize_bilinear: case MIL_OP_einsum:
+        return cpu_plan_pool(P, op);
     case MIL_OP_UNKNOWN: case MIL_OP_COUNT:
         return cpu_op_error(P, op, ERR_UNSUPPORTED, "op is not supported by the cpu backend");
     default: return cpu_plan_elementwise(P, op);

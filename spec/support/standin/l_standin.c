@@ -1,8 +1,9 @@
 /* l_standin.c - `require "ane_standin"`: the specs' handle on the stand-in framework.
  *
- * Test support only. Opens the same library the ane backend opens ($ANE_FRAMEWORK_PATH or the
- * build default) — dlopen returns the already-loaded instance, so the recording and the
- * injections are the ones the backend's calls go through. */
+ * Test support only. Opens the same library the ane backend opens ($ANE_FRAMEWORK_PATH, which
+ * the tests set: the backend has no default off macOS) — dlopen returns the already-loaded
+ * instance, so the recording and the injections are the ones the backend's calls go through.
+ * Without $ANE_FRAMEWORK_PATH the require fails, saying what to set. */
 #include <dlfcn.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -10,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef ANE_FRAMEWORK_DEFAULT
-#define ANE_FRAMEWORK_DEFAULT "libANEStandin.so"
+#ifndef ANE_STANDIN_PATH
+#define ANE_STANDIN_PATH "libANEStandin.so"
 #endif
 
 static struct {
@@ -25,7 +26,7 @@ static struct {
 
 static const char *lib_path(void) {
     const char *p = getenv("ANE_FRAMEWORK_PATH");
-    return (p && *p) ? p : ANE_FRAMEWORK_DEFAULT;
+    return (p && *p) ? p : NULL;
 }
 
 static int st_path(lua_State *L) {
@@ -109,6 +110,10 @@ static int st_files(lua_State *L) {
 
 int luaopen_ane_standin(lua_State *L);
 int luaopen_ane_standin(lua_State *L) {
+    if (!lib_path())
+        return luaL_error(L, "ane_standin: $ANE_FRAMEWORK_PATH is not set (off macOS the ane backend "
+                             "loads the stand-in only from it): set ANE_FRAMEWORK_PATH=%s, as "
+                             "scripts/run-tests.sh does", ANE_STANDIN_PATH);
     void *h = dlopen(lib_path(), RTLD_NOW | RTLD_LOCAL);
     if (!h) return luaL_error(L, "ane_standin: cannot load %s: %s", lib_path(), dlerror());
 #define GET(field, name)                                                        \

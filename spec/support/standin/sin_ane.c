@@ -337,6 +337,20 @@ out:
     return ok;
 }
 
+/* The compiler's output stays in NSTemporaryDirectory()/hex (2.3: net.plist and data appear
+ * there); the stand-in takes the strict reading that a compiled model needs it for as long as it
+ * lives, so load and evaluate fail once the directory was removed under a live model (what a
+ * twin freeing the shared directory would do: ane-private-api.md 2.3 calls it untested). */
+static int compile_output_present(const model_p *m, const char *what, id *err) {
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/net.plist", m->dir);
+    if (stat(path, &st) == 0) return 1;
+    set_err(err, 0xb, "stand-in: %s: %s is gone: the compile output was removed under a live model",
+            what, path);
+    return 0;
+}
+
 static bool model_load(id self, SEL _cmd, unsigned qos, id opts, id *err) {
     model_p *m = sin_payload(self);
     sin_lock();
@@ -351,6 +365,7 @@ static bool model_load(id self, SEL _cmd, unsigned qos, id opts, id *err) {
         set_err(err, 5, "stand-in: load before a successful compile");
         goto out;
     }
+    if (!compile_output_present(m, "load", err)) goto out;
     ane_error e;
     err_clear(&e);
     for (int i = 0; i < m->nk; i++)
@@ -558,6 +573,7 @@ static bool do_eval(const char *what, id model, id request, id *err) {
         set_err(err, 0x9, "stand-in: injected eval failure (statusType=0x9)");
         goto out;
     }
+    if (m->state == 3 && !compile_output_present(m, what, err)) goto out;
     if (m->state != 3) {
         set_err(err, 0x5, "stand-in: evaluate on a model that is not loaded (state %d)", m->state);
         goto out;

@@ -517,11 +517,20 @@ static id e_description(id self, SEL _cmd) {
 /* ================= NSTemporaryDirectory ================= */
 /* Foundation's is per user ($TMPDIR); the stand-in's is per process ($TMPDIR/ane-standin-<pid>/),
  * so test runs of several worktrees on one machine never share a hex directory. Trailing slash
- * as in Foundation. The (empty) directory is removed at exit. */
+ * as in Foundation. The (empty) directory is removed at exit. $ANE_STANDIN_TMPDIR=DIR makes it
+ * DIR/ instead, shared like Foundation's by every process that names it (the specs of two
+ * processes compiling the same program); that one is left in place. */
 static char tmp_root[1024];
 static void tmp_cleanup(void) { rmdir(tmp_root); }
 
 id NSTemporaryDirectory(void) {
+    const char *shared = getenv("ANE_STANDIN_TMPDIR");
+    if (shared && *shared) {
+        size_t n = strlen(shared);
+        char buf[1100];
+        snprintf(buf, sizeof buf, "%s%s", shared, shared[n - 1] == '/' ? "" : "/");
+        return sin_string(buf);
+    }
     if (!tmp_root[0]) {
         const char *t = getenv("TMPDIR");
         if (!t || !*t) t = "/tmp";
