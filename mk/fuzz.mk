@@ -31,3 +31,15 @@ $(BUILD)/fuzz/corpus:
 
 fuzz: $(FUZZ_BIN) $(BUILD)/fuzz/corpus
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD)/fuzz/corpus spec/fixtures/fuzz spec/fixtures/mil
+
+# The model-file readers (spec/fuzz/formats_fuzz.c): llama2.c headers and tokenizer.bin.
+FORMATS_FUZZ_BIN := $(BUILD)/fuzz/formats_fuzz
+FORMATS_FUZZ_SRC := spec/fuzz/formats_fuzz.c runtime/formats/llama2c.c runtime/formats/tokenizer.c \
+  runtime/formats/mapfile.c runtime/core/atomic_file.c runtime/core/error.c runtime/core/fp16.c \
+  runtime/core/tensor.c runtime/core/storage.c runtime/core/dtype.c
+ifneq ($(shell command -v $(FUZZ_CC) 2>/dev/null),)
+  EXTRA_TEST_DEPS += $(FORMATS_FUZZ_BIN)
+endif
+$(FORMATS_FUZZ_BIN): $(FORMATS_FUZZ_SRC) $(wildcard runtime/formats/*.h runtime/core/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FORMATS_CFLAGS) -o $@ $(FORMATS_FUZZ_SRC) $(FORMATS_LIBS) -lm -lpthread

@@ -64,6 +64,16 @@ if [ -x "$build/fuzz/mil_fuzz" ]; then
   fi
 fi
 
+if [ -x "$build/fuzz/formats_fuzz" ]; then
+  note "fuzz: llama2.c and tokenizer.bin readers, ${FUZZ_SECONDS:-5} s"
+  mkdir -p "$build/fuzz/corpus_formats"
+  if "$build/fuzz/formats_fuzz" -max_total_time="${FUZZ_SECONDS:-5}" -rss_limit_mb=2048 "$build/fuzz/corpus_formats" spec/fixtures/fuzz_formats >/tmp/ane-fuzz-formats.log 2>&1; then
+    passed=$((passed + 1)); tail -1 /tmp/ane-fuzz-formats.log
+  else
+    failed=$((failed + 1)); tail -40 /tmp/ane-fuzz-formats.log
+  fi
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -313,6 +313,94 @@ program(1.3)
     k:close()
   end)
 
+  describe("request indices (docs/mac.md, First run)", function()
+    -- three inputs declared c, b, a (reverse alphabetical) with sizes b < c < a, so declaration,
+    -- name and size order are three different permutations; two outputs q (small), p (large)
+    local SRC_IO = [[
+program(1.3)
+{
+    func main<ios18>(tensor<fp16, [1, 2, 1, 32]> c, tensor<fp16, [1, 1, 1, 32]> b, tensor<fp16, [1, 4, 1, 32]> a) {
+        tensor<int32, [1]> ax = const()[name = string("ax"), val = tensor<int32, [1]>([1])];
+        bool kd = const()[name = string("kd"), val = bool(true)];
+        tensor<fp16, [1, 1, 1, 32]> sc = reduce_sum(axes = ax, keep_dims = kd, x = c)[name = string("sc")];
+        tensor<fp16, [1, 1, 1, 32]> sb = reduce_sum(axes = ax, keep_dims = kd, x = b)[name = string("sb")];
+        tensor<fp16, [1, 1, 1, 32]> sa = reduce_sum(axes = ax, keep_dims = kd, x = a)[name = string("sa")];
+        fp16 ten = const()[name = string("ten"), val = fp16(10)];
+        fp16 hundred = const()[name = string("hundred"), val = fp16(100)];
+        tensor<fp16, [1, 1, 1, 32]> b10 = mul(x = sb, y = ten)[name = string("b10")];
+        tensor<fp16, [1, 1, 1, 32]> a100 = mul(x = sa, y = hundred)[name = string("a100")];
+        tensor<fp16, [1, 1, 1, 32]> cb = add(x = sc, y = b10)[name = string("cb")];
+        tensor<fp16, [1, 1, 1, 32]> q = add(x = cb, y = a100)[name = string("q")];
+        tensor<fp16, [1, 4, 1, 32]> p = mul(x = a, y = ten)[name = string("p")];
+    } -> (q, p);
+}
+]]
+    local ORDERS = { declaration = 0, name = 1, size = 2 }
+    local WANT_IN = { declaration = { 0, 1, 2 }, name = { 2, 1, 0 }, size = { 1, 0, 2 } }
+    local function run(k)
+      local c, b, a = ane.full({ 1, 2, 1, 32 }, 1, "fp16"), ane.full({ 1, 1, 1, 32 }, 2, "fp16"),
+        ane.full({ 1, 4, 1, 32 }, 0.25, "fp16")
+      local ok, q, p = pcall(k.eval, k, { c, b, a })
+      return ok and q:get(1, 1, 1, 5) == 2 + 20 + 100 and p:get(1, 4, 1, 9) == 2.5, q
+    end
+
+    for order, mode in pairs(ORDERS) do
+      it("follows the model's own description when the device reads indices by " .. order, function()
+        st.inject("io_order", mode)
+        local k = compile(SRC_IO)
+        local info = k:ane_info()
+        assert.equals("description", info.io_source)
+        assert.same(WANT_IN[order], info.input_indices)
+        assert.is_true(run(k))
+        k:close()
+      end)
+
+      it("without a description assumes declaration order (" .. order .. " device), and takes io_order when told", function()
+        st.inject("io_order", mode)
+        st.inject("describe", 0)
+        local k = compile(SRC_IO)
+        local info = k:ane_info()
+        assert.equals("assumed", info.io_source)
+        assert.equals("declaration", info.io_order)
+        assert.equals(order == "declaration", (run(k)))
+        k:ane_configure { io_order = order }
+        info = k:ane_info()
+        assert.equals("configured", info.io_source)
+        assert.same(WANT_IN[order], info.input_indices)
+        assert.is_true(run(k))
+        k:close()
+      end)
+    end
+
+    it("refuses an unknown io_order", function()
+      local k = compile(SRC_ADD)
+      assert.has_error(function() k:ane_configure { io_order = "random" } end,
+        "bad argument #1 to 'ane_configure' (option 'io_order' must be \"declaration\", \"name\" or \"size\")")
+      k:close()
+    end)
+  end)
+
+  it("ane.chain binds output surfaces directly, and stages copies where the device refuses them (0x9)", function()
+    for _, refuse in ipairs { 0, 1 } do
+      st.reset()
+      st.inject("refuse_external", refuse)
+      local k1, k2 = compile(SRC_ADD), compile(SRC_ADD .. "\n")
+      local ch <close> = ane.chain { k1, k2 }
+      local x = ane.full({ 1, 4, 1, 32 }, 0.75, "fp16")
+      for _ = 1, 2 do -- the second run keeps the choice made by the first
+        local y = ch:run { x }
+        assert.equals(3, y:get(1, 4, 1, 32))
+      end
+      assert.same(refuse == 1 and { 2 } or {}, ch:staged())
+      local refused = 0
+      for _, e in ipairs(events()) do
+        if e.name == "model.eval" and e.ok == "0" then refused = refused + 1 end
+      end
+      assert.equals(refuse, refused) -- one refused direct eval, then copies
+      ch:close(); k1:close(); k2:close()
+    end
+  end)
+
   it("copies heap tensors through staging surfaces", function()
     local k = compile(SRC_ADD)
     local x = ane.full({ 1, 4, 1, 32 }, 1.25, "fp16")

@@ -183,6 +183,7 @@ describe("llama2c", function()
       { hdr(8, 12, 2, 2, 2, 0, 4), "vocab_size is 0" },
       { hdr(8, 12, 2, 2, 2, 5, -1), "seq_len is %-1" },
       { hdr(0x40000000, 0x40000000, 0x40000000, 2, 2, 5, 4), "impossibly large" },
+      { hdr(0x7ffffffe, 0x7fffffff, 0x7fffffff, 1, 1, -0x7fffffff, 0x7fffffff), "impossibly large" }, -- found by fuzzing
     }
     for _, c in ipairs(cases) do
       H.write(path, c[1])

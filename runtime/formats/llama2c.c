@@ -51,13 +51,14 @@ int llama2c_shape(const llama2c_config *c, int which, int64_t s[3]) {
     }
 }
 
-/* Element count of a weight, in 64-bit (config values are < 2^31, so three factors fit). */
+/* Element count of a weight; -1 when it does not fit in 52 bits (no real checkpoint comes close). */
 static int64_t numel_of(const llama2c_config *c, int which) {
     int64_t s[3];
     int r = llama2c_shape(c, which, s);
-    int64_t n = 1;
-    for (int i = 0; i < r; i++) n *= s[i];
-    return n;
+    uint64_t n = 1;
+    for (int i = 0; i < r; i++)
+        if (__builtin_mul_overflow(n, (uint64_t)s[i], &n) || n > ((uint64_t)1 << 52)) return -1;
+    return (int64_t)n;
 }
 
 static int32_t rd32(const unsigned char *p) {
@@ -70,15 +71,23 @@ static size_t layout_of(const llama2c_config *c, llama2c_layout *lay) {
     uint64_t off = HEADER_BYTES;
     for (int w = 0; w < L2C_WCLS; w++) {
         lay->off[w] = (size_t)off;
-        off += (uint64_t)numel_of(c, w) * 4;
+        int64_t k = numel_of(c, w);
+        if (k < 0) return 0;
+        off += (uint64_t)k * 4;
         if (off > limit) return 0;
     }
     int64_t head = c->dim / c->n_heads;
     lay->rope_off = (size_t)off;
-    lay->rope_bytes = (size_t)((uint64_t)c->seq * (uint64_t)(head / 2) * 4 * 2);
+    uint64_t rope = (uint64_t)c->seq * (uint64_t)(head / 2); /* < 2^61: no overflow yet */
+    if (rope > limit / 8) return 0;
+    lay->rope_bytes = (size_t)(rope * 8);
     off += lay->rope_bytes;
     lay->off[L2C_WCLS] = c->shared_classifier ? lay->off[L2C_EMBED] : (size_t)off;
-    if (!c->shared_classifier) off += (uint64_t)numel_of(c, L2C_WCLS) * 4;
+    if (!c->shared_classifier) {
+        int64_t k = numel_of(c, L2C_WCLS);
+        if (k < 0) return 0;
+        off += (uint64_t)k * 4;
+    }
     if (off > limit || off > SIZE_MAX) return 0;
     return lay->total = (size_t)off;
 }

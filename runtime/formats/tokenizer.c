@@ -31,7 +31,7 @@ struct tokenizer {
     int n_added; int32_t *added; unsigned char added_first[256];
     int n_norm; tok_norm_step norm[TOK_MAX_STEPS];
     int n_pre; tok_pre_step pre[TOK_MAX_STEPS];
-    OnigRegex re[TOK_MAX_STEPS]; OnigRegion *region;
+    OnigRegex re[TOK_MAX_STEPS]; OnigRegion *region; int search_err;
     int decoder, decoder_strip;
     char *strings;                                          /* owned copies of step strings */
     /* encode scratch */
@@ -707,11 +707,13 @@ fail:
     return NULL;
 }
 
-/* Apply the normalizer steps to in[0..n) -> t->wa as a single string. */
+static int nomem(tokenizer *t, ane_error *e) { return err_set(e, ERR_NOMEM, "%s: out of memory", t->name); }
+
+/* Apply the normalizer steps to in[0..n) -> t->wa as a single string. 0 or an error code (e set). */
 static int normalize(tokenizer *t, const char *in, size_t n, ane_error *e) {
     strvec *a = &t->wa, *b = &t->wb;
     sv_reset(a);
-    if (sv_add(a, in, n)) return -1;
+    if (sv_add(a, in, n)) return nomem(t, e);
     for (int s = 0; s < t->n_norm; s++) {
         const tok_norm_step *st = &t->norm[s];
         const char *cur = SV_STR(a, 0);
@@ -724,18 +726,18 @@ static int normalize(tokenizer *t, const char *in, size_t n, ane_error *e) {
             if (r < 0) { free(dst); return err_set(e, ERR_INVAL, "%s: NFC normalization failed: %s", t->name, utf8proc_errmsg(r)); }
             int rc = sv_add(b, r ? (const char *)dst : "", (size_t)r);
             free(dst);
-            if (rc) return -1;
+            if (rc) return nomem(t, e);
         } else if (st->kind == TOK_NORM_PREPEND) {
-            if (cl == 0) { if (sv_add(b, "", 0)) return -1; }
-            else if (sv_add(b, st->a, st->alen) || sv_append(b, cur, cl)) return -1;
+            if (cl == 0) { if (sv_add(b, "", 0)) return nomem(t, e); }
+            else if (sv_add(b, st->a, st->alen) || sv_append(b, cur, cl)) return nomem(t, e);
         } else { /* replace every occurrence of a literal pattern */
-            if (sv_add(b, "", 0)) return -1;
+            if (sv_add(b, "", 0)) return nomem(t, e);
             for (size_t i = 0; i < cl;) {
                 if (cl - i >= st->alen && memcmp(cur + i, st->a, st->alen) == 0) {
-                    if (sv_append(b, st->b, st->blen)) return -1;
+                    if (sv_append(b, st->b, st->blen)) return nomem(t, e);
                     i += st->alen;
                 } else {
-                    if (sv_append(b, cur + i, 1)) return -1;
+                    if (sv_append(b, cur + i, 1)) return nomem(t, e);
                     i++;
                 }
             }
@@ -752,6 +754,7 @@ static int split_regex(tokenizer *t, OnigRegex re, const char *w, size_t n, int 
     int pending_next = 0; /* MergedWithNext: the last added word waits for the following gap */
     while (last <= n) {
         int r = n ? onig_search(re, start, end, start + last, end, t->region, ONIG_OPTION_NONE) : ONIG_MISMATCH;
+        if (r < 0 && r != ONIG_MISMATCH) { t->search_err = r; return -1; }
         size_t ms, me;
         if (r >= 0) {
             ms = (size_t)t->region->beg[0];
@@ -800,6 +803,7 @@ static int split_inverted(tokenizer *t, OnigRegex re, const char *w, size_t n, i
     const OnigUChar *start = (const OnigUChar *)w, *end = start + n;
     while (last <= n) {
         int r = n ? onig_search(re, start, end, start + last, end, t->region, ONIG_OPTION_NONE) : ONIG_MISMATCH;
+        if (r < 0 && r != ONIG_MISMATCH) { t->search_err = r; return -1; }
         size_t ms = r >= 0 ? (size_t)t->region->beg[0] : n, me = r >= 0 ? (size_t)t->region->end[0] : n;
         if (r >= 0 && me == ms) {
             size_t cl = ms < n ? utf8_len(w + ms, n - ms) : 1;
@@ -831,8 +835,15 @@ static int split_inverted(tokenizer *t, OnigRegex re, const char *w, size_t n, i
     return 0;
 }
 
+static int search_error(tokenizer *t, ane_error *e) {
+    OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
+    onig_error_code_to_str(msg, t->search_err);
+    t->search_err = 0;
+    return err_set(e, ERR_INVAL, "%s: pre_tokenizer Split: Oniguruma failed on this text: %s", t->name, (const char *)msg);
+}
+
 /* Pre-tokenize t->wa (one string) into words in t->wa. first: this segment starts the text. */
-static int pretokenize(tokenizer *t, int first) {
+static int pretokenize(tokenizer *t, int first, ane_error *e) {
     strvec *a = &t->wa, *b = &t->wb;
     for (int s = 0; s < t->n_pre; s++) {
         const tok_pre_step *st = &t->pre[s];
@@ -842,13 +853,13 @@ static int pretokenize(tokenizer *t, int first) {
             size_t n = SV_LEN(a, i);
             if (st->kind == TOK_PRE_SPLIT) {
                 if ((st->invert ? split_inverted(t, t->re[s], w, n, st->behavior, b)
-                                : split_regex(t, t->re[s], w, n, st->behavior, b)) < 0) return -1;
+                                : split_regex(t, t->re[s], w, n, st->behavior, b)) < 0) return t->search_err ? search_error(t, e) : nomem(t, e);
             } else if (st->kind == TOK_PRE_BYTELEVEL) {
                 /* optional prefix space, optional GPT-2 split, then bytes -> characters */
                 strvec tmp = {0};
                 if (st->add_prefix_space && (n == 0 || w[0] != ' ')) {
-                    if (sv_add(&tmp, " ", 1) || sv_append(&tmp, w, n)) { free(tmp.data); free(tmp.off); return -1; }
-                } else if (sv_add(&tmp, w, n)) { free(tmp.data); free(tmp.off); return -1; }
+                    if (sv_add(&tmp, " ", 1) || sv_append(&tmp, w, n)) { free(tmp.data); free(tmp.off); return t->search_err ? search_error(t, e) : nomem(t, e); }
+                } else if (sv_add(&tmp, w, n)) { free(tmp.data); free(tmp.off); return t->search_err ? search_error(t, e) : nomem(t, e); }
                 strvec parts = {0};
                 int rc = 0;
                 if (st->use_regex) rc = split_regex(t, t->re[s], SV_STR(&tmp, 0), SV_LEN(&tmp, 0), TOK_SPLIT_ISOLATED, &parts);
@@ -864,7 +875,7 @@ static int pretokenize(tokenizer *t, int first) {
                     }
                 }
                 free(tmp.data); free(tmp.off); free(parts.data); free(parts.off);
-                if (rc) return -1;
+                if (rc) return t->search_err ? search_error(t, e) : nomem(t, e);
             } else { /* Metaspace: spaces -> replacement, optional prefix, optional split before each */
                 const char *rep = st->replacement;
                 size_t rl = st->replacement_len;
@@ -888,7 +899,7 @@ static int pretokenize(tokenizer *t, int first) {
                     }
                 }
                 free(tmp.data); free(tmp.off);
-                if (rc) return -1;
+                if (rc) return t->search_err ? search_error(t, e) : nomem(t, e);
             }
         }
         strvec tmp = *a; *a = *b; *b = tmp;
@@ -941,12 +952,12 @@ nomem:
 
 static int encode_plain(tokenizer *t, const char *s, size_t n, int first, ane_error *e) {
     if (n == 0) return 0;
-    if (normalize(t, s, n, e)) return e && e->code ? e->code : err_set(e, ERR_NOMEM, "%s: out of memory", t->name);
-    if (pretokenize(t, first)) return err_set(e, ERR_NOMEM, "%s: out of memory", t->name);
+    int rc = normalize(t, s, n, e);
+    if (rc) return rc;
+    if ((rc = pretokenize(t, first, e)) != 0) return rc;
     /* words live in t->wa; bpe_word uses t->buf only through pair_of (bin kind), so wa is stable */
     for (size_t i = 0; i < t->wa.cnt; i++) {
-        int rc = bpe_word(t, SV_STR(&t->wa, i), SV_LEN(&t->wa, i), e);
-        if (rc) return rc;
+        if ((rc = bpe_word(t, SV_STR(&t->wa, i), SV_LEN(&t->wa, i), e)) != 0) return rc;
     }
     return 0;
 }

@@ -5,7 +5,7 @@
  *       (IOSurfaces on the ane backend: write/read from Lua without copies; any kernel's output
  *       tensor may be passed as another kernel's input)
  *   k:ane_info()                -> {hex=, dir=, state=, program_handle=, qos=, path=, ...}
- *   k:ane_configure{qos=, path="standard"|"realtime", perf_mask=}
+ *   k:ane_configure{qos=, path="standard"|"realtime", perf_mask=, io_order="declaration"|"name"|"size"}
  *   k:reload_weights(name, bytes_or_tensor)   the weight-reload experiment (6.6)
  *   k:perf_stats()              -> {eval_ns=, hw_ns=|nil, evals=}
  *   k:objc()                    -> {model=, request=|nil, inputs={IOSurfaceRef...}, outputs={...}}
@@ -104,6 +104,23 @@ static int k_ane_info(lua_State *L) {
     lua_setfield(L, -2, "last_path");
     lua_pushboolean(L, k->loaded);
     lua_setfield(L, -2, "loaded");
+    /* request indices: io_order (unless the model described its own), where they came from, and
+     * the index of each declared input and output (1-based lists of 0-based indices) */
+    if (strcmp(f.io_source, "description") != 0) {
+        lua_pushstring(L, ane_io_order_name(f.io_order));
+        lua_setfield(L, -2, "io_order");
+    }
+    lua_pushstring(L, f.io_source);
+    lua_setfield(L, -2, "io_source");
+    for (int side = 0; side < 2; side++) {
+        int n = side ? k->nout : k->nin;
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n && i < 64; i++) {
+            lua_pushinteger(L, side ? f.out_index[i] : f.in_index[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, side ? "output_indices" : "input_indices");
+    }
     return 1;
 }
 
@@ -140,7 +157,7 @@ static int opt_uint(lua_State *L, const char *key, lua_Integer max, unsigned *ou
 
 static int k_ane_configure(lua_State *L) {
     kernel *k = check_ane(L, 1);
-    static const char *const known[] = {"qos", "path", "perf_mask", NULL};
+    static const char *const known[] = {"qos", "path", "perf_mask", "io_order", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
     lane_checkopts(L, 2, known);
     ane_kernel_opts o = {0};
@@ -157,6 +174,12 @@ static int k_ane_configure(lua_State *L) {
     }
     lua_pop(L, 1);
     o.set_perf_mask = opt_uint(L, "perf_mask", 0xff, &o.perf_mask);
+    if (lua_getfield(L, 2, "io_order") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING || ane_io_order_parse(lua_tostring(L, -1), &o.io_order) != 0)
+            luaL_argerror(L, 2, "option 'io_order' must be \"declaration\", \"name\" or \"size\"");
+        o.set_io_order = 1;
+    }
+    lua_pop(L, 1);
     ane_error e;
     err_clear(&e);
     if (ane_kernel_configure(k, &o, &e)) return lane_error(L, &e);

@@ -441,6 +441,19 @@ static int c_binding(lua_State *L) {
     return 1;
 }
 
+/* chain:staged() -> { link numbers (1-based) that copy their inputs instead of binding the
+ * previous link's output surfaces directly } */
+static int c_staged(lua_State *L) {
+    lc *u = c_check(L);
+    lua_newtable(L);
+    for (int i = 1; i < u->n; i++)
+        if (chain_link_staged(u->c, i)) {
+            lua_pushinteger(L, i + 1);
+            lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        }
+    return 1;
+}
+
 static int c_len(lua_State *L) {
     lc *u = luaL_checkudata(L, 1, LANE_CHAIN);
     lua_pushinteger(L, u->c ? u->n : 0);
@@ -473,7 +486,7 @@ void lane_open_queue(lua_State *L) {
         { "__gc", f_gc }, { "__close", f_gc }, { "__tostring", f_tostring }, { NULL, NULL } };
     static const luaL_Reg cm[] = {
         { "run", c_run }, { "inputs", c_inputs }, { "outputs", c_outputs }, { "times", c_times },
-        { "binding", c_binding }, { "close", c_close }, { NULL, NULL } };
+        { "binding", c_binding }, { "staged", c_staged }, { "close", c_close }, { NULL, NULL } };
     static const luaL_Reg cmeta[] = {
         { "__gc", c_close }, { "__close", c_close }, { "__tostring", c_tostring }, { "__len", c_len },
         { NULL, NULL } };

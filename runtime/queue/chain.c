@@ -14,6 +14,12 @@ typedef struct link {
     tensor *out;   /* nout tensors owned by this link (allocated by k's backend) */
     tensor **outp; /* nout pointers to out[j]: what eval takes */
     int *bind;     /* nin: index of the previous link's output feeding each input (-1 for link 0) */
+    /* Staged: the device refused the previous link's output surfaces as this link's inputs
+     * (statusType 0x9 on some chips, field notes 4.6), so each run copies them into plain
+     * tensors first (the backend then stages them into its own surfaces). */
+    int staged;
+    tensor *copy;  /* nin heap tensors when staged */
+    tensor **copyp;
 } link;
 
 struct chain {
@@ -61,6 +67,10 @@ void chain_free(chain *c) {
             free(l->outp);
             free(l->in);
             free(l->bind);
+            if (l->copy)
+                for (int j = 0; j < l->nin; j++) tensor_release(&l->copy[j]);
+            free(l->copy);
+            free(l->copyp);
         }
     }
     if (c->inputs && c->links)
@@ -201,6 +211,33 @@ int chain_binding(const chain *c, int link_i, int input) {
     return c->links[link_i].bind[input];
 }
 
+/* Copy link l's inputs into its own heap tensors; allocated on first use. */
+static int stage_inputs(link *l, ane_error *e) {
+    if (!l->copy) {
+        l->copy = calloc((size_t)l->nin, sizeof *l->copy);
+        l->copyp = calloc((size_t)l->nin, sizeof *l->copyp);
+        if (!l->copy || !l->copyp) return err_set(e, ERR_NOMEM, "chain: out of memory staging inputs");
+        for (int j = 0; j < l->nin; j++) {
+            const kernel_io *io = &l->k->in[j];
+            int rc = tensor_init(&l->copy[j], io->dt, io->rank, io->shape, e);
+            if (rc) return rc;
+            l->copyp[j] = &l->copy[j];
+        }
+    }
+    for (int j = 0; j < l->nin; j++) {
+        int rc = storage_lock(l->in[j]->st, 1, e); /* an IOSurface is read under its CPU lock */
+        if (rc) return rc;
+        rc = tensor_copy(&l->copy[j], l->in[j], e);
+        storage_unlock(l->in[j]->st, 1);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int chain_link_staged(const chain *c, int li) {
+    return li >= 0 && li < c->n && c->links[li].staged;
+}
+
 int chain_run(chain *c, tensor *const *in, ane_error *e) {
     uint64_t t0 = now_ns();
     kernel *k0 = c->links[0].k;
@@ -223,8 +260,21 @@ int chain_run(chain *c, tensor *const *in, ane_error *e) {
     for (int i = 0; i < c->n; i++) {
         link *l = &c->links[i];
         uint64_t a = now_ns();
-        int rc = l->k->be->eval(l->k, i == 0 ? first : (tensor *const *)l->in,
+        int rc = i > 0 && l->staged ? stage_inputs(l, e) : 0;
+        if (!rc)
+            rc = l->k->be->eval(l->k, i == 0 ? first : l->staged ? (tensor *const *)l->copyp : (tensor *const *)l->in,
                                 (tensor *const *)l->outp, e);
+        if (rc == ERR_BACKEND && i > 0 && !l->staged) {
+            /* the device refused the direct binding: from now on this link stages copies */
+            ane_error e2;
+            err_clear(&e2);
+            if (stage_inputs(l, &e2) == 0 &&
+                l->k->be->eval(l->k, (tensor *const *)l->copyp, (tensor *const *)l->outp, &e2) == 0) {
+                l->staged = 1;
+                rc = 0;
+                err_clear(e);
+            }
+        }
         c->times[i] = now_ns() - a;
         if (rc) {
             err_prefix(e, "chain: %s: ", l->label);

@@ -35,6 +35,9 @@ tensor *chain_output(chain *c, int i);
 int chain_link_ninputs(const chain *c, int link); /* inputs of link (0-based), -1 if none */
 /* Which output of link `link - 1` feeds input `input` of `link` (link >= 1), or -1. */
 int chain_binding(const chain *c, int link, int input);
+/* 1 if link (0-based, >= 1) copies its inputs: its first direct eval on the previous link's
+ * output surfaces failed and a staged retry worked (field notes 4.6: statusType 0x9). */
+int chain_link_staged(const chain *c, int link);
 
 /* Evaluate every link. in = NULL uses the chain's input buffers; otherwise in[i] replaces
  * input i for this run (checked against the first kernel's description). On failure e names

@@ -104,6 +104,10 @@ local function gather()
     t.env[k] = os.getenv(k)
   end
   t.backends = host.backend_list()
+  if ok and type(rawget(ane, "ane_framework")) == "function" then
+    local fw = ane.ane_framework()
+    t.ane_io_order = fw.available and (fw.info or ""):match("io_order=([^\n]*)") or nil
+  end
   t.blas = blas_in_use(uname, ok and ane or nil)
   t.cpu = cpu_facts(uname)
   t.gemm = gemm_kernel(ok and ane or nil, t.cpu)
@@ -135,6 +139,7 @@ local function print_text(t)
   local why = not env and "" or env == t.default_backend and "  (from ANE_BACKEND)"
     or string.format("  (ANE_BACKEND=%q is not used)", env)
   line("default backend", (t.default_backend or "?") .. why)
+  if t.ane_io_order then line("ane io order", t.ane_io_order) end
   line("blas", t.blas)
   if t.gemm then
     line("gemm kernel", string.format("%s %s%s", t.gemm.name, t.gemm.corename or "",

@@ -1,4 +1,6 @@
 --- `ane selftest [--out FILE] [--evals N] [--backend NAME]`: the first thing to run on a Mac.
+-- `ane selftest --report FILE.json` answers what only hardware can (ane.firstrun: request index
+-- order, multi-function programs, direct surface chaining, ...), each case in a child process.
 -- Compiles a small set of kernels on the cpu backend and on the ANE backend (or NAME), evaluates
 -- both on the same seeded inputs, compares the outputs, times compile and eval, and writes a JSON
 -- report (default ane-selftest.json) to share. Exit status: 0 all kernels agree, 1 a kernel
@@ -115,8 +117,11 @@ return function(args)
     if a == "--out" and args[i + 1] then out = args[i + 1]; i = i + 1
     elseif a == "--evals" and tonumber(args[i + 1]) then evals = math.max(1, math.floor(tonumber(args[i + 1]))); i = i + 1
     elseif a == "--backend" and args[i + 1] then backend = args[i + 1]; i = i + 1
+    elseif a == "--report" and args[i + 1] then return require("ane.firstrun").report(args[i + 1])
+    elseif a == "--case" and args[i + 1] then return require("ane.firstrun").child(args[i + 1])
     elseif a == "-h" or a == "--help" then
-      print("usage: ane selftest [--out FILE] [--evals N] [--backend NAME]")
+      print("usage: ane selftest [--out FILE] [--evals N] [--backend NAME]\n" ..
+        "       ane selftest --report FILE.json   the first-run questions, each case in a child process")
       return 0
     else
       io.stderr:write("ane selftest: unknown argument '", a, "'\n")

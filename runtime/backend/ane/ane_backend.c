@@ -91,19 +91,42 @@ typedef struct ane_impl {
     /* One load, eval or unload of this kernel at a time: eval rebinds the cached request and the
      * staging surfaces, which two threads evaluating one kernel would corrupt. */
     pthread_mutex_t mu;
+    int in_idx[MAX_IO], out_idx[MAX_IO]; /* request index of each declared input / output */
+    const char *io_source;        /* see ane_kernel_facts */
+    ane_io_order io_order;
+    int io_configured;
 } ane_impl;
 
 static const backend ane_be;
 static atomic_int framework_compiles;
+static void resolve_io_indices(kernel *k);
 
 /* ---- availability ---- */
 static int avail_state = -1; /* -1 unknown, 0 no, 1 yes */
 static char avail_why[512];
 static pthread_mutex_t avail_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* ANE_IO_ORDER, read once with the framework (the first touch of the backend), never again. */
+static ane_io_order env_io_order = ANE_IO_DECLARATION;
+static int env_io_order_set;
+
+const char *ane_io_order_name(ane_io_order o) {
+    return o == ANE_IO_NAME ? "name" : o == ANE_IO_SIZE ? "size" : "declaration";
+}
+
+int ane_io_order_parse(const char *s, ane_io_order *o) {
+    if (!s) return -1;
+    if (strcmp(s, "declaration") == 0) *o = ANE_IO_DECLARATION;
+    else if (strcmp(s, "name") == 0) *o = ANE_IO_NAME;
+    else if (strcmp(s, "size") == 0) *o = ANE_IO_SIZE;
+    else return -1;
+    return 0;
+}
+
 static int check_available(void) {
     pthread_mutex_lock(&avail_mu);
     if (avail_state < 0) {
+        env_io_order_set = ane_io_order_parse(getenv("ANE_IO_ORDER"), &env_io_order) == 0;
         char why[512];
         if (!ob_open(why, sizeof why)) {
             snprintf(avail_why, sizeof avail_why, "%s", why);
@@ -600,6 +623,7 @@ static int do_load(kernel *k, ane_error *e) {
         }
     }
     k->loaded = 1;
+    resolve_io_indices(k);
 out:
     ob_pool_pop(pool);
     return rc;
@@ -679,11 +703,75 @@ static void *pick_surface(const tensor *t, storage **stage_slot, size_t nbytes, 
     return ane_storage_surface(*stage_slot);
 }
 
-static ob_id index_array(int n, ane_error *e) {
+static ob_id index_array(const int *idx, int n, ane_error *e) {
     ob_id v[MAX_IO];
     for (int i = 0; i < n; i++)
-        if (!(v[i] = ob_new_u64((uint64_t)i, e))) return NULL;
+        if (!(v[i] = ob_new_u64((uint64_t)idx[i], e))) return NULL;
     return ob_new_array(v, (size_t)n, e);
+}
+
+/* idx[i] = the position of io[i] in `order` (stable; ties keep declaration order). */
+static void order_indices(const kernel_io *io, int n, ane_io_order order, int *idx) {
+    for (int i = 0; i < n; i++) {
+        int r = 0;
+        for (int j = 0; j < n; j++) {
+            int before;
+            if (order == ANE_IO_NAME) {
+                int c = strcmp(io[j].name, io[i].name);
+                before = c < 0 || (c == 0 && j < i);
+            } else if (order == ANE_IO_SIZE) {
+                size_t a = io_bytes(&io[j]), b = io_bytes(&io[i]);
+                before = a < b || (a == b && j < i);
+            } else {
+                before = j < i;
+            }
+            r += before;
+        }
+        idx[i] = r;
+    }
+}
+
+/* Names in the model's own symbol table, if the framework publishes one (field notes 5.1:
+ * modelAttributes[ANEFModelDescription].InputSymbols / OutputSymbols, outputs "y@output"). */
+static int described_indices(ob_id syms, const kernel_io *io, int n, int is_out, int *idx) {
+    size_t ns = ob_array_count(syms);
+    if (ns < (size_t)n) return 0;
+    for (int i = 0; i < n; i++) {
+        idx[i] = -1;
+        for (size_t s = 0; s < ns && idx[i] < 0; s++) {
+            char buf[300], want[300];
+            const char *name = ob_string_get(ob_array_at(syms, s), buf, sizeof buf);
+            snprintf(want, sizeof want, "%s@output", io[i].name);
+            if (name && (strcmp(name, io[i].name) == 0 || (is_out && strcmp(name, want) == 0))) idx[i] = (int)s;
+        }
+        if (idx[i] < 0) return 0;
+    }
+    return 1;
+}
+
+/* Settle the request indices after a load: a configured order wins; else the model's own
+ * description; else ANE_IO_ORDER; else declaration order, said to be assumed. */
+static void resolve_io_indices(kernel *k) {
+    ane_impl *im = k->impl;
+    if (!im->io_configured) {
+        ob_id pool = ob_pool_push();
+        ob_id am = ob_responds(im->model, "model") ? ob_value_for_key(im->model, "model", NULL) : NULL;
+        ob_id attrs = am && ob_responds(am, "modelAttributes") ? ob_value_for_key(am, "modelAttributes", NULL) : NULL;
+        ob_id desc = ob_dict_get(attrs, "ANEFModelDescription");
+        int ok = desc && described_indices(ob_dict_get(desc, "InputSymbols"), k->in, k->nin, 0, im->in_idx) &&
+                 described_indices(ob_dict_get(desc, "OutputSymbols"), k->out, k->nout, 1, im->out_idx);
+        ob_pool_pop(pool);
+        if (ok) {
+            im->io_source = "description";
+            return;
+        }
+        im->io_order = env_io_order_set ? env_io_order : ANE_IO_DECLARATION;
+        im->io_source = env_io_order_set ? "ANE_IO_ORDER" : "assumed";
+    } else {
+        im->io_source = "configured";
+    }
+    order_indices(k->in, k->nin, im->io_order, im->in_idx);
+    order_indices(k->out, k->nout, im->io_order, im->out_idx);
 }
 
 static ob_id wrap_array(void *const *surf, int n, ane_error *e) {
@@ -709,8 +797,8 @@ static int get_request(kernel *k, void *const *surf, ane_error *e) {
     impl_drop_request(im);
     ob_id ins = wrap_array(surf, k->nin, e);
     ob_id outs = ins ? wrap_array(surf + k->nin, k->nout, e) : NULL;
-    ob_id iidx = outs ? index_array(k->nin, e) : NULL;
-    ob_id oidx = iidx ? index_array(k->nout, e) : NULL;
+    ob_id iidx = outs ? index_array(im->in_idx, k->nin, e) : NULL;
+    ob_id oidx = iidx ? index_array(im->out_idx, k->nout, e) : NULL;
     ob_id proc = oidx ? ob_new_u64((uint64_t)im->procedure, e) : NULL;
     ob_id perf = NULL;
     if (proc && im->perf_stats && !(perf = ob_new_array(&im->perf_stats, 1, e))) proc = NULL;
@@ -889,10 +977,16 @@ static int ane_info(char *buf, size_t n) {
     const char *fw = ob_framework_path();
     snprintf(buf, n,
              "platform=%s\nframework=%s\nstandin=%d\navailable=%d\n%s%s%schip=%s\nos=%s\n"
-             "ane_subtype=%s\ncompiles=%d\ncompile_budget=%d\n",
+             "ane_subtype=%s\ncompiles=%d\ncompile_budget=%d\nio_order=%s\n",
              ob_is_standin() ? "standin" : ANE_PLATFORM, fw ? fw : "none", ob_is_standin(), ok,
              ok ? "" : "reason=", ok ? "" : why, ok ? "" : "\n", chip, os, sub,
-             backend_compiles_used(), backend_compile_budget());
+             backend_compiles_used(), backend_compile_budget(),
+             !ok ? "-"
+             : env_io_order_set ? (env_io_order == ANE_IO_NAME ? "name (from ANE_IO_ORDER; a model's own description wins)"
+                                   : env_io_order == ANE_IO_SIZE ? "size (from ANE_IO_ORDER; a model's own description wins)"
+                                   : "declaration (from ANE_IO_ORDER; a model's own description wins)")
+             : "from each loaded model's description; declaration order assumed where it has none "
+               "(ANE_IO_ORDER sets it; ane selftest --report finds it)");
     return 0;
 }
 
@@ -939,6 +1033,10 @@ int ane_kernel_facts_get(const kernel *k, ane_kernel_facts *f, ane_error *e) {
     f->direct_inputs = im->direct_in;
     f->direct_outputs = im->direct_out;
     f->evals = im->evals;
+    f->io_order = im->io_order;
+    f->io_source = im->io_source ? im->io_source : "assumed";
+    for (int i = 0; i < k->nin && i < 64; i++) f->in_index[i] = im->io_source ? im->in_idx[i] : i;
+    for (int i = 0; i < k->nout && i < 64; i++) f->out_index[i] = im->io_source ? im->out_idx[i] : i;
     ob_id pool = ob_pool_push();
     ob_sel s = ob_selector("state");
     ob_imp fs = ob_lookup(im->model, s);
@@ -960,6 +1058,14 @@ int ane_kernel_configure(kernel *k, const ane_kernel_opts *o, ane_error *e) {
     if (o->set_qos) im->qos = o->qos;
     if (o->set_path) im->path = o->path;
     if (o->set_perf_mask) im->perf_mask = o->perf_mask;
+    if (o->set_io_order) {
+        pthread_mutex_lock(&im->mu);
+        im->io_order = o->io_order;
+        im->io_configured = 1;
+        if (k->loaded) resolve_io_indices(k);
+        impl_drop_request(im); /* the cached request carries the old indices */
+        pthread_mutex_unlock(&im->mu);
+    }
     return 0;
 }
 

@@ -21,6 +21,13 @@ int ane_is_kernel(const kernel *k);
 
 typedef enum { ANE_EVAL_STANDARD = 0, ANE_EVAL_REALTIME = 1 } ane_eval_path;
 
+/* Which request index the ANE gives each input and output (docs/mac.md "First run"): the
+ * references pass 0..n-1 in declaration order; whether the device reads them by declaration, by
+ * name or by size is a question only hardware answers. */
+typedef enum { ANE_IO_DECLARATION = 0, ANE_IO_NAME, ANE_IO_SIZE } ane_io_order;
+const char *ane_io_order_name(ane_io_order o);  /* "declaration" "name" "size" */
+int ane_io_order_parse(const char *s, ane_io_order *o); /* 0, or -1 if unknown */
+
 typedef struct ane_kernel_facts {
     char hex[256];            /* -[_ANEInMemoryModel hexStringIdentifier] */
     char dir[1024];           /* NSTemporaryDirectory()/hex: model.mil, weights/, compiler output */
@@ -37,6 +44,12 @@ typedef struct ane_kernel_facts {
     uint64_t last_hw_ns;
     int direct_inputs, direct_outputs; /* last eval: surfaces passed without a copy */
     long evals;
+    /* Request indices in use (declared input/output i -> index), and where they came from:
+     * "description" (the loaded model's modelAttributes), "configured" (ane_kernel_configure),
+     * "ANE_IO_ORDER", or "assumed" (declaration order: nothing told us otherwise). */
+    ane_io_order io_order;    /* meaningful unless io_source is "description" */
+    const char *io_source;
+    int in_index[64], out_index[64]; /* the first 64 */
 } ane_kernel_facts;
 
 int ane_kernel_facts_get(const kernel *k, ane_kernel_facts *f, ane_error *e);
@@ -46,6 +59,7 @@ typedef struct ane_kernel_opts {
     int set_qos;       unsigned qos;
     int set_path;      ane_eval_path path;
     int set_perf_mask; unsigned perf_mask;
+    int set_io_order;  ane_io_order io_order; /* from the next eval; overrides the description */
 } ane_kernel_opts;
 int ane_kernel_configure(kernel *k, const ane_kernel_opts *o, ane_error *e);
 

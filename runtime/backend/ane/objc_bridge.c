@@ -298,6 +298,26 @@ uint64_t ob_number_u64(ob_id num) {
 
 /* KVC raises NSUndefinedKeyException for an unknown key, which C cannot catch: only use it when
  * the object has the accessor itself. */
+ob_id ob_dict_get(ob_id dict, const char *key) {
+    if (!dict || !ob_responds(dict, "objectForKey:")) return NULL;
+    ob_id k = ob_new_string(key, NULL);
+    if (!k) return NULL;
+    ob_sel s = ob_selector("objectForKey:");
+    return ((ob_id (*)(ob_id, ob_sel, ob_id))ob_lookup(dict, s))(dict, s, k);
+}
+
+size_t ob_array_count(ob_id arr) {
+    if (!arr || !ob_responds(arr, "objectAtIndex:") || !ob_responds(arr, "count")) return 0;
+    ob_sel s = ob_selector("count");
+    return (size_t)((unsigned long (*)(ob_id, ob_sel))ob_lookup(arr, s))(arr, s);
+}
+
+ob_id ob_array_at(ob_id arr, size_t i) {
+    if (i >= ob_array_count(arr)) return NULL;
+    ob_sel s = ob_selector("objectAtIndex:");
+    return ((ob_id (*)(ob_id, ob_sel, unsigned long))ob_lookup(arr, s))(arr, s, (unsigned long)i);
+}
+
 ob_id ob_value_for_key(ob_id obj, const char *key, ane_error *e) {
     if (!ob_responds(obj, key)) {
         err_set(e, ERR_UNSUPPORTED, "objc: %s has no key '%s'", ob_class_name_of(obj), key);

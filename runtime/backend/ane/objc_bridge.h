@@ -111,6 +111,11 @@ const char *ob_error_text(ob_id err, char *buf, size_t n);
 uint64_t ob_number_u64(ob_id num);
 /* KVC: [obj valueForKey:key] (autoreleased) or NULL if obj has no such key method. */
 ob_id ob_value_for_key(ob_id obj, const char *key, ane_error *e);
+/* -[NSDictionary objectForKey:] with a C-string key, -[NSArray count] / objectAtIndex:; NULL / 0
+ * for nil or an object that is not one (never an error: used to read optional descriptions). */
+ob_id ob_dict_get(ob_id dict, const char *key);
+size_t ob_array_count(ob_id arr);
+ob_id ob_array_at(ob_id arr, size_t i);
 int ob_set_value_for_key(ob_id obj, ob_id value, const char *key, ane_error *e);
 
 #endif

@@ -53,7 +53,8 @@ static int st_events(lua_State *L) {
 
 static int st_inject(lua_State *L) {
     static const char *const kinds[] = {"compile", "load", "eval", "unload", "descriptor",
-                                        "compile_limit", "perf", NULL};
+                                        "compile_limit", "perf", "io_order", "describe",
+                                        "refuse_external", NULL};
     int k = luaL_checkoption(L, 1, NULL, kinds);
     lua_Integer after = luaL_optinteger(L, 2, 0);
     lua_Integer count = luaL_optinteger(L, 3, 1);

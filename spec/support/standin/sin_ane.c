@@ -509,21 +509,48 @@ static id req_make(Class self, SEL _cmd, id in, id in_idx, id out, id out_idx, i
 static void borrowed_free(storage *s) { (void)s; }
 static const storage_ops borrowed_ops = {"borrowed", borrowed_free, NULL, NULL};
 
-/* Bind surface arr[i] to io slot idx[i] of kernel k. */
-static int bind(kernel *k, id arr, id idx, int is_out, tensor *ts, int *bound, int *locked, id *err) {
+/* The stand-in's answer to "which I/O does request index i mean" (ANE_STANDIN_IO_ORDER):
+ * perm[symbol] = position in the program's declaration, for declaration, name or size order. */
+static size_t io_bytes_of(const kernel_io *io) {
+    return (size_t)shape_numel(io->rank, io->shape) * dtype_size(io->dt);
+}
+static void io_perm(const kernel *k, int is_out, int *perm) {
+    int n = is_out ? k->nout : k->nin, order = sin_io_order();
+    const kernel_io *io = is_out ? k->out : k->in;
+    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort: stable, n is small */
+        for (int j = i; j > 0; j--) {
+            const kernel_io *a = &io[perm[j - 1]], *b = &io[perm[j]];
+            int swap = order == 1 ? strcmp(a->name, b->name) > 0 : order == 2 ? io_bytes_of(a) > io_bytes_of(b) : 0;
+            if (!swap) break;
+            int t = perm[j]; perm[j] = perm[j - 1]; perm[j - 1] = t;
+        }
+}
+
+/* Bind surface arr[i] to the io slot that request index idx[i] names in kernel k. */
+static int bind(kernel *k, const void *model, id arr, id idx, int is_out, tensor *ts, int *bound,
+                int *locked, id *err) {
     int nio = is_out ? k->nout : k->nin;
     size_t n = sin_array_count(arr);
     ane_error e;
+    int perm[64];
+    io_perm(k, is_out, perm);
     for (size_t i = 0; i < n; i++) {
-        uint64_t slot;
-        sin_number_value(sin_array_at(idx, i), &slot);
-        if (slot >= (uint64_t)nio) {
+        uint64_t sym;
+        sin_number_value(sin_array_at(idx, i), &sym);
+        if (sym >= (uint64_t)nio) {
             set_err(err, 0x2, "stand-in: %s index %llu out of range (program has %d)",
-                    is_out ? "output" : "input", (unsigned long long)slot, nio);
+                    is_out ? "output" : "input", (unsigned long long)sym, nio);
             return -1;
         }
+        int slot = perm[sym];
         const kernel_io *io = is_out ? &k->out[slot] : &k->in[slot];
         sin_surface *s = sin_payload(sin_array_at(arr, i));
+        if (!is_out && sin_refuse_external() && sin_surface_producer(s) && sin_surface_producer(s) != model) {
+            set_err(err, 0x9, "stand-in: input surface %zu is another model's output (external surfaces "
+                              "refused, statusType=0x9)", i);
+            return -1;
+        }
         size_t need = (size_t)shape_numel(io->rank, io->shape) * dtype_size(io->dt);
         if (sin_surface_size(s) < need) {
             set_err(err, 0x1d, "stand-in: %s surface %zu has %zu bytes, '%s' needs %zu",
@@ -584,8 +611,8 @@ static bool do_eval(const char *what, id model, id request, id *err) {
         set_err(err, 0x2, "stand-in: too many inputs or outputs");
         goto out;
     }
-    if (bind(k, r->in, r->in_idx, 0, tin, bin, &locked, err) != 0 ||
-        bind(k, r->out, r->out_idx, 1, tout, bout, &locked, err) != 0)
+    if (bind(k, m, r->in, r->in_idx, 0, tin, bin, &locked, err) != 0 ||
+        bind(k, m, r->out, r->out_idx, 1, tout, bout, &locked, err) != 0)
         goto out;
     tensor *pin[64], *pout[64];
     for (int i = 0; i < k->nin; i++) pin[i] = &tin[i];
@@ -599,8 +626,10 @@ static bool do_eval(const char *what, id model, id request, id *err) {
         goto out;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    for (size_t i = 0; i < sin_array_count(r->out); i++)
+    for (size_t i = 0; i < sin_array_count(r->out); i++) {
         sin_surface_touch(sin_payload(sin_array_at(r->out, i)));
+        sin_surface_set_producer(sin_payload(sin_array_at(r->out, i)), m);
+    }
     if (sin_perf_enabled())
         for (size_t i = 0; i < sin_array_count(r->perf); i++) {
             id ps = sin_array_at(r->perf, i);
@@ -645,6 +674,44 @@ static bool client_eval_direct(id self, SEL _cmd, id model, id opts, id request,
 }
 static bool client_eval(id self, SEL _cmd, id model, id opts, id request, unsigned qos, id *err) {
     return do_eval("client.eval", model, request, err);
+}
+
+/* -[_ANEInMemoryModel model]: an _ANEModel whose modelAttributes carry ANEFModelDescription as
+ * field notes 5.1 records it (InputSymbols, OutputSymbols "y@output", ANEFModelProcedures with
+ * each procedure's symbol index arrays), in the stand-in's own index order; {} with
+ * ANE_STANDIN_DESCRIBE=0 (what an _ANEModel shell answers, API 9). Not retained: like program. */
+static Class cls_anemodel;
+static id model_model(id self, SEL _cmd) { return sin_autorelease(sin_new(cls_anemodel, self, NULL)); }
+static id sym_names(const kernel *k, int is_out) {
+    int n = is_out ? k->nout : k->nin, perm[64];
+    io_perm(k, is_out, perm);
+    id v[64];
+    for (int s = 0; s < n; s++) {
+        char name[300];
+        snprintf(name, sizeof name, "%s%s", (is_out ? k->out : k->in)[perm[s]].name, is_out ? "@output" : "");
+        v[s] = sin_string(name);
+    }
+    return sin_array_new(v, (size_t)n);
+}
+static id anemodel_attributes(id self, SEL _cmd) {
+    model_p *m = sin_payload(sin_payload(self));
+    if (!sin_describe() || m->nk == 0) return sin_dict_new(NULL, NULL, 0);
+    const kernel *k = m->k[0];
+    id procs[16];
+    int np = m->nk < 16 ? m->nk : 16;
+    for (int p = 0; p < np; p++) {
+        id ii[64], oi[64];
+        for (int i = 0; i < m->k[p]->nin; i++) ii[i] = sin_number((uint64_t)i);
+        for (int i = 0; i < m->k[p]->nout; i++) oi[i] = sin_number((uint64_t)i);
+        id pk[2] = {sin_string("InputSymbolIndexArray"), sin_string("OutputSymbolIndexArray")};
+        id pv[2] = {sin_array_new(ii, (size_t)m->k[p]->nin), sin_array_new(oi, (size_t)m->k[p]->nout)};
+        procs[p] = sin_dict_new(pk, pv, 2);
+    }
+    id dk[3] = {sin_string("InputSymbols"), sin_string("OutputSymbols"), sin_string("ANEFModelProcedures")};
+    id dv[3] = {sym_names(k, 0), sym_names(k, 1), sin_array_new(procs, (size_t)np)};
+    id desc = sin_dict_new(dk, dv, 3);
+    id tk = sin_string("ANEFModelDescription");
+    return sin_dict_new(&tk, &desc, 1);
 }
 
 /* model.program: a _ANEProgramForEvaluation pointing back at its model (not retaining it). */
@@ -768,6 +835,11 @@ void sin_register_ane(void) {
         sin_add(c, "programHandle", SIN_IMP(model_handle), "Q16@0:8");
         sin_add(c, "perfStatsMask", SIN_IMP(model_perf_mask), "I16@0:8");
         sin_add(c, "setPerfStatsMask:", SIN_IMP(model_set_perf_mask), "v20@0:8I16");
+        sin_add(c, "model", SIN_IMP(model_model), "@16@0:8");
+        sin_class_done(c);
+    }
+    if ((c = cls_anemodel = begin("_ANEModel"))) {
+        sin_add(c, "modelAttributes", SIN_IMP(anemodel_attributes), "@16@0:8");
         sin_class_done(c);
     }
     if ((c = cls_request = begin("_ANERequest"))) {

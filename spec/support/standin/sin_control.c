@@ -6,7 +6,11 @@
  * "surface") as: let `after` calls succeed, then fail `count` calls. The environment can set the
  * same at load time for subprocess tests:
  *   ANE_STANDIN_FAIL="compile:0:1,load:0:1"   ANE_STANDIN_COMPILE_LIMIT=5
- *   ANE_STANDIN_MISSING_CLASS=_ANERequest      ANE_STANDIN_LOG=/path (append events there too) */
+ *   ANE_STANDIN_MISSING_CLASS=_ANERequest      ANE_STANDIN_LOG=/path (append events there too)
+ * and the answers only a Mac can give (docs/mac.md "First run"), one switch each:
+ *   ANE_STANDIN_IO_ORDER=declaration|name|size  how request indices map to the program's I/O
+ *   ANE_STANDIN_DESCRIBE=0|1   the model publishes modelAttributes[ANEFModelDescription] (default 1)
+ *   ANE_STANDIN_REFUSE_EXTERNAL=1   inputs that are another model's output fail with statusType 0x9 */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -149,6 +153,12 @@ long sin_compile_limit(void) { return compile_limit; }
 int sin_class_missing(const char *name) { return missing_class[0] && strcmp(name, missing_class) == 0; }
 int sin_perf_enabled(void) { return perf_enabled; }
 
+/* The first-run switches: the environment's values, and the current ones (reset restores). */
+static int io_order_env, describe_env = 1, refuse_env, io_order_now, describe_now = 1, refuse_now;
+int sin_io_order(void) { return io_order_now; }
+int sin_describe(void) { return describe_now; }
+int sin_refuse_external(void) { return refuse_now; }
+
 /* ---- the control API (C; spec/support/standin/l_standin.c wraps it for Lua) ---- */
 EXPORT void standin_reset(void);
 void standin_reset(void) {
@@ -158,6 +168,9 @@ void standin_reset(void) {
     nshots = 0;
     compile_limit = -1;
     perf_enabled = 0;
+    io_order_now = io_order_env;
+    describe_now = describe_env;
+    refuse_now = refuse_env;
     free(cap_mil);
     cap_mil = NULL;
     cap_mil_len = 0;
@@ -194,6 +207,9 @@ int standin_inject(const char *what, long after, long count) {
     pthread_mutex_lock(&mu);
     if (strcmp(what, "compile_limit") == 0) compile_limit = after;
     else if (strcmp(what, "perf") == 0) perf_enabled = after != 0;
+    else if (strcmp(what, "io_order") == 0) io_order_now = (int)after; /* 0 declaration, 1 name, 2 size */
+    else if (strcmp(what, "describe") == 0) describe_now = after != 0;
+    else if (strcmp(what, "refuse_external") == 0) refuse_now = after != 0;
     else add_shot(what, after, count);
     pthread_mutex_unlock(&mu);
     return 0;
@@ -255,6 +271,12 @@ __attribute__((constructor)) static void standin_init(void) {
     if (f) parse_fail_env(f);
     const char *l = getenv("ANE_STANDIN_COMPILE_LIMIT");
     if (l) compile_limit = strtol(l, NULL, 10);
+    const char *io = getenv("ANE_STANDIN_IO_ORDER");
+    if (io) io_order_now = io_order_env = strcmp(io, "name") == 0 ? 1 : strcmp(io, "size") == 0 ? 2 : 0;
+    const char *ds = getenv("ANE_STANDIN_DESCRIBE");
+    if (ds) describe_now = describe_env = strcmp(ds, "0") != 0;
+    const char *rx = getenv("ANE_STANDIN_REFUSE_EXTERNAL");
+    if (rx) refuse_now = refuse_env = strcmp(rx, "1") == 0;
     const char *lp = getenv("ANE_STANDIN_LOG");
     if (lp && *lp) log_file = fopen(lp, "a");
 #if defined(__SANITIZE_ADDRESS__)

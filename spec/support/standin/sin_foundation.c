@@ -399,6 +399,7 @@ static id a_with_objects(Class self, SEL _cmd, const id *objs, unsigned long n) 
     return sin_autorelease(sin_new(self, a, arr_fin));
 }
 static id a_array(Class self, SEL _cmd) { return a_with_objects(self, _cmd, NULL, 0); }
+id sin_array_new(const id *objs, size_t n) { return a_with_objects(cls_array, NULL, objs, n); }
 size_t sin_array_count(id arr) {
     return sin_isa(arr, "NSArray") ? ((arr_p *)sin_payload(arr))->n : 0;
 }
@@ -452,6 +453,7 @@ static id dct_with(Class self, SEL _cmd, const id *vals, const id *keys, unsigne
     return sin_autorelease(sin_new(self, d, dict_fin));
 }
 static id dct_empty(Class self, SEL _cmd) { return dct_with(self, _cmd, NULL, NULL, 0); }
+id sin_dict_new(const id *keys, const id *vals, size_t n) { return dct_with(cls_dict, NULL, vals, keys, n); }
 size_t sin_dict_count(id dict) {
     return sin_isa(dict, "NSDictionary") ? ((dict_p *)sin_payload(dict))->n : 0;
 }

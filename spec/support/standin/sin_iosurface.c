@@ -20,6 +20,7 @@ struct sin_surface {
     atomic_uint seed;
     atomic_int locks;
     uint64_t serial;
+    const void *producer; /* the model whose eval last wrote it (external-surface switch) */
     struct sin_surface *next;
 };
 
@@ -40,6 +41,8 @@ void *sin_surface_base(sin_surface *s) { return s->base; }
 size_t sin_surface_size(sin_surface *s) { return s->size; }
 int sin_surface_locked(sin_surface *s) { return atomic_load(&s->locks); }
 void sin_surface_touch(sin_surface *s) { atomic_fetch_add(&s->seed, 1); }
+void sin_surface_set_producer(sin_surface *s, const void *model) { s->producer = model; }
+const void *sin_surface_producer(sin_surface *s) { return s->producer; }
 void sin_surface_retain(sin_surface *s) { atomic_fetch_add(&s->rc, 1); }
 int sin_surface_live(void) {
     pthread_mutex_lock(&mu);

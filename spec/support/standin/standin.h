@@ -94,5 +94,12 @@ void sin_capture_file(const char *rel, const uint8_t *data, size_t n, int reset)
 void sin_lock(void);
 void sin_unlock(void);
 int sin_perf_enabled(void);
+int sin_io_order(void);        /* 0 declaration, 1 by name, 2 by byte size (ties: declaration) */
+int sin_describe(void);        /* publish modelAttributes[ANEFModelDescription] */
+int sin_refuse_external(void); /* another model's output bound as an input: statusType 0x9 */
+id sin_array_new(const id *objs, size_t n);                       /* autoreleased */
+id sin_dict_new(const id *keys, const id *vals, size_t n);        /* autoreleased */
+void sin_surface_set_producer(sin_surface *s, const void *model); /* last model that wrote it */
+const void *sin_surface_producer(sin_surface *s);
 
 #endif
