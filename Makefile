@@ -6,7 +6,7 @@
 #   make bench           benchmarks (see BENCHMARKS.md)
 #   make fuzz            the MIL parser+checker fuzzer, longer (FUZZ_SECONDS=60)
 #   make install PREFIX=/usr/local   (make uninstall PREFIX=... removes it again)
-#   make demo            install what is missing, build, run examples/hello.lua
+#   make demo            install what is missing, build, train the flagship (examples/train_tiny.lua)
 
 # ---- change settings here ----
 CC      ?= cc
@@ -109,7 +109,7 @@ bench: all
 demo:
 	bash scripts/install-deps.sh
 	$(MAKE) --no-print-directory all
-	$(BUILD)/ane examples/hello.lua
+	$(ANE_ENV) $(BUILD)/ane examples/train_tiny.lua --out $(BUILD)/train_tiny
 
 # Layout: bin/ane, lib/libane.a, include/ane.h, share/lua/5.4/ane/** (the Lua half),
 # lib/lua/5.4/ane/core.so (for stock lua5.4), lib/pkgconfig/ane.pc. The installed `ane` finds

@@ -144,6 +144,74 @@ describe("ane.model", function()
     assert.is_true(math.abs(g8 - 8 * m:params()[5].grad:get(2, 2)) <= 1e-6 * math.abs(g8))
   end)
 
+  it("active-vocab compaction: the full set changes nothing; a subset is a softmax over it alone", function()
+    local m <close> = new("dynamic")
+    local full = m:forward(tok, tgt)
+    m:zero_grad()
+    m:backward()
+    local g_full = m:params()[3].grad:clone()
+    local all = {}
+    for v = 0, TINY.vocab - 1 do all[#all + 1] = TINY.vocab - 1 - v end
+    m:set_active_vocab(all)
+    assert.is_true(math.abs(m:forward(tok, tgt) - full) <= 1e-6 * full)
+    m:zero_grad()
+    m:backward()
+    local a, b = g_full:reshape { g_full:numel() }, m:params()[3].grad:reshape { g_full:numel() }
+    for i = 1, g_full:numel() do assert.is_true(math.abs(a[i] - b[i]) <= 1e-6) end
+    -- the targets plus two more ids
+    local ids, seen = { 0, 1 }, { [0] = true, [1] = true }
+    for _, t in ipairs(tgt) do if not seen[t] then seen[t] = true; ids[#ids + 1] = t end end
+    m:set_active_vocab(ids)
+    local loss = m:forward(tok, tgt)
+    assert.is_true(loss < full, "fewer classes, lower loss")
+    m:zero_grad()
+    m:backward()
+    local wcls = m:params()[#m:params()]
+    for v = 0, TINY.vocab - 1 do
+      if not seen[v] then assert.equal(0, wcls.grad:get(v + 1, 1)) end
+    end
+    for _, p in ipairs { m:params()[3], wcls } do -- finite differences of the compacted loss
+      local x, g = p.param:reshape { p.param:numel() }, p.grad:reshape { p.grad:numel() }
+      local i = tgt[1] * TINY.dim + 2
+      local v, h = x[i], 1e-2
+      x[i] = v + h
+      local lp = m:forward(tok, tgt)
+      x[i] = v - h
+      local lm = m:forward(tok, tgt)
+      x[i] = v
+      local fd = (lp - lm) / (2 * h)
+      assert.is_true(math.abs(fd - g[i]) <= 2e-2 * math.abs(fd) + 2e-4, p.name .. ": " .. g[i] .. " vs " .. fd)
+    end
+    local bad = { table.unpack(tgt) }
+    local missing
+    for v = 0, TINY.vocab - 1 do if not seen[v] then missing = v; break end end
+    bad[2] = missing
+    local ok, e = pcall(m.forward, m, tok, bad)
+    assert.is_false(ok)
+    assert.matches("is not in the active vocabulary", e, 1, true)
+    m:set_active_vocab(nil)
+    assert.equal(full, m:forward(tok, tgt))
+  end)
+
+  it("overlapped weight-gradient GEMMs (a worker thread) give the same gradients", function()
+    for _, style in ipairs { "dynamic", "static_extras" } do
+      local a <close> = model.new(TINY, { style = style, precision = "fp32", seed = 3, std = 0.3, overlap = false })
+      local b <close> = model.new(TINY, { style = style, precision = "fp32", seed = 3, std = 0.3, overlap = true })
+      for _, m in ipairs { a, b } do
+        m:forward(tok, tgt)
+        m:zero_grad()
+        m:backward(4)
+      end
+      for i, p in ipairs(a:params()) do
+        local q = b:params()[i]
+        local x, y = p.grad:reshape { p.grad:numel() }, q.grad:reshape { p.grad:numel() }
+        for j = 1, p.grad:numel() do
+          assert.is_true(math.abs(x[j] - y[j]) <= 1e-6 * (1 + math.abs(x[j])), style .. " " .. p.name)
+        end
+      end
+    end
+  end)
+
   it("takes int32 tensors as well as arrays", function()
     local m <close> = new("dynamic")
     local a = m:forward(tok, tgt)

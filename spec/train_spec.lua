@@ -7,8 +7,8 @@ local cjson = require "cjson"
 local SCRIPT = H.root .. "/spec/support/train_standin.lua"
 local MODEL = os.getenv("TRAIN_SPEC_MODEL") or "support.bigram_model"
 
-local function train(args, env)
-  local argv = { "env", "TRAIN_MODEL=" .. MODEL }
+local function train(args, env, model)
+  local argv = { "env", "TRAIN_MODEL=" .. (model or MODEL) }
   for k, v in pairs(env or {}) do argv[#argv + 1] = k .. "=" .. v end
   argv[#argv + 1] = H.ane_bin
   argv[#argv + 1] = SCRIPT
@@ -75,6 +75,43 @@ describe("train", function()
       if line:find('"event":"restart"', 1, true) then restarts = restarts + 1 end
     end
     assert.is_true(restarts >= 2)
+  end)
+
+  describe("with ane.model", function()
+    -- one layer, dim 16: every style's step in well under a second
+    local CFG = H.tmpfile('{"dim": 16, "hidden": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, '
+      .. '"vocab": 259, "seq": 8}', ".json")
+    local function args(dir, style, extra)
+      local a = { "--out", dir, "--text", TEXT, "--config", CFG, "--batch", "2", "--steps", "6",
+        "--eval-every", "3", "--ckpt-every", "3", "--style", style, "--quiet" }
+      for _, x in ipairs(extra or {}) do a[#a + 1] = x end
+      return a
+    end
+    for _, style in ipairs { "dynamic", "static", "static_extras" } do
+      it(style .. ": killed after step 4 and resumed, the losses are bit-identical", function()
+        local a, b = H.tmpdir(), H.tmpdir()
+        local _, ok, _, err = train(args(a, style), nil, "ane.model")
+        assert.is_true(ok, err)
+        assert.is_false(select(2, train(args(b, style), { TRAIN_KILL_AT = "4" }, "ane.model")))
+        _, ok, _, err = train(args(b, style, { "--resume" }), nil, "ane.model")
+        assert.is_true(ok, err)
+        assert.same(losses(a), losses(b))
+        assert.are.equal(H.read(a .. "/model.bin"), H.read(b .. "/model.bin"))
+      end)
+    end
+
+    it("static: a compile budget smaller than the run restarts it and the losses match", function()
+      -- strict mode wants ANE-friendly shapes (matmul inner dimensions multiples of 32)
+      local cfg = H.tmpfile('{"dim": 64, "hidden": 64, "n_layers": 1, "n_heads": 2, "vocab": 259, "seq": 32}', ".json")
+      local function sargs(dir) return args(dir, "static", { "--config", cfg, "--batch", "1" }) end
+      local a, b = H.tmpdir(), H.tmpdir()
+      local _, ok0, _, err0 = train(sargs(a), { ANE_STRICT = "1" }, "ane.model")
+      assert.is_true(ok0, err0)
+      local _, ok, _, err = train(sargs(b), { ANE_STRICT = "1", ANE_COMPILE_BUDGET = "20" }, "ane.model")
+      assert.is_true(ok, err)
+      assert.same(losses(a), losses(b))
+      assert.is_truthy(H.read(b .. "/log.jsonl"):find('"event":"restart"', 1, true))
+    end)
   end)
 
   describe("bad input: a clear error, exit 1, nothing lost", function()

@@ -69,12 +69,14 @@ Data.__index = Data
 
 local function fail(msg) error(msg, 0) end
 
---- from_string(bytes, name, {vocab, seq, holdout = 0.05}) -> data set over the uint16 token
--- string bytes; name is used in messages (the file's path). Raises a message naming the file
--- on anything invalid.
+--- from_string(bytes, name, {vocab, seq, holdout = 0.05, align}) -> data set over the uint16
+-- token string bytes; name is used in messages (the file's path). Raises a message naming the
+-- file on anything invalid. align = seq + 1 makes the data a list of fixed-length examples:
+-- windows start only at multiples of align (the split falls on an example boundary too).
 function M.from_string(bytes, name, o)
   local vocab, seq = assert(o.vocab, "vocab"), assert(o.seq, "seq")
   local holdout = o.holdout or 0.05
+  local align = o.align
   if #bytes % 2 ~= 0 then
     fail(string.format("%s: %d bytes is not a whole number of uint16 tokens (truncated?)", name, #bytes))
   end
@@ -87,10 +89,14 @@ function M.from_string(bytes, name, o)
     fail(string.format("%s: token id %d at byte offset %d (token %d) is not below the vocab size %d",
       name, id, 2 * bad, bad, vocab))
   end
+  if align and (align ~= seq + 1 or n % align ~= 0) then
+    fail(string.format("%s: %d tokens are not whole examples of seq + 1 = %d tokens", name, n, seq + 1))
+  end
   local neval = math.floor(n * holdout)
+  if align then neval = neval - neval % align end
   if neval < seq + 1 then neval = 0 end -- too little for one held-out window: no eval split
   local self = setmetatable({ bytes = bytes, name = name, seq = seq, vocab = vocab,
-    ntokens = n, neval = neval, ntrain = n - neval }, Data)
+    ntokens = n, neval = neval, ntrain = n - neval, align = align }, Data)
   if self.ntrain < seq + 1 then
     fail(string.format("%s: %d tokens leave %d for training after the %d%% held-out split, need %d",
       name, n, self.ntrain, math.floor(holdout * 100 + 0.5), seq + 1))
@@ -124,7 +130,12 @@ end
 function Data:batch(b, rng)
   local tok, tgt = self:_buffers(b)
   local starts, span = {}, self.ntrain - self.seq
-  for i = 1, b do starts[i] = rng:below(span) end
+  if self.align then
+    local count = self.ntrain // self.align
+    for i = 1, b do starts[i] = rng:below(count) * self.align end
+  else
+    for i = 1, b do starts[i] = rng:below(span) end
+  end
   ane.nn.tokens_gather(self.bytes, 0, self.ntrain, starts, self.seq, tok, tgt)
   return tok, tgt
 end
@@ -133,7 +144,8 @@ end
 -- held-out split (the same windows every time); nothing when there is no held-out split.
 function Data:eval_batches(b, max_batches)
   local count = self.neval
-  local windows = count > self.seq and (count - 1) // self.seq or 0
+  local stride = self.align or self.seq
+  local windows = count > self.seq and (count - 1 - self.seq) // stride + 1 or 0
   local nb = math.min(max_batches or math.huge, windows // b)
   if nb == 0 and windows > 0 then b, nb = windows, 1 end
   local i = 0
@@ -141,7 +153,7 @@ function Data:eval_batches(b, max_batches)
     if i >= nb then return nil end
     local tok, tgt = self:_buffers(b)
     local starts = {}
-    for k = 1, b do starts[k] = (i * b + k - 1) * self.seq end
+    for k = 1, b do starts[k] = (i * b + k - 1) * stride end
     i = i + 1
     ane.nn.tokens_gather(self.bytes, self.ntrain, count, starts, self.seq, tok, tgt)
     return tok, tgt

@@ -32,7 +32,7 @@ Model.__index = Model
 
 local STYLES = { dynamic = true, static = true, static_extras = true }
 local OPTS = { style = true, precision = true, backend = true, seed = true, std = true,
-  queue = true, init = true }
+  queue = true, init = true, overlap = true }
 
 -- activations kept per layer, [B, C, S]: name -> channel count
 local function act_channels(c)
@@ -58,6 +58,10 @@ local REMAP = {
   classifierBwd = { dlogits = "probsC" },
 }
 
+local function check_open(self)
+  if self.closed then error("model: the model is closed", 3) end
+end
+
 local function check_opts(opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error("model.new: options must be a table", 3) end
@@ -74,8 +78,10 @@ local function check_opts(opts)
 end
 
 --- model.new(cfg, {style = "dynamic", precision = "fp16", backend = ane.backend(), seed = 0,
--- std = 0.02, init = true}) -> Model with parameters initialised from the seed (init = false:
--- zeros, for load).
+-- std = 0.02, init = true, overlap = (backend ~= "cpu")}) -> Model with parameters initialised
+-- from the seed (init = false: zeros, for load). overlap: run the weight-gradient GEMMs on a
+-- worker thread while the backend runs the next kernels (off by default on the CPU backend,
+-- where both would share the same cores).
 function M.new(cfg, opts)
   opts = check_opts(opts)
   cfg = stories.config(cfg)
@@ -115,11 +121,45 @@ function M.new(cfg, opts)
       key = p.key, layer = p.layer }
   end
   self.cls = cfg.shared_classifier and "embed" or "wcls"
+  local overlap = opts.overlap
+  if overlap == nil then overlap = (self.backend or ane.backend()) ~= "cpu" end
+  self.overlap = overlap and true or false
+  -- compiles a training step costs (the compile budget): static styles recompile every kernel
+  self.compiles_per_step = self.style == "static" and 6 * L
+      or self.style == "static_extras" and 8 * L + 4 or 0
   return self
 end
 
-local function check_open(self)
-  if self.closed then error("model: the model is closed", 3) end
+--- model:set_active_vocab(ids or nil): active-vocab compaction (the research's 32K -> 9.2K).
+-- The classifier then scores only these token ids (0-based; an int32 tensor or an array, any
+-- order, repeats ignored): the softmax runs over them alone, every target must be one of them,
+-- and the rows of the other tokens get no classifier gradient. nil restores the full vocabulary.
+-- static_extras keeps the full vocabulary (its classifier kernels are compiled for it).
+function Model:set_active_vocab(ids)
+  check_open(self)
+  local c = self.cfg
+  if ids == nil then
+    self.av = nil
+    self.B = 0 -- buffers follow the vocabulary size
+    return
+  end
+  if self.style == "static_extras" then error("model:set_active_vocab: not with static_extras (its classifier kernels span the vocabulary)", 2) end
+  local list = type(ids) == "table" and ids or (ids:numel() > 0 and ids:reshape { ids:numel() }:to_table() or {})
+  local seen, sorted = {}, {}
+  for _, v in ipairs(list) do
+    if math.type(v) ~= "integer" and math.type(v) ~= "float" or v < 0 or v >= c.vocab or v ~= math.floor(v) then
+      error(string.format("model:set_active_vocab: %s is not a token id below %d", tostring(v), c.vocab), 2)
+    end
+    v = math.tointeger(v)
+    if not seen[v] then seen[v] = true; sorted[#sorted + 1] = v end
+  end
+  if #sorted == 0 then error("model:set_active_vocab: no ids", 2) end
+  table.sort(sorted)
+  local map = ane.full({ c.vocab }, -1, "int32")
+  for i, v in ipairs(sorted) do map[v + 1] = i - 1 end
+  self.av = { ids = ane.from_table(sorted, "int32"), map = map, n = #sorted,
+    W = ane.zeros({ #sorted, c.dim }, "fp32"), G = ane.zeros({ #sorted, c.dim }, "fp32") }
+  self.B = 0
 end
 
 --- model:params() -> {{name =, param =, grad =, decay =}, ...} in llama2.c order.
@@ -169,7 +209,8 @@ function Model:_alloc(B)
     self.s.logitsC = ane.zeros({ B, c.vocab, S }, "fp32")
     self.s.probsC = ane.zeros({ B, c.vocab, S }, "fp32")
   else
-    self.s.logits = ane.zeros({ B * S, c.vocab }, "fp32")
+    self.s.logits = ane.zeros({ B * S, self.av and self.av.n or c.vocab }, "fp32")
+    if self.av then self.tgt_a = ane.zeros({ B * S }, "int32") end
   end
   self.tok = ane.zeros({ B * S }, "int32")
   self.tgt = ane.zeros({ B * S }, "int32")
@@ -394,19 +435,36 @@ function Model:forward(tokens, targets)
   else
     local t1 = ane.now()
     nn.rmsnorm(s.xf, s.xL, self.W.rms_final, S, c.norm_eps)
-    local Wc = self.W[self.cls]
-    local lg = s.logits:reshape { B, S, c.vocab }
+    local Wc, V, t = self.W[self.cls], c.vocab, tgt
+    if self.av then -- the active rows of the classifier, the targets renumbered
+      nn.gather_rows(self.av.W, Wc, self.av.ids)
+      nn.remap(self.tgt_a, tgt, self.av.map, false)
+      Wc, V, t = self.av.W, self.av.n, self.tgt_a
+    end
+    local lg = s.logits:reshape { B, S, V }
     for b = 1, B do nn.gemm(lg[b], s.xf[b], Wc, true, true) end -- logitsᵀ[S, V] = xfᵀ·Wclsᵀ
-    loss = nn.xent(s.logits, tgt, 1 / N)
+    loss = nn.xent(s.logits, t, 1 / N)
     tm.cpu = tm.cpu + (ane.now() - t1) * 1e3
   end
   self.forwarded = true
   return loss / N
 end
 
--- dW += Σ_b dY_b · X_bᵀ for [B, OC, S] dY and [B, IC, S] X
-local function dW(G, dy, x, B)
-  nn.gemm(G, dy, x, false, true, 1, 1, B)
+-- dW += Σ_b dY_b · X_bᵀ for [B, OC, S] dY and [B, IC, S] X; on the GEMM queue when
+-- overlapping (returns its ticket: wait for it before writing dY or X)
+function Model:_dW(G, dy, x, B, ta, tb, alpha)
+  if tb == nil then tb = true end
+  if self.gq then return self.gq:gemm(G, dy, x, ta or false, tb, alpha or 1, 1, B) end
+  nn.gemm(G, dy, x, ta or false, tb, alpha or 1, 1, B)
+  return 0
+end
+
+function Model:_wait(ticket)
+  if self.gq and ticket ~= 0 then
+    local t0 = ane.now()
+    self.gq:wait(ticket)
+    self.timing.cpu = self.timing.cpu + (ane.now() - t0) * 1e3
+  end
 end
 
 --- model:backward(loss_scale = 1): accumulate every gradient of the last forward's loss, times
@@ -418,18 +476,26 @@ function Model:backward(loss_scale)
   local c, S, B = self.cfg, self.cfg.seq, self.B
   local s, tm = self.s, self.timing
   local Wc, Gc = self.W[self.cls], self.G[self.cls]
+  if self.overlap and not self.gq then self.gq = nn.gemm_queue() end
   local t0 = ane.now()
   -- classifier and final RMSNorm
   if self.style == "static_extras" then
     if ls ~= 1 then s.probsC:scale(ls) end
-    dW(Gc, s.probsC, s.xf, B)
+    self:_dW(Gc, s.probsC, s.xf, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
     self:_run("classifierBwd")
     t0 = ane.now()
   else
-    local lg = s.logits:reshape { B, S, c.vocab }
+    local V = self.av and self.av.n or c.vocab
+    if self.av then Wc = self.av.W end
+    local lg = s.logits:reshape { B, S, V }
     for b = 1, B do nn.gemm(s.dxf[b], Wc, lg[b], true, true, ls, 0) end -- dxf = Wclsᵀ·dlogitsᵀ
-    nn.gemm(Gc, lg, s.xf, true, true, ls, 1, B)                            -- dW += dlᵀ·xfᵀ
+    if self.av then
+      nn.gemm(self.av.G, lg, s.xf, true, true, ls, 0, B)
+      nn.scatter_add_rows(Gc, self.av.G, self.av.ids)
+    else
+      self:_dW(Gc, lg, s.xf, B, true, true, ls)                              -- dW += dlᵀ·xfᵀ
+    end
   end
   s.dy:fill(0)
   nn.rmsnorm_backward(s.dy, self.G.rms_final, s.dxf, s.xL, self.W.rms_final, S, c.norm_eps)
@@ -439,44 +505,50 @@ function Model:backward(loss_scale)
     local a, g, w = self.acts[l], self.glayers[l], self.layers[l]
     -- SwiGLU: y = x2 + W2·gate
     t0 = ane.now()
-    dW(g.w2, s.dy, a.gate, B)
+    local t_w2 = self:_dW(g.w2, s.dy, a.gate, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
     self:_run("ffnBwd", l)
     t0 = ane.now()
-    dW(g.w1, s.dh1, a.x2n, B)
-    dW(g.w3, s.dh3, a.x2n, B)
+    self:_dW(g.w1, s.dh1, a.x2n, B)
+    self:_dW(g.w3, s.dh3, a.x2n, B)
     if extras then
       nn.rmsnorm_backward(nil, g.rms_ffn, s.dxn, a.x2, w.rms_ffn, S, c.norm_eps)
       tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
       self:_run("rmsFFNBwd", l)
+      self:_wait(t_w2) -- dy is rewritten next
       t0 = ane.now()
       s.dy:add(s.tmp)
     else
+      self:_wait(t_w2)
       nn.rmsnorm_backward(s.dy, g.rms_ffn, s.dxn, a.x2, w.rms_ffn, S, c.norm_eps) -- dy becomes dx2
     end
     -- attention: x2 = x + Wo·attn
-    dW(g.wo, s.dy, a.attn, B)
+    local t_wo = self:_dW(g.wo, s.dy, a.attn, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
-    self:_run("sdpaBwd1", l)
+    self:_run("sdpaBwd1", l) -- (dv and dq, dk of the layer above were waited for with t_w2)
     self:_run("sdpaBwd2", l)
     t0 = ane.now()
-    dW(g.wq, s.dq, a.xn, B)
-    dW(g.wk, s.dk, a.xn, B)
-    dW(g.wv, s.dv, a.xn, B)
+    self:_dW(g.wq, s.dq, a.xn, B)
+    self:_dW(g.wk, s.dk, a.xn, B)
+    self:_dW(g.wv, s.dv, a.xn, B)
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
     self:_run("qkvBwd", l)
-    t0 = ane.now()
     if extras then
+      t0 = ane.now()
       nn.rmsnorm_backward(nil, g.rms_att, s.dxn, a.x, w.rms_att, S, c.norm_eps)
       tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
       self:_run("rmsAttBwd", l)
+      self:_wait(t_wo) -- also dh1, dh3 (earlier tickets), which the next ffnBwd rewrites
       t0 = ane.now()
       s.dy:add(s.tmp)
     else
+      self:_wait(t_wo)
+      t0 = ane.now()
       nn.rmsnorm_backward(s.dy, g.rms_att, s.dxn, a.x, w.rms_att, S, c.norm_eps) -- dy becomes dx
     end
     tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
   end
+  self:_wait(-1) -- every gradient is complete (and the embedding grad may be the classifier's)
   t0 = ane.now()
   nn.embed_backward(self.G.embed, s.dy, self.tok, S)
   tm.cpu = tm.cpu + (ane.now() - t0) * 1e3
@@ -535,7 +607,8 @@ function Model:close()
   self:_close_static()
   if self.K then for _, k in pairs(self.K) do k:close() end end
   if self.queue then self.queue:close() end
-  self.K, self.queue, self.acts, self.s, self.bind, self.T, self.TC = nil, nil, nil, nil, nil, nil, nil
+  if self.gq then self.gq:close() end
+  self.gq, self.K, self.queue, self.acts, self.s, self.bind, self.T, self.TC = nil, nil, nil, nil, nil, nil, nil, nil
   self.W, self.G, self.layers, self.glayers, self.plist = {}, {}, {}, {}, {}
 end
 Model.__close = Model.close

@@ -178,7 +178,9 @@ end
 
 --- run(o [, hooks]) -> true. o from parse_args; hooks.model_module (default "ane.model"),
 -- hooks.self_argv (how to start this program again: {interpreter, script}), hooks.out (stdout),
--- hooks.after_step(step) (called after each step's log record and checkpoint).
+-- hooks.after_step(step, model) (called after each step's log record and checkpoint; returning
+-- "stop" ends the run there, checkpointed), hooks.data(cfg) -> data set (instead of --data/--text),
+-- hooks.keep_model (return model, data set instead of closing the model).
 -- Raises a message string on bad input or a failed run.
 function M.run(o, hooks)
   hooks = hooks or {}
@@ -212,7 +214,9 @@ function M.run(o, hooks)
 
   -- data (validated before anything is written)
   local ds
-  if o.text then
+  if hooks.data then
+    ds = hooks.data(cfg)
+  elseif o.text then
     ds = data.open_text(o.text, { vocab = cfg.vocab, seq = seq })
   else
     ds = data.open(o.data, { vocab = cfg.vocab, seq = seq })
@@ -246,7 +250,8 @@ function M.run(o, hooks)
   end
 
   -- model and optimizer
-  local mopts = { style = o.style, precision = o.precision, backend = o.backend, seed = o.seed }
+  local mopts = { style = o.style, precision = o.precision, backend = o.backend, seed = o.seed,
+    std = o.init_std }
   local tb = ane.now()
   local model = o.model and Model.load(o.model, mopts) or Model.new(cfg, mopts)
   local build_ms = (ane.now() - tb) * 1e3
@@ -409,7 +414,10 @@ function M.run(o, hooks)
     rec.eta_s = avg * (o.steps - step) / 1e3
     prog:update(rec, is_eval)
     if step % o.ckpt_every == 0 or step == o.steps then save(step, rng:state()) end
-    if hooks.after_step then hooks.after_step(step) end
+    if hooks.after_step and hooks.after_step(step, model) == "stop" then
+      if step % o.ckpt_every ~= 0 and step ~= o.steps then save(step, rng:state()) end
+      break
+    end
   end
   local steps_wall = ane.now() - steps_t0
   log:close()
@@ -440,6 +448,7 @@ function M.run(o, hooks)
       flops * n / (stats.ms / 1e3) / 1e9, flops / 1e9))
     out:flush()
   end
+  if hooks.keep_model then return model, ds end
   if model.close then model:close() end
   return true
 end

@@ -199,7 +199,64 @@ static int n_remap(lua_State *L) {
     return 0;
 }
 
+/* ---- ane.nn.gemm_queue(): GEMMs on a worker thread ---- */
+#define LANE_GEMMQ "ane.nn.GemmQueue"
+typedef struct {
+    nn_gemmq *q; /* NULL once closed */
+} lgemmq;
+
+static lgemmq *checkq(lua_State *L) {
+    lgemmq *u = luaL_checkudata(L, 1, LANE_GEMMQ);
+    if (!u->q) luaL_error(L, "ane.nn.GemmQueue is closed");
+    return u;
+}
+
+static int q_new(lua_State *L) {
+    lgemmq *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->q = NULL;
+    luaL_setmetatable(L, LANE_GEMMQ);
+    ane_error e;
+    u->q = nn_gemmq_new(&e);
+    if (!u->q) lane_error(L, &e);
+    return 1;
+}
+
+/* q:gemm(C, A, B, ta, tb, alpha = 1, beta = 0, batch = 1) -> ticket (arguments as nn.gemm) */
+static int q_gemm(lua_State *L) {
+    lgemmq *u = checkq(L);
+    tensor *C = lane_checktensor(L, 2), *A = lane_checktensor(L, 3), *B = lane_checktensor(L, 4);
+    int ta = lua_toboolean(L, 5), tb = lua_toboolean(L, 6);
+    double alpha = luaL_optnumber(L, 7, 1.0), beta = luaL_optnumber(L, 8, 0.0);
+    lua_Integer batch = luaL_optinteger(L, 9, 1);
+    uint64_t ticket = 0;
+    ane_error e;
+    if (nn_gemmq_push(u->q, C, A, B, ta, tb, batch, alpha, beta, &ticket, &e)) lane_error(L, &e);
+    lua_pushinteger(L, (lua_Integer)ticket);
+    return 1;
+}
+
+/* q:wait([ticket]): until that job (default: every job) finished */
+static int q_wait(lua_State *L) {
+    lgemmq *u = checkq(L);
+    lua_Integer t = luaL_optinteger(L, 2, 0);
+    nn_gemmq_wait(u->q, t < 0 ? 0 : (uint64_t)t);
+    return 0;
+}
+
+static int q_gc(lua_State *L) {
+    lgemmq *u = luaL_checkudata(L, 1, LANE_GEMMQ);
+    nn_gemmq_free(u->q);
+    u->q = NULL;
+    return 0;
+}
+
+static int q_close(lua_State *L) {
+    checkq(L);
+    return q_gc(L);
+}
+
 static const luaL_Reg nn_funcs[] = {
+    {"gemm_queue", q_new},
     {"embed", n_embed},
     {"embed_backward", n_embed_backward},
     {"xent", n_xent},
@@ -215,6 +272,9 @@ static const luaL_Reg nn_funcs[] = {
 };
 
 void lane_open_nn(lua_State *L) {
+    static const luaL_Reg methods[] = {{"gemm", q_gemm}, {"wait", q_wait}, {"close", q_close}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__gc", q_gc}, {"__close", q_gc}, {NULL, NULL}};
+    lane_newclass(L, LANE_GEMMQ, methods, meta);
     if (lua_getfield(L, -1, "nn") != LUA_TTABLE) { /* [ane, nn?] */
         lua_pop(L, 1);
         lua_newtable(L);

@@ -7,7 +7,7 @@
  * family (alloc, new, copy, mutableCopy, init) already returned them at +1.
  *
  * Module functions (ane.objc.*): available, load, framework, images, class, classes, send, ns,
- * array, dict, lua, autoreleasepool, decode, null, wrap. Methods: call, responds, name, class, superclass,
+ * array, dict, lua, autoreleasepool, decode, decode_property, null, wrap. Methods: call, responds, name, class, superclass,
  * methods, properties, ivars, protocols, lua, ptr, is_class, close. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -971,8 +971,16 @@ static int l_decode(lua_State *L) {
     const char *enc = luaL_checkstring(L, 1);
     const char *sel = luaL_optstring(L, 2, NULL);
     char w[1024];
-    if (objc_enc_nargs(enc) >= 0 && objc_enc_type(enc, 1)) lua_pushstring(L, objc_enc_method_words(enc, sel, w, sizeof w));
-    else lua_pushstring(L, objc_enc_words(enc, w, sizeof w));
+    const char *end = objc_enc_next(enc);
+    if (!end || (*end && objc_enc_nargs(enc) < 0)) lua_pushfstring(L, "malformed encoding %s", enc);
+    else if (!*end && !sel) lua_pushstring(L, objc_enc_words(enc, w, sizeof w)); /* one type */
+    else lua_pushstring(L, objc_enc_method_words(enc, sel, w, sizeof w));
+    return 1;
+}
+
+static int l_decode_property(lua_State *L) {
+    char w[1024];
+    lua_pushstring(L, objc_prop_words(luaL_checkstring(L, 1), w, sizeof w));
     return 1;
 }
 
@@ -1177,6 +1185,7 @@ void lane_open_objc(lua_State *L) {
         {"send", l_send},           {"ns", l_ns},           {"lua", l_lua},
         {"array", l_array},         {"dict", l_dict},
         {"autoreleasepool", l_autoreleasepool},             {"decode", l_decode},
+        {"decode_property", l_decode_property},
         {"wrap", l_wrap},           {NULL, NULL}};
     lua_newtable(L);
     luaL_setfuncs(L, fns, 0);

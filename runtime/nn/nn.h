@@ -44,6 +44,26 @@ int nn_rmsnorm_backward(tensor *dx, tensor *dw, const tensor *dy, const tensor *
 int nn_gemm(tensor *C, const tensor *A, const tensor *B, int ta, int tb, int64_t batch,
             double alpha, double beta, ane_error *e);
 
+/* nn_gemm in two halves (for the queue below): check and size, then compute. */
+int nn_gemm_dims(const tensor *C, const tensor *A, const tensor *B, int64_t batch, int64_t *M,
+                 int64_t *N, int64_t *K, ane_error *e);
+void nn_gemm_run(tensor *C, const tensor *A, const tensor *B, int ta, int tb, int64_t batch,
+                 int64_t M, int64_t N, int64_t K, double alpha, double beta);
+
+/* A GEMM queue: one worker thread runs nn_gemm calls in submission order while the caller goes
+ * on (the weight-gradient GEMMs of a training step overlap the device's next kernels). push
+ * checks the arguments at once (errors come back from push), holds a reference on each
+ * tensor's storage until the job is done, and returns a ticket; wait(ticket) blocks until that
+ * job and every earlier one finished (ticket 0: all). The caller must not write what a pending
+ * job reads, nor read what it writes, before waiting for it. */
+typedef struct nn_gemmq nn_gemmq;
+nn_gemmq *nn_gemmq_new(ane_error *e);
+int nn_gemmq_push(nn_gemmq *q, const tensor *C, const tensor *A, const tensor *B, int ta, int tb,
+                  int64_t batch, double alpha, double beta, uint64_t *ticket, ane_error *e);
+void nn_gemmq_wait(nn_gemmq *q, uint64_t ticket);
+/* Waits for every job, stops the worker, frees q (NULL-safe). */
+void nn_gemmq_free(nn_gemmq *q);
+
 /* dst [N, M] = srcᵀ for src [M, N]; fp32 or fp16 on either side. */
 int nn_transpose(tensor *dst, const tensor *src, ane_error *e);
 
