@@ -7,7 +7,8 @@
 --   build/ane scripts/bench_llm.lua [--rounds N] [--dir DIR]
 --   LLAMA2C_RUN=/path/to/built/run   or   LLAMA2C_DIR=/path/with/run.c (built here with
 --   cc -Ofast -fopenmp -march=native); OMP_NUM_THREADS=2 for run.c. Without either, run.c is
---   skipped with a message. BENCH_TORCH=0 skips PyTorch.
+--   skipped with a message. PyTorch: /usr/bin/python3 with Debian's python3-torch
+--   (BENCH_TORCH_PYTHON=... to choose; BENCH_TORCH=0 skips it) on the same shape as an HF dir.
 --
 -- Rounds interleave the programs (the machine is shared): each figure is the best of its rounds,
 -- and the ratios are of those bests. Each of our runs is a child process, so its RSS is its own.
@@ -99,6 +100,36 @@ do
   }
   w.wcls = w.embed
   ane.llama2c.save(model_path, CFG, w)
+  -- the same shape as a Hugging Face directory (for PyTorch and for our HF path); the q/k rows
+  -- are taken as stored (HF's rotate-half layout): same speed, different but equally random model
+  local ok, cjson = pcall(require, "cjson")
+  if ok then
+    os.execute("mkdir -p " .. sh(dir .. "/hf"))
+    local list = { { "model.embed_tokens.weight", w.embed }, { "model.norm.weight", w.rms_final } }
+    local map = { rms_att = "input_layernorm.weight", rms_ffn = "post_attention_layernorm.weight",
+      wq = "self_attn.q_proj.weight", wk = "self_attn.k_proj.weight", wv = "self_attn.v_proj.weight",
+      wo = "self_attn.o_proj.weight", w1 = "mlp.gate_proj.weight", w3 = "mlp.up_proj.weight",
+      w2 = "mlp.down_proj.weight" }
+    for l = 1, L do
+      for k, name in pairs(map) do list[#list + 1] = { "model.layers." .. (l - 1) .. "." .. name, w[k][l] } end
+    end
+    table.sort(list, function(a, b) return a[1] < b[1] end)
+    local header, off = {}, 0
+    for _, e in ipairs(list) do
+      header[e[1]] = { dtype = "F32", shape = e[2]:shape(), data_offsets = { off, off + e[2]:nbytes() } }
+      off = off + e[2]:nbytes()
+    end
+    local h = cjson.encode(header)
+    h = h .. string.rep(" ", (8 - #h % 8) % 8)
+    local parts = { string.pack("<I8", #h) .. h }
+    for _, e in ipairs(list) do parts[#parts + 1] = e[2] end
+    ane.atomic_write(dir .. "/hf/model.safetensors", parts)
+    ane.atomic_write(dir .. "/hf/config.json", cjson.encode {
+      architectures = { "LlamaForCausalLM" }, model_type = "llama", hidden_size = D, intermediate_size = H,
+      num_hidden_layers = L, num_attention_heads = CFG.n_heads, num_key_value_heads = CFG.n_kv_heads,
+      vocab_size = V, max_position_embeddings = CFG.seq, rms_norm_eps = 1e-5, rope_theta = 10000.0,
+      tie_word_embeddings = true, hidden_act = "silu", torch_dtype = "float32" })
+  end
 end
 -- the tokenizer: <unk> <s> </s>, 256 byte tokens, " ", letters, " "+letter, letter pairs
 do
@@ -146,8 +177,8 @@ local function run_runc(prompt, steps)
   return tonumber(out:match("achieved tok/s: ([%d.]+)")), out
 end
 
-local function child(prec)
-  local out = readall(string.format("%s %s --child %s %s", sh(ANE), sh(THIS), prec, sh(model_path)))
+local function child(prec, path)
+  local out = readall(string.format("%s %s --child %s %s 2>&1", sh(ANE), sh(THIS), prec, sh(path or model_path)))
   local r = {}
   for k, v in out:gmatch("([%w_]+)=([%d.]+)") do r[k] = tonumber(v) end
   if not r.decode then error("bench_llm: child " .. prec .. " failed:\n" .. out) end
@@ -171,6 +202,29 @@ local function bound_read()
   return bytes / t
 end
 
+-- PyTorch (benchmark only): Debian's python3-torch on the HF directory
+local torch_py = os.getenv("BENCH_TORCH_PYTHON") or "/usr/bin/python3"
+local have_torch = os.getenv("BENCH_TORCH") ~= "0" and io.open(dir .. "/hf/config.json") ~= nil and
+  os.execute(sh(torch_py) .. " -c 'import torch' >/dev/null 2>&1")
+if not have_torch then print("PyTorch: skipped (no python3-torch for " .. torch_py .. ", or BENCH_TORCH=0)") end
+local SCRIPT_DIR = THIS:match("^(.*)/[^/]*$") or "."
+local function run_torch()
+  local out = readall(string.format("%s %s %s %d %d 2>&1", sh(torch_py), sh(SCRIPT_DIR .. "/bench_llm_torch.py"),
+    sh(dir .. "/hf"), PROMPT_LEN, CFG.seq - 1))
+  return tonumber(out:match('"prefill": ([%d.e+-]+)')), tonumber(out:match('"decode": ([%d.e+-]+)')), out
+end
+
+-- the same text as run.c (greedy, fp32; the continuation of "a")
+local text_check
+if runc then
+  local cmd = string.format("OMP_NUM_THREADS=2 %s %s -z %s -t 0 -n %d -i a 2>/dev/null", sh(runc), sh(model_path),
+    sh(tok_path), 64)
+  local theirs = readall(cmd)
+  local ours = readall(string.format("%s generate %s --tokenizer %s --temperature 0 --steps 64 --prompt a --precision fp32 2>/dev/null",
+    sh(ANE), sh(model_path), sh(tok_path)))
+  text_check = theirs == ours and "identical" or ("DIFFERENT\n  run.c: " .. theirs .. "\n  ours:  " .. ours)
+end
+
 local best = {}
 local function keep(k, v, hi)
   if v and (best[k] == nil or v > best[k]) then best[k] = v end
@@ -183,6 +237,16 @@ for r = 1, rounds do
     local d = run_runc("a", CFG.seq)
     keep("runc_decode", d)
     keep("runc_prefill", run_runc(rc_prompt, PROMPT_LEN))
+  end
+  if have_torch then
+    local p, d = run_torch()
+    keep("torch_prefill", p)
+    keep("torch_decode", d)
+  end
+  if io.open(dir .. "/hf/config.json") then
+    local c = child("fp32", dir .. "/hf")
+    keep("hf_decode", c.decode)
+    keep("hf_prefill", c.prefill)
   end
   for _, prec in ipairs { "fp32", "fp16" } do
     local c = child(prec)
@@ -210,6 +274,16 @@ for _, prec in ipairs { "fp32", "fp16" } do
   line("ane.llm " .. prec .. " decode", best[prec .. "_decode"], best.runc_decode)
   line("ane.llm " .. prec .. " prefill", best[prec .. "_prefill"], best.runc_prefill)
 end
+line("ane.llm fp32 decode, HF dir", best.hf_decode, best.runc_decode)
+line("ane.llm fp32 prefill, HF dir", best.hf_prefill, best.runc_prefill)
+if best.torch_decode then
+  line("PyTorch fp32 decode", best.torch_decode)
+  line("PyTorch fp32 prefill", best.torch_prefill)
+  print(string.format("  ours / PyTorch: decode %.2fx (fp32), %.2fx (fp16); prefill %.2fx (fp32), %.2fx (fp16)",
+    best.fp32_decode / best.torch_decode, best.fp16_decode / best.torch_decode,
+    best.fp32_prefill / best.torch_prefill, best.fp16_prefill / best.torch_prefill))
+end
+if text_check then print("greedy text vs run.c (64 steps, fp32): " .. text_check) end
 for _, prec in ipairs { "fp32", "fp16" } do
   local c = rss[prec]
   local base = (weights_bytes + c.kv_bytes) / 1024

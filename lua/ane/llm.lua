@@ -121,9 +121,11 @@ local function prepare_weights(w, fp16)
       for i = 1, s[1] do -- a layer at a time: the fp16 staging copy stays small
         local row = t[i]
         r[i]:copy(fp16 and row:clone("fp16") or row)
+        ane.nn.evict(row) -- a mapped checkpoint's pages leave RSS once copied
       end
     else
       r:copy(fp16 and t:clone("fp16") or t)
+      ane.nn.evict(t)
     end
     return r
   end

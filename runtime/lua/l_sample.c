@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../core/storage.h"
 #include "../nn/membw.h"
@@ -217,6 +219,23 @@ static int n_copy_rows(lua_State *L) {
     return 1;
 }
 
+/* ane.nn.evict(t) -> bytes: drop the resident pages of a file-mapped tensor (storage kind
+ * "mmap", read-only use) from this process: they are read again from the file if touched. Other
+ * storages are left alone (0). For loaders that copy a checkpoint once and want RSS to stay at
+ * one copy. */
+static int n_evict(lua_State *L) {
+    tensor *t = lane_checktensor(L, 1);
+    lua_Integer done = 0;
+    if (t->st && t->st->ops && t->st->ops->kind && strcmp(t->st->ops->kind, "mmap") == 0 && t->st->data) {
+        long pg = sysconf(_SC_PAGESIZE);
+        uintptr_t a = (uintptr_t)tensor_data(t), b = a + tensor_nbytes(t);
+        uintptr_t lo = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), hi = b & ~((uintptr_t)pg - 1);
+        if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) done = (lua_Integer)(hi - lo);
+    }
+    lua_pushinteger(L, done);
+    return 1;
+}
+
 void lane_open_sample(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"sample", s_sample}, {"accept", s_accept}, {"reset", s_reset}, {"coin", s_coin},
@@ -225,7 +244,8 @@ void lane_open_sample(lua_State *L) {
     lane_newclass(L, LANE_SAMPLER, methods, meta);
     static const luaL_Reg fns[] = {
         {"sampler", s_new}, {"argmax", n_argmax}, {"causal_mask", n_causal_mask},
-        {"stream_read", n_stream_read}, {"copy_rows", n_copy_rows}, {NULL, NULL}};
+        {"stream_read", n_stream_read}, {"copy_rows", n_copy_rows}, {"evict", n_evict},
+        {NULL, NULL}};
     /* ane.nn is shared with the training kernels' bindings: reuse the table when it exists */
     if (lua_getfield(L, -1, "nn") != LUA_TTABLE) {
         lua_pop(L, 1);
