@@ -71,6 +71,18 @@ describe("ane generate", function()
     assert.are.equal(a, b)
   end)
 
+  it("--chat answers each stdin line through the chat template", function()
+    local input = H.write(os.tmpname(), "ab\nba\n")
+    local code, out, err = run(H.shquote(dir .. "/model.bin") .. " --chat --temperature 0 --steps 8 < " .. H.shquote(input))
+    os.remove(input)
+    assert.are.equal(0, code, err)
+    local _, users = out:gsub("User: ", "")
+    local _, replies = out:gsub("Assistant: ", "")
+    assert.are.equal(3, users) -- two lines, then the prompt that meets end of input
+    assert.are.equal(2, replies)
+    assert.matches("decode: [%d.]+ tok/s", err)
+  end)
+
   it("refuses bad flags and files with a message", function()
     local code, _, err = run(H.shquote(dir .. "/model.bin") .. " --temperature hot")
     assert.are.equal(2, code)
