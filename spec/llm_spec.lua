@@ -265,6 +265,15 @@ end)
 describe("ane.llm from files", function()
   local H = require "helpers"
 
+  it("ane.atomic_write takes an array of many pieces (one per layer tensor, as an HF writer does)", function()
+    local dir = H.tmpdir()
+    local t = ane.rand({ 4, 8 }, { seed = 1, dtype = "fp32" })
+    local parts = {}
+    for i = 1, 200 do parts[i] = i % 2 == 0 and t[i % 4 + 1] or "x" end
+    ane.atomic_write(dir .. "/many.bin", parts)
+    assert.are.equal(100 * (1 + 32), #H.read(dir .. "/many.bin"))
+  end)
+
   it("a llama2.c checkpoint (GQA, unshared classifier) decodes as the reference", function()
     local cfg, w = tiny(SHAPES[2].cfg, 21)
     local dir = H.tmpdir()
