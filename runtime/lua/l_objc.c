@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../backend/ane/ane_backend.h"
+#include "../backend/ane/ane_paths.h"
 #include "../backend/ane/objc_bridge.h"
 #include "../objc/objc.h"
 #include "lane.h"
@@ -844,12 +845,19 @@ static int l_load(lua_State *L) {
 /* The ANE backend's framework (the private framework on macOS, the stand-in elsewhere). */
 static int l_framework(lua_State *L) {
     char why[600];
-    if (!objc_open(why, sizeof why) || objc_load_image(ob_framework_path(), why, sizeof why)) {
+    const char *fw = ob_framework_path(); /* NULL off macOS unless $ANE_FRAMEWORK_PATH is set */
+    if (!fw) {
+        lua_pushnil(L);
+        lua_pushstring(L, "no ANE framework: " ANE_NO_FRAMEWORK_WHY "; set ANE_FRAMEWORK_PATH "
+                          "(the stand-in: build/standin/libANEStandin.so) to load one");
+        return 2;
+    }
+    if (!objc_open(why, sizeof why) || objc_load_image(fw, why, sizeof why)) {
         lua_pushnil(L);
         lua_pushstring(L, why);
         return 2;
     }
-    lua_pushstring(L, ob_framework_path());
+    lua_pushstring(L, fw);
     return 1;
 }
 
