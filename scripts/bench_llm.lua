@@ -147,7 +147,7 @@ do
   local scores = {}
   for i = 1, #pieces do scores[i] = i > 259 and -(i - 1) or 0.0 end
   if ane.tokenizer and ane.tokenizer.save_bin then
-    ane.tokenizer.save_bin(tok_path, pieces, scores, 3)
+    ane.tokenizer.save_bin(tok_path, pieces, scores)
   else
     local parts = { string.pack("<i4", 5) }
     for i, p in ipairs(pieces) do parts[#parts + 1] = string.pack("<fi4", scores[i], #p) .. p end
