@@ -31,8 +31,8 @@ ifneq ($(QUEUE_SPECS),)
 	$(TSAN_LUA_ENV) busted --lua=$(CURDIR)/build-tsan/ane -o utfTerminal $(QUEUE_SPECS)
 endif
 
-# make bench also runs the queue/chain benchmarks (scripts/bench_queue.lua, BENCHMARKS.md).
+# The queue/chain benchmarks alone (scripts/bench_queue.lua, BENCHMARKS.md); `make bench` runs
+# them once, through its scripts/bench*.lua glob.
 .PHONY: bench-queue
-bench: bench-queue
 bench-queue: all
 	@$(ANE_ENV) $(BUILD)/ane scripts/bench_queue.lua

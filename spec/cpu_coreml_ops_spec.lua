@@ -7,10 +7,12 @@ local R = require "cpu_ref"
 
 local CASES = dofile(os.getenv("ANE_ROOT") .. "/spec/fixtures/ops/coreml_ops.lua")
 
-local function prog(dtype, shape, out_shape, call, opset, shape2)
+local function prog(dtype, shape, out_shape, call, opset, shape2, pre)
   local params = { { "a", dtype, shape } }
   if shape2 then params[2] = { "b", dtype, shape2 } end
-  return R.program(params, { R.ty(dtype, out_shape) .. " y = " .. call .. '[name = string("op")];' }, { "y" }, opset)
+  local body = { R.ty(dtype, out_shape) .. " y = " .. call .. '[name = string("op")];' }
+  if pre then table.insert(body, 1, pre) end
+  return R.program(params, body, { "y" }, opset)
 end
 
 local function check_err(src, want)
@@ -29,12 +31,13 @@ describe("coremltools ops on the cpu backend, against NumPy", function()
   end
   for _, c in ipairs(CASES) do
     it(c.name .. " (fp16, default precision)", function()
-      local got = R.run(prog("fp16", c.shape, c.out_shape, c.call, c.opset, c.shape2), ins(c, "fp16"))
+      local got = R.run(prog("fp16", c.shape, c.out_shape, c.call, c.opset, c.shape2, c.pre), ins(c, "fp16"))
       if c.tol then assert(R.close(got, c.y, c.tol)) else assert.same(c.y, got) end
     end)
     it(c.name .. " (fp32 program, precision fp32)", function()
       local call = c.call:gsub("fp16%(", "fp32(")
-      local got = R.run(prog("fp32", c.shape, c.out_shape, call, c.opset, c.shape2), ins(c, "fp32"), { precision = "fp32" })
+      local pre = c.pre and c.pre:gsub("tensor<fp16", "tensor<fp32")
+      local got = R.run(prog("fp32", c.shape, c.out_shape, call, c.opset, c.shape2, pre), ins(c, "fp32"), { precision = "fp32" })
       if c.tol then assert(R.close(got, c.y, 0, 1e-5, false)) else assert.same(c.y, got) end
     end)
   end
@@ -105,6 +108,18 @@ describe("coremltools ops: checker rules", function()
     { "einsum other equations", R.program({ { "a", "fp16", { 2, 3, 4 } }, { "b", "fp16", { 4, 3, 5 } } },
       { 'tensor<fp16, [2, 3, 5]> y = einsum(values = (a, b), equation = string("chw,hwr->chr"))[name = string("e")];' }, { "y" }),
       't.mil:4:61: einsum: equation "chw,hwr->chr" is not a form coremltools defines ("chw,whr->chr" or its renaming)' },
+    { "lut size", R.program({ { "a", "fp16", { 4 } } },
+      { 'tensor<fp16, [4]> d = constexpr_lut_to_dense(indices = tensor<uint8, [1]>([0]), lut = tensor<fp16, [3]>([1, 2, 3]), shape = tensor<uint32, [1]>([4]))[name = string("d")];' },
+      { "d" }, "ios16"), "t.mil:4:89: constexpr_lut_to_dense: lut has 3 entries: must be 2, 4, 16, 64 or 256" },
+    { "lut indices bytes", R.program({ { "a", "fp16", { 4 } } },
+      { 'tensor<fp16, [5]> d = constexpr_lut_to_dense(indices = tensor<uint8, [1]>([0]), lut = tensor<fp16, [4]>([1, 2, 3, 4]), shape = tensor<uint32, [1]>([5]))[name = string("d")];' },
+      { "d" }, "ios16"), "t.mil:4:54: constexpr_lut_to_dense: indices has 1 bytes, expected ceil(2 bits x 5 / 8) = 2" },
+    { "sparse mask count", R.program({ { "a", "fp16", { 4 } } },
+      { 'tensor<fp16, [4]> d = constexpr_sparse_to_dense(nonzero_data = tensor<fp16, [1]>([1]), mask = tensor<uint8, [1]>([3]), shape = tensor<uint32, [1]>([4]))[name = string("d")];' },
+      { "d" }, "ios16"), "t.mil:4:57: constexpr_sparse_to_dense: nonzero_data has 1 values, the mask sets 2" },
+    { "sparse mask bits past the shape", R.program({ { "a", "fp16", { 4 } } },
+      { 'tensor<fp16, [4]> d = constexpr_sparse_to_dense(nonzero_data = tensor<fp16, [1]>([1]), mask = tensor<uint8, [1]>([16]), shape = tensor<uint32, [1]>([4]))[name = string("d")];' },
+      { "d" }, "ios16"), "t.mil:4:96: constexpr_sparse_to_dense: mask sets bit 4, past the 4 elements" },
     { "reverse axis out of range", prog("fp16", { 2, 3 }, { 2, 3 }, "reverse(x = a, axes = " .. R.ints { 2 } .. ")"), nil },
     { "range_1d from run-time values", R.program({ { "a", "int32", {} } },
       { 'tensor<int32, [3]> y = range_1d(end = a, start = int32(0), step = int32(1))[name = string("r")];' }, { "y" }),

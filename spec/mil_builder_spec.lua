@@ -330,6 +330,10 @@ program(1.3)
     check("resize_nearest_neighbor", f:resize_nearest_neighbor(sq, 8, 3), "tensor<fp16, [1, 2, 8, 3]>")
     check("resize_bilinear", f:resize_bilinear(sq, 2, 12), "tensor<fp16, [1, 2, 2, 12]>")
     check("einsum", f:einsum({ sq, f:reshape(sq, { 1, 6, 4, 2 }) }, "nchw,nwhu->nchu"), "tensor<fp16, [1, 2, 4, 2]>")
+    check("constexpr_lut_to_dense", f:constexpr_lut_to_dense(ane.from_table({ 0x1b }, "uint8"), ane.from_table({ 1, 2, 3, 4 }, "fp16"),
+      { 2, 2 }), "tensor<fp16, [2, 2]>")
+    check("constexpr_sparse_to_dense", f:constexpr_sparse_to_dense(ane.from_table({ 5, 6 }, "fp16"), ane.from_table({ 9 }, "uint8"),
+      { 4 }), "tensor<fp16, [4]>")
     -- every op of the table has been built
     for op in pairs(mil.signatures) do assert.is_true(seen[op], op) end
     f:output(x)

@@ -69,27 +69,35 @@ describe("ane mil", function()
     end)
 
     it("rejects bad arguments", function()
+      -- bad usage: exit 2, the message and the usage; a file that cannot be read: exit 1
       local cases = {
-        { { "mil", "check" }, "ane mil check: missing PROG.mil\n" },
-        { { "mil", "check", "a.mil", "b.mil" }, "ane mil check: unexpected argument 'b.mil'\n" },
-        { { "mil", "check", "--fast", "a.mil" }, "ane mil check: unknown option '--fast'\n" },
-        { { "mil", "check", "/nonexistent/p.mil" }, "ane mil check: /nonexistent/p.mil: No such file or directory\n" },
+        { { "mil", "check" }, "ane mil check: missing PROG.mil\nusage: ane mil", 2 },
+        { { "mil", "check", "a.mil", "b.mil" }, "ane mil check: unexpected argument 'b.mil'\nusage: ane mil", 2 },
+        { { "mil", "check", "--fast", "a.mil" }, "ane mil check: unknown option '--fast'\nusage: ane mil", 2 },
+        { { "mil", "check", "/nonexistent/p.mil" }, "ane mil check: /nonexistent/p.mil: No such file or directory\n", 1 },
       }
       for _, c in ipairs(cases) do
         local _, ok, code, err = H.ane(c[1])
         assert.is_false(ok)
-        assert.equal(1, code)
-        assert.equal(c[2], err)
+        assert.equal(c[3], code)
+        assert.equal(c[2], err:sub(1, #c[2]))
       end
     end)
 
-    it("prints usage for no command and for an unknown one", function()
-      local _, ok, _, err = H.ane { "mil" }
-      assert.is_false(ok)
-      assert.matches("^usage: ane mil check", err)
-      local _, ok2, _, err2 = H.ane { "mil", "lint", "x" }
-      assert.is_false(ok2)
+    it("prints usage for no command and for an unknown one (exit 2), and for --help (stdout, exit 0)", function()
+      local _, ok, code, err = H.ane { "mil" }
+      assert.same({ false, 2 }, { ok, code })
+      assert.matches("^ane mil: missing command\nusage: ane mil check", err)
+      local _, ok2, code2, err2 = H.ane { "mil", "lint", "x" }
+      assert.same({ false, 2 }, { ok2, code2 })
       assert.matches("^ane mil: unknown command 'lint'\nusage:", err2)
+      for _, argv in ipairs { { "mil", "--help" }, { "mil", "-h" }, { "mil", "help" }, { "mil", "check", "--help" },
+                              { "mil", "fmt", "--help" }, { "mil", "run", "x.mil", "--help" } } do
+        local out, ok3, code3, err3 = H.ane(argv)
+        assert.same({ true, 0, "" }, { ok3, code3, err3 }, table.concat(argv, " "))
+        assert.matches("^usage: ane mil check", out)
+        assert.matches("ane mil %[COMMAND%] %-%-help", out)
+      end
     end)
   end)
 
@@ -109,9 +117,9 @@ program(1.3)
       local out2 = H.ane { "mil", "fmt", "--dialect", "1.0", f }
       assert.matches("^program%(1%.0%)\n", out2)
       assert.matches("tensor<fp16, %[%]> y = relu%(x = x%)%[name = tensor<string, %[%]>%(\"y\"%)%];", out2)
-      local _, ok3, _, err3 = H.ane { "mil", "fmt", "--dialect=2", f }
-      assert.is_false(ok3)
-      assert.equal("ane mil fmt: --dialect must be 1.0 or 1.3, got '2'\n", err3)
+      local _, ok3, code3, err3 = H.ane { "mil", "fmt", "--dialect=2", f }
+      assert.same({ false, 2 }, { ok3, code3 })
+      assert.matches("^ane mil fmt: %-%-dialect must be 1%.0 or 1%.3, got '2'\nusage: ane mil", err3)
     end)
 
     it("formats every corpus program to text that parses back to the same program", function()
@@ -220,26 +228,26 @@ program(1.3)
       ane.from_table({ 1, 2, 3, 4 }, "fp16"):save_npy(wrong_shape)
       local nomain = H.tmpfile((ADD:gsub("func main", "func other")), ".mil")
       local cases = {
-        { { "--repeat", "0" }, "--repeat expects a positive integer, got '0'" },
-        { { "--repeat", "x" }, "--repeat expects a positive integer, got 'x'" },
-        { { "--repeat" }, "option '--repeat' needs a value" },
-        { { "--in", "x" }, "--in expects NAME=FILE.npy, got 'x'" },
-        { { "--in", "x=a.npy", "--in", "x=b.npy" }, "--in 'x' given twice" },
+        { { "--repeat", "0" }, "--repeat expects a positive integer, got '0'", 2 },
+        { { "--repeat", "x" }, "--repeat expects a positive integer, got 'x'", 2 },
+        { { "--repeat" }, "option '--repeat' needs a value", 2 },
+        { { "--in", "x" }, "--in expects NAME=FILE.npy, got 'x'", 2 },
+        { { "--in", "x=a.npy", "--in", "x=b.npy" }, "--in 'x' given twice", 2 },
         { { "--in", "q=" .. x_npy }, "--in q: main has no input 'q'" },
         { {}, "missing input 'x' (fp16 [1, 4]): give --in x=FILE.npy" },
         { { "--in", "x=" .. f32 }, "--in x: " .. f32 .. " holds fp32, main declares fp16" },
         { { "--in", "x=" .. wrong_shape }, "--in x: " .. wrong_shape .. " has shape [4], main declares [1, 4]" },
         { { "--in", "x=/nonexistent.npy" }, "--in x: /nonexistent.npy: " },
         { { "--in", "x=" .. x_npy, "--out", "z=z.npy" }, "--out z: main returns no value 'z'" },
-        { { "--in", "x=" .. x_npy, "--backend", "tpu" }, "unknown backend 'tpu'" },
-        { { "--bogus" }, "unknown option '--bogus'" },
+        { { "--in", "x=" .. x_npy, "--backend", "tpu" }, "--backend tpu: unknown backend 'tpu' (known: ", 2 },
+        { { "--bogus" }, "unknown option '--bogus'", 2 },
       }
       for _, c in ipairs(cases) do
         local argv = { "mil", "run", prog }
         for _, a in ipairs(c[1]) do argv[#argv + 1] = a end
         local _, ok, code, err = H.ane(argv)
         assert.is_false(ok, table.concat(c[1], " "))
-        assert.equal(1, code)
+        assert.equal(c[3] or 1, code, table.concat(c[1], " "))
         assert.matches("^ane mil run: " .. H.escape(c[2]), err)
       end
       local _, ok, _, err = H.ane { "mil", "run", nomain }

@@ -30,22 +30,34 @@ describe("ane selftest", function()
     end
   end)
 
-  it("exits 2 and records why when the framework is missing", function()
+  it("exits 3 and records why when the framework is missing", function()
     local out = os.tmpname()
     local stdout, ok, code = H.run { "env", "ANE_FRAMEWORK_PATH=/nonexistent/fw", H.ane_bin,
       "selftest", "--out", out }
     assert.is_false(ok)
-    assert.equals(2, code)
+    assert.equals(3, code)
     local r = read_json(out)
     assert.matches("framework not found", r.unavailable, 1, true)
     assert.same({}, r.cases)
     assert.matches("unavailable", stdout, 1, true)
   end)
 
-  it("rejects unknown arguments", function()
-    local _, ok, code, err = H.ane { "selftest", "--bogus" }
-    assert.is_false(ok)
-    assert.equals(3, code)
-    assert.matches("unknown argument '--bogus'", err, 1, true)
+  it("rejects bad arguments with its usage, exit 2; --help prints it on stdout, exit 0", function()
+    for _, c in ipairs {
+      { { "--bogus" }, "unknown argument '--bogus'" },
+      { { "--evals", "0" }, "--evals expects a positive integer, got '0'" },
+      { { "--evals", "-5" }, "--evals expects a positive integer, got '-5'" },
+      { { "--evals", "1.5" }, "--evals expects a positive integer, got '1.5'" },
+      { { "--evals" }, "option '--evals' needs a value" },
+      { { "--backend", "nope" }, "--backend nope: unknown backend 'nope' (known: " },
+    } do
+      local out, ok, code, err = H.ane { "selftest", table.unpack(c[1]) }
+      assert.same({ false, 2, "" }, { ok, code, out }, table.concat(c[1], " "))
+      assert.equal("ane selftest: " .. c[2], err:sub(1, #("ane selftest: " .. c[2])))
+      assert.matches("\nusage: ane selftest ", err)
+    end
+    local out, ok, code, err = H.ane { "selftest", "--help" }
+    assert.same({ true, 0, "" }, { ok, code, err })
+    assert.matches("^usage: ane selftest %[%-%-out FILE%]", out)
   end)
 end)

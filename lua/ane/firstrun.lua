@@ -380,7 +380,7 @@ function M.report(path, exe)
   out:close()
   print("report: " .. path .. " (send it with the output above)")
   for _, r in ipairs(rep.cases) do if not r.ok then return 1 end end
-  return rep.unavailable and 2 or 0
+  return rep.unavailable and 3 or 0 -- as `ane selftest`: 3 = the backend is unavailable here
 end
 
 return M

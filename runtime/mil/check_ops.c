@@ -1556,6 +1556,68 @@ static int r_einsum(ck *c)
     return 0;
 }
 
+/* The output shape of constexpr_lut_to_dense / constexpr_sparse_to_dense (input i), and its
+ * element count. */
+static int dense_shape(ck *c, int i, int64_t *shape, int *rank, int64_t *n)
+{
+    TRY(ck_ints(c, i, shape, MIL_MAX_RANK, rank));
+    *n = 1;
+    for (int k = 0; k < *rank; k++) {
+        if (shape[k] < 1 || shape[k] > ((int64_t)1 << 32))
+            return ck_err(c, i, ERR_SHAPE, "shape[%d] = %lld (must be >= 1)", k, (long long)shape[k]);
+        if (*n > ((int64_t)1 << 40) / shape[k]) return ck_err(c, i, ERR_SHAPE, "shape is too large");
+        *n *= shape[k];
+    }
+    return 0;
+}
+
+static int r_lut_to_dense(ck *c)
+{
+    enum { IDX, LUT, SHAPE };
+    TRY(ck_bind_op(c));
+    int64_t shape[MIL_MAX_RANK], n;
+    int rank;
+    TRY(dense_shape(c, SHAPE, shape, &rank, &n));
+    int64_t np = ck_t(c, LUT)->shape[0];
+    int bits = np == 2 ? 1 : np == 4 ? 2 : np == 16 ? 4 : np == 64 ? 6 : np == 256 ? 8 : 0;
+    if (!bits) return ck_err(c, LUT, ERR_SHAPE, "lut has %lld entries: must be 2, 4, 16, 64 or 256", (long long)np);
+    int64_t want = (bits * n + 7) / 8, have = ck_t(c, IDX)->shape[0];
+    if (have != want)
+        return ck_err(c, IDX, ERR_SHAPE, "indices has %lld bytes, expected ceil(%d bits x %lld / 8) = %lld", (long long)have,
+                      bits, (long long)n, (long long)want);
+    ck_set_res(c, 0, ck_t(c, LUT)->dtype, rank, shape);
+    return 0;
+}
+
+static int r_sparse_to_dense(ck *c)
+{
+    enum { NZ, MASK, SHAPE };
+    TRY(ck_bind_op(c));
+    int64_t shape[MIL_MAX_RANK], n;
+    int rank;
+    TRY(dense_shape(c, SHAPE, shape, &rank, &n));
+    int64_t have = ck_t(c, MASK)->shape[0];
+    if (have != (n + 7) / 8)
+        return ck_err(c, MASK, ERR_SHAPE, "mask has %lld bytes, expected ceil(%lld / 8) = %lld", (long long)have,
+                      (long long)n, (long long)((n + 7) / 8));
+    const mil_literal *l = mil_value_lit(c->f, ck_v(c, MASK));
+    if (l && l->data) { /* every known bit: set bits count the values, bits past the shape are 0 */
+        int64_t set = 0;
+        const uint8_t *m = l->data;
+        for (int64_t i = 0; i < have; i++)
+            for (int b = 0; b < 8; b++)
+                if (m[i] >> b & 1) {
+                    if (i * 8 + b >= n) return ck_err(c, MASK, ERR_INVAL, "mask sets bit %lld, past the %lld elements", (long long)(i * 8 + b), (long long)n);
+                    set++;
+                }
+        if (set != ck_t(c, NZ)->shape[0])
+            return ck_err(c, NZ, ERR_SHAPE, "nonzero_data has %lld values, the mask sets %lld", (long long)ck_t(c, NZ)->shape[0],
+                          (long long)set);
+    }
+    ck_set_res(c, 0, ck_t(c, NZ)->dtype, rank, shape);
+    return 0;
+}
+
 /* ======================================================================
  * the table
  * ====================================================================== */
@@ -1651,6 +1713,8 @@ ck_rule ck_rule_for(mil_opkind k)
     case MIL_OP_avg_pool: case MIL_OP_max_pool: case MIL_OP_l2_pool: return r_pool;
     case MIL_OP_resize_nearest_neighbor: case MIL_OP_resize_bilinear: return r_resize;
     case MIL_OP_einsum: return r_einsum;
+    case MIL_OP_constexpr_lut_to_dense: return r_lut_to_dense;
+    case MIL_OP_constexpr_sparse_to_dense: return r_sparse_to_dense;
     default: return NULL;
     }
 }

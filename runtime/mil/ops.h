@@ -45,7 +45,8 @@
     X(pixel_unshuffle, 16) X(space_to_batch, 15) X(batch_to_space, 15) X(crop, 15)                 \
     X(reverse, 15) X(flatten2d, 15) X(fill_like, 16) X(range_1d, 15)                               \
     X(avg_pool, 15) X(max_pool, 15) X(l2_pool, 15) X(resize_nearest_neighbor, 15)                  \
-    X(resize_bilinear, 15) X(einsum, 15)
+    X(resize_bilinear, 15) X(einsum, 15) X(constexpr_lut_to_dense, 16)                             \
+    X(constexpr_sparse_to_dense, 16)
 
 typedef enum {
     MIL_OP_UNKNOWN = 0,

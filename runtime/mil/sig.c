@@ -322,6 +322,17 @@ static const mil_sig_input s_resize_bilinear[] = {
     {.name = "target_size_width", .flags = C, .dtypes = D_I32, .rank = RK0, DEF_I(1)},
     {.name = "sampling_mode", .flags = C, .dtypes = D_STR, .rank = RK0, DEF_S("DEFAULT")},
 };
+/* the iOS16 forms (constexpr_ops.py): packed indices / bit mask, an explicit uint32 shape */
+static const mil_sig_input s_lut_to_dense[] = {
+    {.name = "indices", .flags = R | C, .dtypes = DB(MIL_UINT8), .rank = 1},
+    {.name = "lut", .flags = R | C, .dtypes = D_Q | D_F, .rank = 1},
+    {.name = "shape", .flags = R | C, .dtypes = DB(MIL_UINT32), .rank = 1},
+};
+static const mil_sig_input s_sparse_to_dense[] = {
+    {.name = "nonzero_data", .flags = R | C, .dtypes = D_Q | D_F, .rank = 1},
+    {.name = "mask", .flags = R | C, .dtypes = DB(MIL_UINT8), .rank = 1},
+    {.name = "shape", .flags = R | C, .dtypes = DB(MIL_UINT32), .rank = 1},
+};
 static const mil_sig_input s_einsum[] = {
     {.name = "values", .flags = R | TUP, .dtypes = D_F, .dom = 'T'},
     {.name = "equation", .flags = R | C, .dtypes = D_STR, .rank = RK0},
@@ -401,7 +412,8 @@ static const sig_entry table[MIL_OP_COUNT] = {
     K(flatten2d) = E(s_flatten2d), K(fill_like) = E(s_fill_like), K(range_1d) = E(s_range_1d),
     K(avg_pool) = E(s_avg_pool), K(max_pool) = E(s_pool), K(l2_pool) = E(s_pool),
     K(resize_nearest_neighbor) = E(s_resize_nn), K(resize_bilinear) = E(s_resize_bilinear),
-    K(einsum) = E(s_einsum),
+    K(einsum) = E(s_einsum), K(constexpr_lut_to_dense) = E(s_lut_to_dense),
+    K(constexpr_sparse_to_dense) = E(s_sparse_to_dense),
 };
 
 int mil_op_sig(mil_opkind k, int opset, mil_sig *out)

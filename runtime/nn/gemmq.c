@@ -101,13 +101,13 @@ int nn_gemmq_push(nn_gemmq *q, const tensor *C, const tensor *A, const tensor *B
     j->ta = ta, j->tb = tb, j->batch = batch, j->M = M, j->N = N, j->K = K;
     j->alpha = alpha, j->beta = beta;
     pthread_mutex_lock(&q->mu);
-    j->ticket = ++q->issued;
+    uint64_t t = j->ticket = ++q->issued; /* j belongs to the worker once unlocked */
     if (q->tail) q->tail->next = j;
     else q->head = j;
     q->tail = j;
     pthread_cond_signal(&q->work);
     pthread_mutex_unlock(&q->mu);
-    if (ticket) *ticket = j->ticket;
+    if (ticket) *ticket = t;
     return 0;
 }
 

@@ -156,16 +156,22 @@ local function print_text(t)
   end
 end
 
+local USAGE = [[
+usage: ane info [--json]
+  --json  the same facts as one JSON object on stdout
+Exit status: 0, or 2 for bad usage.
+]]
+
 return function(args)
   local json = false
   for _, a in ipairs(args) do
     if a == "--json" then
       json = true
     elseif a == "-h" or a == "--help" then
-      print("usage: ane info [--json]")
+      io.stdout:write(USAGE)
       return 0
     else
-      io.stderr:write("ane info: unknown argument '", a, "' (usage: ane info [--json])\n")
+      io.stderr:write("ane info: unknown argument '", a, "'\n", USAGE)
       return 2
     end
   end

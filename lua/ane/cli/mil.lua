@@ -5,7 +5,9 @@
 --                        [--backend NAME] [--repeat N] [--lenient]
 -- --lenient: parse the lenient-only forms of mil-reference.md 4.2 (the same switch as the
 -- {lenient = true} option of ane.compile, q:compile, ane.mil_parse and ane.mil_parse_file).
--- Every failure prints one message on stderr (MIL errors as PROG.mil:LINE:COL: ...) and exits 1.
+-- Exit status: 0 success; 1 the program, a file or the run failed (one message on stderr, MIL
+-- errors as PROG.mil:LINE:COL: ...); 2 bad usage (the message and the usage on stderr).
+-- `--help` (after mil or after a command) prints the usage on stdout and exits 0.
 local ane = require "ane"
 
 local USAGE = [[
@@ -13,9 +15,22 @@ usage: ane mil check PROG.mil [--lenient] [--model-path DIR]
        ane mil fmt PROG.mil [--dialect 1.0|1.3] [--lenient]
        ane mil run PROG.mil [--model-path DIR] [--in NAME=FILE.npy ...] [--out NAME=FILE.npy ...]
                             [--backend NAME] [--repeat N] [--lenient]
+       ane mil [COMMAND] --help
+check  parse and type-check; opens the weight files (--model-path DIR, else the program's folder)
+fmt    print the program in canonical form (--dialect: the program(...) version to write)
+run    compile and evaluate main: every input from --in NAME=FILE.npy; with --out each named
+       output is written (a failed write exits 1 naming the file), without --out every output is
+       printed as NAME: DTYPE [SHAPE] [first values] min .. max .. mean ..
 --lenient accepts the lenient-only forms (bare true/false, unknown dimensions, parenthesised
 results), as {lenient = true} does for ane.compile, q:compile and ane.mil_parse.
+Exit status: 0 ok, 1 the program, a file or the run failed, 2 bad usage.
 ]]
+
+-- A failure of usage: "ane mil CMD: <msg>", the usage, exit status 2.
+local Usage = {}
+local function usage_fail(fmt, ...)
+  error(setmetatable({ msg = string.format(fmt, ...) }, Usage), 0)
+end
 
 -- A failure that is reported as "ane mil: <msg>" and exit status 1.
 local Fail = {}
@@ -33,27 +48,27 @@ local function parse_args(args, spec)
     name = name or a:match("^%-%-([%w%-]+)$")
     if name then
       local kind = spec[name]
-      if not kind then fail("unknown option '--%s'", name) end
+      if not kind then usage_fail("unknown option '--%s'", name) end
       if kind == "flag" then
-        if inline then fail("option '--%s' takes no value", name) end
+        if inline then usage_fail("option '--%s' takes no value", name) end
         o[name] = true
       else
         local v = inline
         if not v then
           i = i + 1
           v = args[i]
-          if v == nil then fail("option '--%s' needs a value", name) end
+          if v == nil then usage_fail("option '--%s' needs a value", name) end
         end
         if kind == "list" then
           o[name] = o[name] or {}
           table.insert(o[name], v)
         else
-          if o[name] ~= nil then fail("option '--%s' given twice", name) end
+          if o[name] ~= nil then usage_fail("option '--%s' given twice", name) end
           o[name] = v
         end
       end
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      fail("unknown option '%s'", a)
+      usage_fail("unknown option '%s'", a)
     else
       table.insert(o.positional, a)
     end
@@ -63,8 +78,8 @@ local function parse_args(args, spec)
 end
 
 local function one_program(o)
-  if #o.positional == 0 then fail("missing PROG.mil") end
-  if #o.positional > 1 then fail("unexpected argument '%s'", o.positional[2]) end
+  if #o.positional == 0 then usage_fail("missing PROG.mil") end
+  if #o.positional > 1 then usage_fail("unexpected argument '%s'", o.positional[2]) end
   return o.positional[1]
 end
 
@@ -102,7 +117,7 @@ local function cmd_fmt(args)
   local o = parse_args(args, { lenient = "flag", dialect = "value" })
   local p = load_program(one_program(o), o.lenient)
   if o.dialect and o.dialect ~= "1.0" and o.dialect ~= "1.3" then
-    fail("--dialect must be 1.0 or 1.3, got '%s'", o.dialect)
+    usage_fail("--dialect must be 1.0 or 1.3, got '%s'", o.dialect)
   end
   io.stdout:write(p:text { dialect = o.dialect })
   return 0
@@ -113,8 +128,8 @@ local function pairs_of(list, what)
   local out, seen = {}, {}
   for _, s in ipairs(list or {}) do
     local name, file = s:match("^([^=]+)=(.+)$")
-    if not name then fail("%s expects NAME=FILE.npy, got '%s'", what, s) end
-    if seen[name] then fail("%s '%s' given twice", what, name) end
+    if not name then usage_fail("%s expects NAME=FILE.npy, got '%s'", what, s) end
+    if seen[name] then usage_fail("%s '%s' given twice", what, name) end
     seen[name] = true
     out[#out + 1] = { name = name, file = file }
   end
@@ -189,17 +204,13 @@ local function cmd_run(args)
   if o["repeat"] then
     repeat_n = tonumber(o["repeat"])
     if not repeat_n or repeat_n ~= math.floor(repeat_n) or repeat_n < 1 then
-      fail("--repeat expects a positive integer, got '%s'", o["repeat"])
+      usage_fail("--repeat expects a positive integer, got '%s'", o["repeat"])
     end
     repeat_n = math.tointeger(repeat_n)
   end
-  if o.backend and ane.backends then
-    local names = {}
-    for _, b in ipairs(ane.backends()) do
-      if b.name == o.backend then names = nil break end
-      names[#names + 1] = b.name
-    end
-    if names then fail("unknown backend '%s' (have: %s)", o.backend, table.concat(names, ", ")) end
+  if o.backend then -- the one message for a name that is no backend (ane.host.check_backend)
+    local ok, err = pcall(require("ane.host").check_backend, o.backend)
+    if not ok then usage_fail("--backend %s: %s", o.backend, tostring(err)) end
   end
   local ins = pairs_of(o["in"], "--in")
   local outs = pairs_of(o.out, "--out")
@@ -251,19 +262,29 @@ local commands = { check = cmd_check, fmt = cmd_fmt, run = cmd_run }
 
 return function(args)
   local sub = args[1]
-  if sub == nil or sub == "-h" or sub == "--help" or sub == "help" then
-    io.stderr:write(USAGE)
-    return sub == nil and 1 or 0
+  if sub == "-h" or sub == "--help" or sub == "help" then
+    io.stdout:write(USAGE)
+    return 0
   end
   local cmd = commands[sub]
   if not cmd then
-    io.stderr:write("ane mil: unknown command '" .. tostring(sub) .. "'\n" .. USAGE)
-    return 1
+    io.stderr:write(sub == nil and "ane mil: missing command\n" or ("ane mil: unknown command '" .. tostring(sub) .. "'\n"), USAGE)
+    return 2
   end
   local rest = table.move(args, 2, #args, 1, {})
+  for _, a in ipairs(rest) do
+    if a == "--" then break end
+    if a == "--help" or a == "-h" then
+      io.stdout:write(USAGE)
+      return 0
+    end
+  end
   local ok, res = pcall(cmd, rest)
   if ok then return res end
-  if getmetatable(res) == Fail then
+  if getmetatable(res) == Usage then
+    io.stderr:write("ane mil " .. sub .. ": " .. res.msg .. "\n" .. USAGE)
+    return 2
+  elseif getmetatable(res) == Fail then
     io.stderr:write("ane mil " .. sub .. ": " .. res.msg .. "\n")
   elseif type(res) == "string" and res:match("^[^\n]+:%d+:%d+: ") then
     io.stderr:write(res, "\n") -- a positioned MIL error: PROG.mil:LINE:COL: message + caret

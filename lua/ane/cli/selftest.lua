@@ -4,7 +4,8 @@
 -- Compiles a small set of kernels on the cpu backend and on the ANE backend (or NAME), evaluates
 -- both on the same seeded inputs, compares the outputs, times compile and eval, and writes a JSON
 -- report (default ane-selftest.json) to share. Exit status: 0 all kernels agree, 1 a kernel
--- failed or disagreed, 2 the ANE backend is unavailable (the report says why), 3 bad usage.
+-- failed or disagreed, 2 bad usage (the usage on stderr; --help prints it on stdout, exit 0),
+-- 3 the backend is unavailable here (the report says why).
 local ane = require "ane"
 
 -- fp16 tolerance: the ANE computes in fp16; the cpu backend rounds through fp16 too, but
@@ -109,23 +110,54 @@ local function run_case(c, backend, dir, evals, x)
   return r, y
 end
 
+local USAGE = [[
+usage: ane selftest [--out FILE] [--evals N] [--backend NAME]
+       ane selftest --report FILE.json   the first-run questions, each case in a child process
+  --out FILE      the JSON report (default ane-selftest.json)
+  --evals N       timed evals per kernel and backend, a positive integer (default 20)
+  --backend NAME  the backend compared with cpu (default ane)
+Exit status: 0 every kernel agrees, 1 one failed or disagreed, 2 bad usage, 3 the backend is
+unavailable here (the report says why).
+]]
+
+local function usage_error(msg)
+  io.stderr:write("ane selftest: ", msg, "\n", USAGE)
+  return 2
+end
+
 return function(args)
   local out, evals, backend = "ane-selftest.json", 20, "ane"
   local i = 1
   while i <= #args do
     local a = args[i]
-    if a == "--out" and args[i + 1] then out = args[i + 1]; i = i + 1
-    elseif a == "--evals" and tonumber(args[i + 1]) then evals = math.max(1, math.floor(tonumber(args[i + 1]))); i = i + 1
-    elseif a == "--backend" and args[i + 1] then backend = args[i + 1]; i = i + 1
-    elseif a == "--report" and args[i + 1] then return require("ane.firstrun").report(args[i + 1])
-    elseif a == "--case" and args[i + 1] then return require("ane.firstrun").child(args[i + 1])
+    local function value()
+      i = i + 1
+      if args[i] == nil then error(usage_error("option '" .. a .. "' needs a value"), 0) end
+      return args[i]
+    end
+    if a == "--report" or a == "--case" then
+      local ok, v = pcall(value)
+      if not ok then return v end
+      local firstrun = require("ane.firstrun")
+      return a == "--report" and firstrun.report(v) or firstrun.child(v)
     elseif a == "-h" or a == "--help" then
-      print("usage: ane selftest [--out FILE] [--evals N] [--backend NAME]\n" ..
-        "       ane selftest --report FILE.json   the first-run questions, each case in a child process")
+      io.stdout:write(USAGE)
       return 0
+    elseif a == "--out" or a == "--evals" or a == "--backend" then
+      local ok, v = pcall(value)
+      if not ok then return v end
+      if a == "--out" then
+        out = v
+      elseif a == "--evals" then
+        evals = math.tointeger(tonumber(v))
+        if not evals or evals < 1 then return usage_error("--evals expects a positive integer, got '" .. v .. "'") end
+      else
+        local known, err = pcall(require("ane.host").check_backend, v)
+        if not known and tostring(err):match("^unknown backend") then return usage_error("--backend " .. v .. ": " .. err) end
+        backend = v
+      end
     else
-      io.stderr:write("ane selftest: unknown argument '", a, "'\n")
-      return 3
+      return usage_error("unknown argument '" .. a .. "'")
     end
     i = i + 1
   end
@@ -146,7 +178,7 @@ return function(args)
   if not avail or not avail.available then
     report.unavailable = avail and avail.why or ("no backend named " .. backend)
     print(string.format("selftest: backend %s unavailable: %s", backend, report.unavailable))
-    status = 2
+    status = 3
   else
     local dir = os.tmpname()
     os.remove(dir)

@@ -1,6 +1,7 @@
 /* cpu_movement.c - the data-movement ops taken from coremltools' definitions: pad, depth_to_space,
  * space_to_depth, pixel_shuffle, pixel_unshuffle, space_to_batch, batch_to_space, crop, reverse,
- * flatten2d, and the generators fill_like and range_1d.
+ * flatten2d, the generators fill_like and range_1d, and the iOS16 constexpr_lut_to_dense and
+ * constexpr_sparse_to_dense.
  *
  * Every movement op is one gather through an index map computed at compile time: out[i] =
  * x[idx[i]], or the pad value where idx[i] < 0. Values are moved, never recomputed, so fp16 data
@@ -153,10 +154,47 @@ static int add_gen(cpu_planner *P, const mil_op *op, double start, double step) 
     return 0;
 }
 
+/* constexpr_lut_to_dense (in: indices, lut) and constexpr_sparse_to_dense (in: nonzero_data,
+ * mask): bit fields packed LSB first, byte by byte (coremltools' iOS16 constexpr_ops). Their
+ * inputs are constants, so the node runs once, at compile time. */
+static void run_lut(const cpu_exec *ex, const cpu_node *nd) {
+    const float *idx = ex->ptr[nd->in[0]], *lut = ex->ptr[nd->in[1]];
+    float *o = ex->ptr[nd->out[0]];
+    int64_t n = cpu_v(ex, nd->out[0])->n, np = cpu_v(ex, nd->in[1])->n;
+    int bits = np == 2 ? 1 : np == 4 ? 2 : np == 16 ? 4 : np == 64 ? 6 : 8;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t bit = i * bits;
+        unsigned v = 0;
+        for (int b = 0; b < bits; b++, bit++) v |= (unsigned)((int)idx[bit / 8] >> (bit % 8) & 1) << b;
+        o[i] = lut[v < np ? v : 0];
+    }
+}
+
+static void run_sparse(const cpu_exec *ex, const cpu_node *nd) {
+    const float *nz = ex->ptr[nd->in[0]], *mask = ex->ptr[nd->in[1]];
+    float *o = ex->ptr[nd->out[0]];
+    int64_t n = cpu_v(ex, nd->out[0])->n, nnz = cpu_v(ex, nd->in[0])->n, k = 0;
+    for (int64_t i = 0; i < n; i++)
+        o[i] = ((int)mask[i / 8] >> (i % 8) & 1) && k < nnz ? nz[k++] : 0.0f;
+}
+
+static int plan_dense(cpu_planner *P, const mil_op *op) {
+    int lut = op->kind == MIL_OP_constexpr_lut_to_dense;
+    int a = cpu_arg(P, op, lut ? "indices" : "nonzero_data"), b = cpu_arg(P, op, lut ? "lut" : "mask");
+    if (a < 0 || b < 0) return cpu_op_error(P, op, ERR_INVAL, "missing input");
+    cpu_node *nd = cpu_node_new(P, op, 2, lut ? run_lut : run_sparse);
+    if (!nd) return P->e->code;
+    nd->in[0] = a;
+    nd->in[1] = b;
+    nd->round = 0; /* values are copied from the table */
+    return 0;
+}
+
 int cpu_plan_movement(cpu_planner *P, const mil_op *op) {
     const cpu_val *V = P->pl->vals;
     if (op->nres < 1) return cpu_op_error(P, op, ERR_INVAL, "op has no result");
     int out = op->res[0], rc;
+    if (op->kind == MIL_OP_constexpr_lut_to_dense || op->kind == MIL_OP_constexpr_sparse_to_dense) return plan_dense(P, op);
     if (op->kind == MIL_OP_fill_like) {
         double v;
         if ((rc = cpu_arg_float(P, op, "value", &v))) return rc;

@@ -459,7 +459,8 @@ static int plan_op(cpu_planner *P, const mil_op *op) {
     case MIL_OP_pad: case MIL_OP_depth_to_space: case MIL_OP_space_to_depth:
     case MIL_OP_pixel_shuffle: case MIL_OP_pixel_unshuffle: case MIL_OP_space_to_batch:
     case MIL_OP_batch_to_space: case MIL_OP_crop: case MIL_OP_reverse: case MIL_OP_flatten2d:
-    case MIL_OP_fill_like: case MIL_OP_range_1d:
+    case MIL_OP_fill_like: case MIL_OP_range_1d: case MIL_OP_constexpr_lut_to_dense:
+    case MIL_OP_constexpr_sparse_to_dense:
         return cpu_plan_movement(P, op);
     case MIL_OP_avg_pool: case MIL_OP_max_pool: case MIL_OP_l2_pool: case MIL_OP_resize_nearest_neighbor:
     case MIL_OP_resize_bilinear: case MIL_OP_einsum:

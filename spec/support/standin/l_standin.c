@@ -22,6 +22,8 @@ static struct {
     int (*inject)(const char *, long, long);
     int (*live)(const char *);
     int (*capture)(const char *, size_t, const char **, uint64_t *, const uint8_t **, size_t *);
+    size_t (*event_total)(void);
+    int (*event_kind)(int, char *, size_t, size_t *);
 } api;
 
 static const char *lib_path(void) {
@@ -48,6 +50,25 @@ static int st_events(lua_State *L) {
         lua_pushstring(L, buf);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
+    return 1;
+}
+
+/* st.counts() -> {total = events since reset, kept = events st.events() returns,
+ *                 kinds = {[first word] = count, ...}} */
+static int st_counts(lua_State *L) {
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)api.event_total());
+    lua_setfield(L, -2, "total");
+    lua_pushinteger(L, (lua_Integer)api.event_count());
+    lua_setfield(L, -2, "kept");
+    lua_newtable(L);
+    char name[64];
+    size_t n;
+    for (int i = 0; api.event_kind(i, name, sizeof name, &n) == 0; i++) {
+        lua_pushinteger(L, (lua_Integer)n);
+        lua_setfield(L, -2, name);
+    }
+    lua_setfield(L, -2, "kinds");
     return 1;
 }
 
@@ -129,10 +150,13 @@ int luaopen_ane_standin(lua_State *L) {
     GET(inject, "standin_inject");
     GET(live, "standin_live");
     GET(capture, "standin_capture");
+    GET(event_total, "standin_event_total");
+    GET(event_kind, "standin_event_kind");
     static const luaL_Reg fns[] = {{"path", st_path},       {"reset", st_reset},
                                    {"events", st_events},   {"inject", st_inject},
                                    {"live", st_live},       {"mil", st_mil},
                                    {"weights", st_weights}, {"files", st_files},
+                                   {"counts", st_counts},
                                    {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;

@@ -31,10 +31,35 @@ static pthread_mutex_t big = PTHREAD_MUTEX_INITIALIZER;
 void sin_lock(void) { pthread_mutex_lock(&big); }
 void sin_unlock(void) { pthread_mutex_unlock(&big); }
 
-/* ---- events ---- */
-static char **events;
-static size_t nevents, capevents;
+/* ---- events ----
+ * Bounded: the last EVENTS_KEPT events in a ring (what the specs read, oldest first), plus a count
+ * per kind (the event's first word) over everything since the last reset. Keeping every event
+ * grew without limit: 200,000 evals held 150 MB. */
+#define EVENTS_KEPT 8192
+#define EVENT_KINDS 128
+static char *events[EVENTS_KEPT];
+static size_t nevents;     /* events recorded since reset; the ring holds the last EVENTS_KEPT */
+static struct { char name[48]; size_t n; } kinds[EVENT_KINDS];
+static int nkinds;
 static FILE *log_file;
+
+static void count_kind(const char *ev) {
+    size_t len = strcspn(ev, " ");
+    if (len >= sizeof kinds[0].name) len = sizeof kinds[0].name - 1;
+    for (int i = 0; i < nkinds; i++)
+        if (strlen(kinds[i].name) == len && strncmp(kinds[i].name, ev, len) == 0) {
+            kinds[i].n++;
+            return;
+        }
+    if (nkinds < EVENT_KINDS - 1) { /* a new kind */
+        memcpy(kinds[nkinds].name, ev, len);
+        kinds[nkinds].name[len] = '\0';
+        kinds[nkinds++].n = 1;
+        return;
+    }
+    if (nkinds == EVENT_KINDS - 1) snprintf(kinds[nkinds++].name, sizeof kinds[0].name, "(other)");
+    kinds[EVENT_KINDS - 1].n++; /* the last slot counts every kind beyond the table */
+}
 
 void sin_record(const char *fmt, ...) {
     char buf[1024];
@@ -42,15 +67,14 @@ void sin_record(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    char *copy = strdup(buf);
+    if (!copy) abort();
     pthread_mutex_lock(&mu);
-    if (nevents == capevents) {
-        size_t cap = capevents ? capevents * 2 : 256;
-        char **v = realloc(events, cap * sizeof *v);
-        if (!v) abort();
-        events = v;
-        capevents = cap;
-    }
-    events[nevents++] = strdup(buf);
+    size_t slot = nevents % EVENTS_KEPT;
+    free(events[slot]);
+    events[slot] = copy;
+    nevents++;
+    count_kind(buf);
     if (log_file) {
         fprintf(log_file, "%s\n", buf);
         fflush(log_file);
@@ -163,8 +187,13 @@ int sin_refuse_external(void) { return refuse_now; }
 EXPORT void standin_reset(void);
 void standin_reset(void) {
     pthread_mutex_lock(&mu);
-    for (size_t i = 0; i < nevents; i++) free(events[i]);
+    for (size_t i = 0; i < EVENTS_KEPT; i++) {
+        free(events[i]);
+        events[i] = NULL;
+    }
     nevents = 0;
+    memset(kinds, 0, sizeof kinds);
+    nkinds = 0;
     nshots = 0;
     compile_limit = -1;
     perf_enabled = 0;
@@ -179,21 +208,47 @@ void standin_reset(void) {
     pthread_mutex_unlock(&mu);
 }
 
+/* How many events the ring holds (at most EVENTS_KEPT: the most recent ones). */
 EXPORT size_t standin_event_count(void);
 size_t standin_event_count(void) {
+    pthread_mutex_lock(&mu);
+    size_t n = nevents < EVENTS_KEPT ? nevents : EVENTS_KEPT;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+/* How many were recorded since the last reset (kept or not). */
+EXPORT size_t standin_event_total(void);
+size_t standin_event_total(void) {
     pthread_mutex_lock(&mu);
     size_t n = nevents;
     pthread_mutex_unlock(&mu);
     return n;
 }
 
-/* Copies event i into buf; returns 0, or -1 past the end. */
+/* Copies held event i (0 = the oldest held) into buf; returns 0, or -1 past the end. */
 EXPORT int standin_event(size_t i, char *buf, size_t n);
 int standin_event(size_t i, char *buf, size_t n) {
     int rc = -1;
     pthread_mutex_lock(&mu);
-    if (i < nevents) {
-        snprintf(buf, n, "%s", events[i]);
+    size_t held = nevents < EVENTS_KEPT ? nevents : EVENTS_KEPT;
+    if (i < held) {
+        snprintf(buf, n, "%s", events[(nevents - held + i) % EVENTS_KEPT]);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+/* Kind i of the per-kind counts since reset: its name into buf and its count into *count;
+ * returns 0, or -1 past the end. */
+EXPORT int standin_event_kind(int i, char *buf, size_t n, size_t *count);
+int standin_event_kind(int i, char *buf, size_t n, size_t *count) {
+    int rc = -1;
+    pthread_mutex_lock(&mu);
+    if (i >= 0 && i < nkinds) {
+        snprintf(buf, n, "%s", kinds[i].name);
+        *count = kinds[i].n;
         rc = 0;
     }
     pthread_mutex_unlock(&mu);
