@@ -44,7 +44,7 @@ end
 local SHAPES = {
   { name = "MHA, shared classifier", cfg = { dim = 32, hidden = 48, n_layers = 2, n_heads = 4, vocab = 48, seq = 32, shared_classifier = true } },
   { name = "GQA, unshared classifier", cfg = { dim = 32, hidden = 40, n_layers = 2, n_heads = 4, n_kv_heads = 2, vocab = 37, seq = 40, shared_classifier = false } },
-  { name = "Qwen2-style: GQA 4:1, q/k/v biases, half RoPE, theta 1e6", cfg = { dim = 32, hidden = 64, n_layers = 2, n_heads = 8, n_kv_heads = 2, vocab = 50, seq = 32, shared_classifier = true, arch = "qwen2", rope_theta = 1e6, norm_eps = 1e-6, bias = true } },
+  { name = "Qwen2-style: GQA 4:1, q/k/v biases, half RoPE, theta 1e6", cfg = { dim = 32, hidden = 64, n_layers = 2, n_heads = 8, n_kv_heads = 2, vocab = 50, seq = 32, shared_classifier = true, arch = "qwen2", rope_style = "half", rope_theta = 1e6, norm_eps = 1e-6, bias = true } },
 }
 
 describe("ane.llm greedy generation vs the plain reference (fp32)", function()
@@ -259,4 +259,87 @@ describe("ane.llm text streaming", function()
     for _, piece in m2:generate("x", { sampler = s2, max_tokens = 10 }) do text[#text + 1] = piece end
     assert.are.equal("ab", table.concat(text))
   end)
+end)
+
+-- Both file formats, written here from random weights, through llm.load.
+describe("ane.llm from files", function()
+  local H = require "helpers"
+
+  it("ane.atomic_write takes an array of many pieces (one per layer tensor, as an HF writer does)", function()
+    local dir = H.tmpdir()
+    local t = ane.rand({ 4, 8 }, { seed = 1, dtype = "fp32" })
+    local parts = {}
+    for i = 1, 200 do parts[i] = i % 2 == 0 and t[i % 4 + 1] or "x" end
+    ane.atomic_write(dir .. "/many.bin", parts)
+    assert.are.equal(100 * (1 + 32), #H.read(dir .. "/many.bin"))
+  end)
+
+  it("a llama2.c checkpoint (GQA, unshared classifier) decodes as the reference", function()
+    local cfg, w = tiny(SHAPES[2].cfg, 21)
+    local dir = H.tmpdir()
+    ane.llama2c.save(dir .. "/m.bin", cfg, w)
+    local m <close> = llm.load(dir .. "/m.bin", { precision = "fp32" })
+    assert.is_nil(m.tokenizer)
+    local prompt = { 1, 9, 4 }
+    assert.are.same(ref.greedy(ref.new(cfg, w), prompt, 12), greedy(m, prompt, 12))
+  end)
+
+  -- HF stores q/k rows for rotate-half RoPE; the reference runs those weights with half RoPE,
+  -- ane.hf reorders them to llama2.c's interleaved pairs: the two must agree.
+  local function write_hf(dir, cfg, w, arch)
+    local cjson = require "cjson"
+    local L = cfg.n_layers
+    local tensors = {}
+    local function add(name, t) tensors[#tensors + 1] = { name, t } end
+    add("model.embed_tokens.weight", w.embed)
+    add("model.norm.weight", w.rms_final)
+    if cfg.shared_classifier == false then add("lm_head.weight", w.wcls) end
+    local map = { rms_att = "input_layernorm.weight", rms_ffn = "post_attention_layernorm.weight",
+      wq = "self_attn.q_proj.weight", wk = "self_attn.k_proj.weight", wv = "self_attn.v_proj.weight",
+      wo = "self_attn.o_proj.weight", w1 = "mlp.gate_proj.weight", w3 = "mlp.up_proj.weight",
+      w2 = "mlp.down_proj.weight", bq = "self_attn.q_proj.bias", bk = "self_attn.k_proj.bias",
+      bv = "self_attn.v_proj.bias" }
+    for l = 1, L do
+      for k, hfname in pairs(map) do
+        if w[k] then add("model.layers." .. (l - 1) .. "." .. hfname, w[k][l]) end
+      end
+    end
+    table.sort(tensors, function(a, b) return a[1] < b[1] end)
+    local header, data, off = {}, {}, 0
+    for _, e in ipairs(tensors) do
+      local bytes = e[2]:bytes()
+      header[e[1]] = { dtype = "F32", shape = e[2]:shape(), data_offsets = { off, off + #bytes } }
+      data[#data + 1] = bytes
+      off = off + #bytes
+    end
+    local h = cjson.encode(header)
+    h = h .. string.rep(" ", (8 - #h % 8) % 8)
+    H.write(dir .. "/model.safetensors", string.pack("<I8", #h) .. h .. table.concat(data))
+    H.write(dir .. "/config.json", cjson.encode {
+      architectures = { arch == "qwen2" and "Qwen2ForCausalLM" or "LlamaForCausalLM" },
+      model_type = arch, hidden_size = cfg.dim, intermediate_size = cfg.hidden,
+      num_hidden_layers = L, num_attention_heads = cfg.n_heads, num_key_value_heads = cfg.n_kv_heads,
+      vocab_size = cfg.vocab, max_position_embeddings = cfg.seq, rms_norm_eps = cfg.norm_eps or 1e-5,
+      rope_theta = cfg.rope_theta or 10000.0, tie_word_embeddings = cfg.shared_classifier ~= false,
+      hidden_act = "silu", torch_dtype = "float32",
+    })
+  end
+
+  for _, case in ipairs {
+    { "Llama (GQA, untied)", { dim = 32, hidden = 40, n_layers = 2, n_heads = 4, n_kv_heads = 2, vocab = 37, seq = 64, shared_classifier = false, norm_eps = 1e-5 }, "llama" },
+    { "Qwen2 (biases, tied, theta 1e6)", { dim = 32, hidden = 64, n_layers = 2, n_heads = 8, n_kv_heads = 2, vocab = 50, seq = 64, shared_classifier = true, rope_theta = 1e6, norm_eps = 1e-6, bias = true }, "qwen2" },
+  } do
+    it("a Hugging Face directory: " .. case[1], function()
+      if not ane.hf then pending("ane.hf not in this build") return end
+      local cfg, w = tiny(case[2], 31)
+      local dir = H.tmpdir()
+      write_hf(dir, cfg, w, case[3])
+      local m <close> = llm.load(dir, { precision = "fp32" })
+      local rc = {}
+      for k, v in pairs(cfg) do rc[k] = v end
+      rc.rope_style = "half" -- the weights as written: HF's rotate-half convention
+      local prompt = { 1, 9, 4, 2 }
+      assert.are.same(ref.greedy(ref.new(rc, w), prompt, 12), greedy(m, prompt, 12))
+    end)
+  end
 end)

@@ -79,9 +79,12 @@ local function normalise(c, w)
   cfg.rope_theta = c.rope_theta or 10000.0
   cfg.norm_eps = c.norm_eps or 1e-5
   cfg.arch = c.arch or "llama2c"
-  -- llama2.c rotates interleaved pairs; Hugging Face checkpoints rotate halves (their q/k rows
-  -- are permuted for it), unless the reader says otherwise
-  cfg.rope_style = c.rope_style or ((cfg.arch == "llama2c") and "interleaved" or "half")
+  -- llama2.c rotates interleaved pairs, and ane.hf reorders Hugging Face q/k rows to match
+  -- (config.rope = "interleaved"); "half" (pairs (i, i + hd/2)) is there for weights as HF stores them
+  cfg.rope_style = c.rope_style or (type(c.rope) == "string" and c.rope) or "interleaved"
+  if cfg.rope_style ~= "interleaved" and cfg.rope_style ~= "half" then
+    error("llm: unknown RoPE style '" .. tostring(cfg.rope_style) .. "' (interleaved or half)", 3)
+  end
   cfg.qkv_bias = w.bq ~= nil
   cfg.shared_classifier = c.shared_classifier
   cfg.bos_id = c.bos_id
@@ -118,9 +121,11 @@ local function prepare_weights(w, fp16)
       for i = 1, s[1] do -- a layer at a time: the fp16 staging copy stays small
         local row = t[i]
         r[i]:copy(fp16 and row:clone("fp16") or row)
+        ane.nn.evict(row) -- a mapped checkpoint's pages leave RSS once copied
       end
     else
       r:copy(fp16 and t:clone("fp16") or t)
+      ane.nn.evict(t)
     end
     return r
   end
@@ -150,7 +155,7 @@ function M.new(config, weights, opts)
   if math.type(max_seq) ~= "integer" or max_seq < 1 then error("llm: max_seq must be a positive integer", 2) end
   local self = setmetatable({
     config = cfg, precision = prec, backend = opts.backend, threads = opts.threads,
-    max_seq = max_seq, pos = 0, kernels = {}, bufs = {}, masks = {},
+    max_seq = max_seq, pos = 0, kernels = {}, bufs = {},
     max_chunk = opts.max_chunk or 256,
     stats = { prefill_tokens = 0, prefill_s = 0, decode_tokens = 0, decode_s = 0, compile_s = 0 },
   }, Model)
@@ -199,8 +204,16 @@ function M.load(path, opts)
   if ok_lfs then isdir = lfs.attributes(path, "mode") == "directory" end
   if isdir then
     if not ane.hf then error("llm.load: this build has no Hugging Face reader (ane.hf)", 2) end
-    ckpt = ane.hf.load(path)
-    tokpath = opts.tokenizer or path
+    -- fp16 numerics: read the weights as fp16 (half the memory while they are rounded and copied)
+    ckpt = ane.hf.load(path, { dtype = (opts.precision or "fp16") == "fp16" and "fp16" or "fp32" })
+    tokpath = opts.tokenizer
+    for _, name in ipairs { "tokenizer.json", "tokenizer.bin" } do
+      local f = not tokpath and io.open(path .. "/" .. name, "rb")
+      if f then
+        f:close()
+        tokpath = path
+      end
+    end
   else
     if not ane.llama2c then error("llm.load: this build has no llama2.c reader (ane.llama2c)", 2) end
     ckpt = ane.llama2c.load(path)
@@ -218,7 +231,15 @@ function M.load(path, opts)
   for k, v in pairs(opts) do if k ~= "tokenizer" then o[k] = v end end
   local model = M.new(ckpt.config, ckpt.weights, o)
   model.checkpoint = model.precision == "fp32" and ckpt or nil -- fp32 kernels read its map
-  if tokpath and ane.tokenizer then model.tokenizer = ane.tokenizer.load(tokpath) end
+  ckpt = nil
+  collectgarbage("collect") -- fp16: the map / HF tensors go once their rounded copies exist
+  if tokpath and ane.tokenizer then
+    model.tokenizer = ane.tokenizer.load(tokpath, { vocab_size = model.config.vocab })
+    if model.tokenizer.vocab_size > model.config.vocab then
+      error(string.format("llm.load: the tokenizer has %d tokens, the model %d", model.tokenizer.vocab_size,
+        model.config.vocab), 2)
+    end
+  end
   return model
 end
 
@@ -230,7 +251,7 @@ function Model:_kernel(key, build)
   local k = self.kernels[key]
   if k then return k end
   local t0 = ane.now()
-  k = ane.compile(build(), { precision = "fp32", backend = self.backend, threads = self.threads })
+  k = ane.compile(build(), { precision = K.precision(self.config), backend = self.backend, threads = self.threads })
   k:load()
   self.stats.compile_s = self.stats.compile_s + (ane.now() - t0)
   self.kernels[key] = k
@@ -241,22 +262,16 @@ function Model:_buf(S)
   local b = self.bufs[S]
   if b then return b end
   local c = self.config
+  local h = c.head_dim // 2
   b = {
     x = ane.zeros({ S, c.dim }, "fp32"), y = ane.zeros({ S, c.dim }, "fp32"),
-    q = ane.zeros({ S, c.dim }, "fp32"), logits = ane.zeros({ S, c.vocab }, "fp32"),
+    q = ane.zeros({ S, c.dim }, "fp32"), k = ane.zeros({ S, c.kv_dim }, "fp32"),
+    v = ane.zeros({ S, c.kv_dim }, "fp32"), cos = ane.zeros({ S, h }, "fp32"),
+    sin = ane.zeros({ S, h }, "fp32"), logits = ane.zeros({ S, c.vocab }, "fp32"),
+    tabs = {},
   }
   self.bufs[S] = b
   return b
-end
-
-function Model:_mask(S, T)
-  local key = S * 65536 + T
-  local m = self.masks[key]
-  if not m then
-    m = ane.zeros({ S, T }, "fp32")
-    self.masks[key] = m
-  end
-  return m
 end
 
 local function tbucket(n, rows)
@@ -265,8 +280,40 @@ local function tbucket(n, rows)
   return t < rows and t or rows
 end
 
+-- The eval argument tables of every layer for chunk size S attending over T rows, built once:
+-- a decode step then creates no tensors or tables.
+function Model:_tables(b, S, T)
+  local t = b.tabs[T]
+  if t then return t end
+  local c = self.config
+  t = { mask = ane.zeros({ S, T }, "fp32") }
+  for l = 1, c.n_layers do
+    local lw = self.lw[l]
+    local x, y = b.x, b.y
+    if l % 2 == 0 then x, y = y, x end
+    lw.kT = lw.kT or {}
+    lw.vT = lw.vT or {}
+    lw.kT[T] = lw.kT[T] or lw.kc:sub(1, T)
+    lw.vT[T] = lw.vT[T] or lw.vc:sub(1, T)
+    local qin
+    if c.qkv_bias then
+      qin = { x, lw.rms_att, lw.wq, lw.wk, lw.wv, lw.bq, lw.bk, lw.bv, b.cos, b.sin }
+    else
+      qin = { x, lw.rms_att, lw.wq, lw.wk, lw.wv, b.cos, b.sin }
+    end
+    t[l] = {
+      qin = qin, qout = { b.q, b.k, b.v },
+      ain = { x, b.q, lw.kT[T], lw.vT[T], t.mask, lw.wo, lw.rms_ffn, lw.w1, lw.w2, lw.w3 }, aout = { y },
+    }
+  end
+  t.out = c.n_layers % 2 == 0 and b.x or b.y
+  b.tabs[T] = t
+  return t
+end
+
 -- Run n = #ids tokens at positions self.pos.. through the layers (one chunk, S a power of two
--- with pos + S <= rows); leaves the final hidden states in the chunk buffer's x rows 1..n.
+-- with pos + S <= rows); returns the buffer, S and the tensor [S, D] holding the final hidden
+-- states in rows 1..n.
 function Model:_chunk(ids, first, n)
   if self.closed then error("llm: model is closed", 3) end
   local c = self.config
@@ -274,35 +321,32 @@ function Model:_chunk(ids, first, n)
   local pos = self.pos
   local b = self:_buf(S)
   local embed = self.w.embed
+  local copy_rows = ane.nn.copy_rows
   for i = 1, n do
     local id = ids[first + i - 1]
     if math.type(id) ~= "integer" or id < 0 or id >= c.vocab then
       error(string.format("llm: token id %s out of range [0, %d)", tostring(id), c.vocab), 3)
     end
-    b.x[i]:copy(embed[id + 1])
+    copy_rows(b.x, i - 1, embed, id)
   end
-  local T = tbucket(pos + S, self.rows)
-  local kq = self:_kernel("qkv:" .. S, function() return K.qkv(c, S) end)
-  local ka = self:_kernel("attn:" .. S .. ":" .. T, function() return K.attn_ffn(c, S, T) end)
-  local mask = ane.nn.causal_mask(self:_mask(S, T), pos)
-  local cos, sin = self.cos:sub(pos + 1, pos + S), self.sin:sub(pos + 1, pos + S)
-  local x, y = b.x, b.y
-  local qin, aout = {}, { y }
+  local T = tbucket(pos + n, self.rows) -- padded rows past it see every column: harmless
+  local kq = self.kernels["qkv:" .. S] or self:_kernel("qkv:" .. S, function() return K.qkv(c, S) end)
+  local akey = "attn:" .. S .. ":" .. T
+  local ka = self.kernels[akey] or self:_kernel(akey, function() return K.attn_ffn(c, S, T) end)
+  local tabs = self:_tables(b, S, T)
+  ane.nn.causal_mask(tabs.mask, pos)
+  copy_rows(b.cos, 0, self.cos, pos, S)
+  copy_rows(b.sin, 0, self.sin, pos, S)
+  local lws = self.lw
   for l = 1, c.n_layers do
-    local lw = self.lw[l]
-    if c.qkv_bias then
-      qin = { x, lw.rms_att, lw.wq, lw.wk, lw.wv, lw.bq, lw.bk, lw.bv, cos, sin }
-    else
-      qin = { x, lw.rms_att, lw.wq, lw.wk, lw.wv, cos, sin }
-    end
-    kq:eval(qin, { b.q, lw.kc:sub(pos + 1, pos + S), lw.vc:sub(pos + 1, pos + S) })
-    aout[1] = y
-    ka:eval({ x, b.q, lw.kc:sub(1, T), lw.vc:sub(1, T), mask, lw.wo, lw.rms_ffn, lw.w1, lw.w2, lw.w3 }, aout)
-    x, y = y, x
+    local t, lw = tabs[l], lws[l]
+    kq:eval(t.qin, t.qout)
+    copy_rows(lw.kc, pos, b.k, 0, n) -- only the real rows: padding never reaches the cache
+    copy_rows(lw.vc, pos, b.v, 0, n)
+    ka:eval(t.ain, t.aout)
   end
-  b.x, b.y = x, y
   self.pos = pos + n
-  return b, S
+  return b, S, tabs.out
 end
 
 -- Feed ids (array of 0-based ids) at the current position in chunks; returns the buffer and row
@@ -315,28 +359,32 @@ function Model:_feed(ids, all_logits)
   end
   local out = all_logits and ane.zeros({ n, self.config.vocab }, "fp32") or nil
   local done = 0
-  local b, S, take
+  local b, S, take, hid
   while done < n do
     local room = pow2floor(self.rows - self.pos)
     take = math.min(n - done, self.max_chunk, room)
     take = math.min(take, pow2floor(math.min(self.max_chunk, room)))
-    b, S = self:_chunk(ids, done + 1, take)
+    b, S, hid = self:_chunk(ids, done + 1, take)
     if out then
       local kh = self:_kernel("head:" .. S, function() return K.head(self.config, S) end)
-      kh:eval({ b.x, self.w.rms_final, self.w.wcls }, { b.logits })
-      for i = 1, take do out[done + i]:copy(b.logits[i]) end
+      kh:eval({ hid, self.w.rms_final, self.w.wcls }, { b.logits })
+      ane.nn.copy_rows(out, done, b.logits, 0, take)
     end
     done = done + take
   end
-  return b, take, out
+  return hid, take, out
 end
 
--- Logits [1, V] of row r of buffer b (the last position fed).
-function Model:_last_logits(b, r)
-  local kh = self:_kernel("head:1", function() return K.head(self.config, 1) end)
+-- Logits [1, V] of row r of hidden states hid (the last position fed).
+function Model:_last_logits(hid, r)
+  local kh = self.kernels["head:1"] or self:_kernel("head:1", function() return K.head(self.config, 1) end)
   local one = self:_buf(1)
-  local x = b.x[r]:reshape({ 1, self.config.dim })
-  kh:eval({ x, self.w.rms_final, self.w.wcls }, { one.logits })
+  if not one.last then one.last = ane.zeros({ 1, self.config.dim }, "fp32") end
+  local x = one.last
+  ane.nn.copy_rows(x, 0, hid, r - 1)
+  one.headin = one.headin or { x, self.w.rms_final, self.w.wcls }
+  one.headout = one.headout or { one.logits }
+  kh:eval(one.headin, one.headout)
   return one.logits
 end
 
@@ -399,7 +447,9 @@ function Model:generate(prompt, opts)
   local ids
   if type(prompt) == "string" then
     if not tok then error("generate: a text prompt needs a tokenizer (model.tokenizer)", 2) end
-    ids = tok:encode(prompt, { bos = opts.bos ~= false, eos = false })
+    local bos = opts.bos
+    if bos == nil then bos = tok.add_bos ~= false end
+    ids = tok:encode(prompt, { bos = bos, eos = false })
   elseif type(prompt) == "table" then
     ids = prompt
   else
@@ -511,7 +561,7 @@ function Model:close()
   self.closed = true
   for _, k in pairs(self.kernels) do pcall(k.close, k) end
   self.kernels = {}
-  self.bufs, self.masks, self.lw, self.w = {}, {}, {}, {}
+  self.bufs, self.lw, self.w = {}, {}, {}
   self.kc, self.vc, self.checkpoint = nil, nil, nil
 end
 Model.__close = Model.close

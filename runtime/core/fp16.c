@@ -78,13 +78,25 @@ static atomic_int simd_off;
 #ifdef FP16_X86
 /* CPUID leaf 1 (ECX: OSXSAVE 27, AVX 28, F16C 29) and XCR0 (the OS saves XMM and YMM state).
  * Read directly: clang before 15 has no "f16c" in __builtin_cpu_supports. */
-static int have_f16c(void) {
+static int probe_f16c(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     if ((c & (7u << 27)) != (7u << 27)) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (lo & 6u) == 6u;
+}
+
+/* Probed once: CPUID traps to the hypervisor in a VM (tens of microseconds on a loaded host),
+ * and every fp16 conversion and rounding pass asks. */
+static int have_f16c(void) {
+    static atomic_int known = -1;
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    if (v < 0) {
+        v = probe_f16c();
+        atomic_store_explicit(&known, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 __attribute__((target("avx,f16c"))) static void from_f32_f16c(uint16_t *dst, const float *src, size_t n) {

@@ -37,6 +37,9 @@ static int f_atomic_write(lua_State *L) {
         ptr[0] = lua_tolstring(L, 2, &len[0]);
         locks[0] = NULL;
     } else {
+        /* every piece stays on the stack: make room (an array of 80 tensors overflowed it) */
+        if (n > 1000000) luaL_argerror(L, 2, "too many pieces");
+        luaL_checkstack(L, (int)n + 8, "too many pieces");
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, 2, i); /* stays on the stack: keeps the string alive */
             size_t k = (size_t)(i - 1);

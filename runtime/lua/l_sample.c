@@ -2,8 +2,12 @@
  * side of inference (runtime/nn/sample.c) on ane.Tensor logits. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../core/storage.h"
+#include "../nn/membw.h"
 #include "../nn/sample.h"
 #include "lane.h"
 
@@ -165,6 +169,73 @@ static int n_causal_mask(lua_State *L) {
     return 1;
 }
 
+/* ane.nn.stream_read(t [, threads = 2]) -> seconds: one read of t's bytes over threads (the
+ * memory-bandwidth probe of the inference benchmark). */
+static int n_stream_read(lua_State *L) {
+    tensor *t = lane_checktensor(L, 1);
+    lua_Integer th = luaL_optinteger(L, 2, 2);
+    if (th < 1 || th > 64) return luaL_argerror(L, 2, "threads must be in [1, 64]");
+    ane_error e;
+    err_clear(&e);
+    if (storage_lock(t->st, 1, &e)) return lane_error(L, &e);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    volatile uint64_t sum = nn_stream_read(tensor_data(t), tensor_nbytes(t), (int)th);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    (void)sum;
+    storage_unlock(t->st, 1);
+    lua_pushnumber(L, (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec));
+    return 1;
+}
+
+/* ane.nn.copy_rows(dst, drow, src, srow [, n = 1]): rows are the first axis (0-based here, as
+ * the token positions they hold); dst and src must have the same dtype and row width. The
+ * KV-cache and embedding moves of decode without a view per call. */
+static int n_copy_rows(lua_State *L) {
+    tensor *d = lane_checktensor(L, 1);
+    lua_Integer dr = luaL_checkinteger(L, 2);
+    tensor *s = lane_checktensor(L, 3);
+    lua_Integer sr = luaL_checkinteger(L, 4);
+    lua_Integer n = luaL_optinteger(L, 5, 1);
+    if (d->dt != s->dt) return luaL_argerror(L, 3, "dtype differs from dst");
+    int64_t dw = d->rank ? tensor_numel(d) / d->shape[0] : 1, sw = s->rank ? tensor_numel(s) / s->shape[0] : 1;
+    if (dw != sw) return luaL_error(L, "copy_rows: row widths differ (%I vs %I elements)", (lua_Integer)dw, (lua_Integer)sw);
+    int64_t dn = d->rank ? d->shape[0] : 1, sn = s->rank ? s->shape[0] : 1;
+    if (n < 0 || dr < 0 || sr < 0 || dr + n > dn || sr + n > sn)
+        return luaL_error(L, "copy_rows: rows [%I, %I) of dst (%I rows) or [%I, %I) of src (%I rows) out of range",
+                          dr, dr + n, (lua_Integer)dn, sr, sr + n, (lua_Integer)sn);
+    ane_error e;
+    err_clear(&e);
+    if (storage_lock(s->st, 1, &e)) return lane_error(L, &e);
+    if (storage_lock(d->st, 0, &e)) {
+        storage_unlock(s->st, 1);
+        return lane_error(L, &e);
+    }
+    size_t row = (size_t)dw * dtype_size(d->dt);
+    memmove((char *)tensor_data(d) + (size_t)dr * row, (const char *)tensor_data(s) + (size_t)sr * row, (size_t)n * row);
+    storage_unlock(d->st, 0);
+    storage_unlock(s->st, 1);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ane.nn.evict(t) -> bytes: drop the resident pages of a file-mapped tensor (storage kind
+ * "mmap", read-only use) from this process: they are read again from the file if touched. Other
+ * storages are left alone (0). For loaders that copy a checkpoint once and want RSS to stay at
+ * one copy. */
+static int n_evict(lua_State *L) {
+    tensor *t = lane_checktensor(L, 1);
+    lua_Integer done = 0;
+    if (t->st && t->st->ops && t->st->ops->kind && strcmp(t->st->ops->kind, "mmap") == 0 && t->st->data) {
+        long pg = sysconf(_SC_PAGESIZE);
+        uintptr_t a = (uintptr_t)tensor_data(t), b = a + tensor_nbytes(t);
+        uintptr_t lo = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), hi = b & ~((uintptr_t)pg - 1);
+        if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) done = (lua_Integer)(hi - lo);
+    }
+    lua_pushinteger(L, done);
+    return 1;
+}
+
 void lane_open_sample(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"sample", s_sample}, {"accept", s_accept}, {"reset", s_reset}, {"coin", s_coin},
@@ -172,7 +243,9 @@ void lane_open_sample(lua_State *L) {
     static const luaL_Reg meta[] = {{"__gc", s_release}, {"__close", s_release}, {"__tostring", s_tostring}, {NULL, NULL}};
     lane_newclass(L, LANE_SAMPLER, methods, meta);
     static const luaL_Reg fns[] = {
-        {"sampler", s_new}, {"argmax", n_argmax}, {"causal_mask", n_causal_mask}, {NULL, NULL}};
+        {"sampler", s_new}, {"argmax", n_argmax}, {"causal_mask", n_causal_mask},
+        {"stream_read", n_stream_read}, {"copy_rows", n_copy_rows}, {"evict", n_evict},
+        {NULL, NULL}};
     /* ane.nn is shared with the training kernels' bindings: reuse the table when it exists */
     if (lua_getfield(L, -1, "nn") != LUA_TTABLE) {
         lua_pop(L, 1);

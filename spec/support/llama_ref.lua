@@ -48,7 +48,7 @@ function R.new(config, weights)
   c.kv_dim = c.hd * c.n_kv_heads
   c.eps = c.norm_eps or 1e-5
   c.theta = c.rope_theta or 10000.0
-  c.rope_style = c.rope_style or ((c.arch or "llama2c") == "llama2c" and "interleaved" or "half")
+  c.rope_style = c.rope_style or (type(c.rope) == "string" and c.rope) or "interleaved"
   local w = {}
   for name, t in pairs(weights) do w[name] = rows(t) end
   w.wcls = w.wcls or w.embed

@@ -14,17 +14,29 @@
 -- Causal attention is matmul + additive mask + softmax (the ANE ignores an SDPA mask); GQA
 -- groups the query heads of one KV head into one batched matmul.
 --
--- Precision: the programs are fp32 throughout and compiled with precision = "fp32", so weight
--- inputs are read in place (no per-eval conversion). cfg.fp16 = true rounds every op's result
--- through fp16 (cast to fp16 and back), which with fp16-valued weights reproduces the ANE's
--- numerics (mil-reference.md 7.3: each op computes in fp32 and rounds its result once).
+-- Precision: the programs are fp32 throughout. cfg.fp16 = true means they are compiled with
+-- precision = "fp16" (every op rounds its result to fp16, mil-reference.md 7.3) and every input
+-- is read through cast(x, "fp32"): an exact cast, which the CPU backend plans as a view, so the
+-- input (weights included) is read in place instead of being rounded into a copy on every eval.
+-- The caller passes fp16-valued data (weights rounded once at load), so nothing is lost.
+-- Compile with M.precision(cfg).
 local mil = require "ane.mil"
 
 local M = {}
 
-local function rounder(f, fp16)
-  if not fp16 then return function(v) return v end end
-  return function(v) return f:cast(f:cast(v, "fp16"), "fp32") end
+function M.precision(cfg) return cfg.fp16 and "fp16" or "fp32" end
+
+local function rounder() return function(v) return v end end
+
+-- The function's inputs ({name, shape} in order) by name; in fp16 mode each read through an
+-- exact cast (above). MIL wants every input declared before the first op.
+local function inputs(f, cfg, list)
+  local v = {}
+  for _, e in ipairs(list) do v[e[1]] = f:input(e[1], "fp32", e[2]) end
+  if cfg.fp16 then
+    for _, e in ipairs(list) do v[e[1]] = f:cast(v[e[1]], "fp32") end
+  end
+  return v
 end
 
 -- y = x Wᵀ (+ b)
@@ -63,20 +75,15 @@ function M.qkv(cfg, S)
   local D, KV, hd = cfg.dim, cfg.kv_dim, cfg.head_dim
   local p = mil.program {}
   local f = p:func("main")
-  local R = rounder(f, cfg.fp16)
-  local x = f:input("x", "fp32", { S, D })
-  local rms = f:input("rms_att", "fp32", { D })
-  local wq = f:input("wq", "fp32", { D, D })
-  local wk = f:input("wk", "fp32", { KV, D })
-  local wv = f:input("wv", "fp32", { KV, D })
-  local bq, bk, bv
+  local R = rounder()
+  local list = { { "x", { S, D } }, { "rms_att", { D } }, { "wq", { D, D } }, { "wk", { KV, D } }, { "wv", { KV, D } } }
   if cfg.qkv_bias then
-    bq = f:input("bq", "fp32", { D })
-    bk = f:input("bk", "fp32", { KV })
-    bv = f:input("bv", "fp32", { KV })
+    for _, e in ipairs { { "bq", { D } }, { "bk", { KV } }, { "bv", { KV } } } do list[#list + 1] = e end
   end
-  local cos = f:input("cos", "fp32", { S, hd // 2 })
-  local sin = f:input("sin", "fp32", { S, hd // 2 })
+  list[#list + 1] = { "cos", { S, hd // 2 } }
+  list[#list + 1] = { "sin", { S, hd // 2 } }
+  local I = inputs(f, cfg, list)
+  local x, rms, wq, wk, wv, bq, bk, bv, cos, sin = I.x, I.rms_att, I.wq, I.wk, I.wv, I.bq, I.bk, I.bv, I.cos, I.sin
   local xn = rmsnorm(f, R, x, rms, cfg.norm_eps)
   local q = proj(f, R, xn, wq, bq)
   local k = proj(f, R, xn, wk, bk)
@@ -92,17 +99,11 @@ function M.attn_ffn(cfg, S, T)
   local nkv, G = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads
   local p = mil.program {}
   local f = p:func("main")
-  local R = rounder(f, cfg.fp16)
-  local x = f:input("x", "fp32", { S, D })
-  local q = f:input("q", "fp32", { S, D })
-  local kc = f:input("kc", "fp32", { T, KV })
-  local vc = f:input("vc", "fp32", { T, KV })
-  local mask = f:input("mask", "fp32", { S, T })
-  local wo = f:input("wo", "fp32", { D, D })
-  local rms = f:input("rms_ffn", "fp32", { D })
-  local w1 = f:input("w1", "fp32", { H, D })
-  local w2 = f:input("w2", "fp32", { D, H })
-  local w3 = f:input("w3", "fp32", { H, D })
+  local R = rounder()
+  local I = inputs(f, cfg, { { "x", { S, D } }, { "q", { S, D } }, { "kc", { T, KV } }, { "vc", { T, KV } },
+    { "mask", { S, T } }, { "wo", { D, D } }, { "rms_ffn", { D } }, { "w1", { H, D } }, { "w2", { D, H } },
+    { "w3", { H, D } } })
+  local x, q, kc, vc, mask, wo, rms, w1, w2, w3 = I.x, I.q, I.kc, I.vc, I.mask, I.wo, I.rms_ffn, I.w1, I.w2, I.w3
   -- q [S, D] -> [nkv, G*S, hd]: the query heads sharing one KV head in one batch
   local qh = f:reshape(f:transpose(f:reshape(q, { S, nkv, G, hd }), { 1, 2, 0, 3 }), { nkv, G * S, hd })
   local kh = f:transpose(f:reshape(kc, { T, nkv, hd }), { 1, 0, 2 })
@@ -126,10 +127,9 @@ function M.head(cfg, S)
   local D, V = cfg.dim, cfg.vocab
   local p = mil.program {}
   local f = p:func("main")
-  local R = rounder(f, cfg.fp16)
-  local x = f:input("x", "fp32", { S, D })
-  local rms = f:input("rms_final", "fp32", { D })
-  local w = f:input("wcls", "fp32", { V, D })
+  local R = rounder()
+  local I = inputs(f, cfg, { { "x", { S, D } }, { "rms_final", { D } }, { "wcls", { V, D } } })
+  local x, rms, w = I.x, I.rms_final, I.wcls
   local xn = rmsnorm(f, R, x, rms, cfg.norm_eps)
   f:output(f:identity(proj(f, R, xn, w), { name = "logits" }))
   return p

@@ -52,6 +52,7 @@ typedef struct cpu_val {
     int nuse;            /* consumers among the planned nodes */
     int only_softmax;    /* every consumer is a softmax (strict: -inf is harmless there) */
     int skip_round;      /* fp16 result read only by the output conversion, which rounds anyway */
+    int exact_cast;      /* a view made by a cast into fp32 (no value changes) */
     const char *name;
 } cpu_val;
 

@@ -410,6 +410,14 @@ int cpu_plan_elementwise(cpu_planner *P, const mil_op *op) {
 
     /* unary family */
     if ((rc = need(P, op, "x", &x))) return rc;
+    if (op->kind == MIL_OP_cast && !P->pl->opts.strict && V[out].dt == MIL_FP32 &&
+        cpu_is_float(V[x].dt) && V[out].n == V[x].n) {
+        /* A cast into fp32 from a float changes no value (exact, 7.3 rule 3; elements are fp32
+         * here): a view. Reading a function input through it keeps the input read in place. */
+        cpu_make_view(P, out, x, 0);
+        V[out].exact_cast = 1;
+        return 0;
+    }
     un_p *p = calloc(1, sizeof *p);
     if (!p) return cpu_op_error(P, op, ERR_NOMEM, "out of memory");
     p->k = op->kind;

@@ -259,6 +259,7 @@ void cpu_make_view(cpu_planner *P, int v, int src, int64_t off) {
     d->kind = CV_VIEW;
     d->root = s->root;
     d->off = s->off + off;
+    d->exact_cast |= s->exact_cast; /* a reshape of an exact cast still reads through it */
 }
 
 static void node_free(cpu_node *nd) {
@@ -597,7 +598,8 @@ static int memory_plan(cpu_planner *P) {
             for (int n = 0; n < pl->nnodes && direct; n++)
                 for (int k = 0; k < pl->nodes[n].nin; k++) {
                     int u = pl->nodes[n].in[k];
-                    if (u >= 0 && V[u].root == v && pl->nodes[n].kind != MIL_OP_cast) direct = 0;
+                    if (u >= 0 && V[u].root == v && pl->nodes[n].kind != MIL_OP_cast && !V[u].exact_cast)
+                        direct = 0;
                 }
         }
         pl->in_direct[i] = direct;
