@@ -18,8 +18,12 @@ local ane = require "ane"
 
 local M = {}
 
+-- fp16 tolerance: the ANE computes in fp16; the cpu backend rounds through fp16 too, but
+-- accumulation order differs.
 local TOL = { abs = 2e-2, rel = 2e-2 }
+M.TOL = TOL
 
+-- max |a - b| and the count of elements outside TOL (b is the reference)
 local function max_diff(a, b)
   local n = a:numel()
   local ta = { string.unpack(string.rep("<f", n), a:clone("fp32"):bytes()) }
@@ -32,6 +36,7 @@ local function max_diff(a, b)
   end
   return worst, bad
 end
+M.compare = max_diff
 
 -- ---------------------------------------------------------------- programs
 local CONV = [[

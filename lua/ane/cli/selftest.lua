@@ -8,9 +8,9 @@
 -- 3 the backend is unavailable here (the report says why).
 local ane = require "ane"
 
--- fp16 tolerance: the ANE computes in fp16; the cpu backend rounds through fp16 too, but
--- accumulation order differs (mil-reference numerics).
-local TOL = { abs = 2e-2, rel = 2e-2 }
+-- The ane-vs-cpu comparison and its fp16 tolerance are the first-run report's (ane.firstrun).
+local firstrun = require "ane.firstrun"
+local TOL, compare = firstrun.TOL, firstrun.compare
 
 local function write(path, s)
   local f = assert(io.open(path, "wb"))
@@ -74,17 +74,6 @@ end
 
 local function now() return os.clock() end -- CPU seconds; wall time from the kernel stats below
 
-local function compare(a, b)
-  local n, worst, bad = a:numel(), 0, 0
-  local fa, fb = a:clone("fp32"), b:clone("fp32")
-  local ta, tb = { string.unpack(string.rep("<f", n), fa:bytes()) }, { string.unpack(string.rep("<f", n), fb:bytes()) }
-  for i = 1, n do
-    local d = math.abs(ta[i] - tb[i])
-    if d > worst then worst = d end
-    if d > TOL.abs + TOL.rel * math.abs(tb[i]) then bad = bad + 1 end
-  end
-  return worst, bad
-end
 
 local function run_case(c, backend, dir, evals, x)
   local r = { backend = backend }
@@ -138,7 +127,6 @@ return function(args)
     if a == "--report" or a == "--case" then
       local ok, v = pcall(value)
       if not ok then return v end
-      local firstrun = require("ane.firstrun")
       return a == "--report" and firstrun.report(v) or firstrun.child(v)
     elseif a == "-h" or a == "--help" then
       io.stdout:write(USAGE)
